@@ -1,0 +1,50 @@
+# chatire: `make run` starts the daemon, `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat setup.py | cksum | cut -d' ' -f1)
+LISTEN ?= tcp:8000:interface=127.0.0.1
+DB ?= sqlite:///chatire.db
+BUS ?= memory://
+
+.PHONY: run test lint typecheck pytest services browser bench soak clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(STAMP): $(VENV)/bin/python setup.py
+	$(PY) -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/twistd --help | grep -q chatire
+	$(VENV)/bin/twistd -n --pidfile= chatire --listen '$(LISTEN)' --db '$(DB)' --bus '$(BUS)'
+
+services:
+	bash .ci/ensure-services
+
+browser:
+	bash .ci/ensure-browser
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check chatire tests bench twisted setup.py
+	$(VENV)/bin/mypy
+
+pytest: $(STAMP)
+	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+
+test: $(STAMP) services browser
+	$(VENV)/bin/twistd --help | grep -q chatire
+	$(MAKE) lint
+	$(MAKE) pytest
+
+bench: $(STAMP) services
+	$(PY) -m bench all --short
+
+soak: $(STAMP) services
+	$(PY) -m pytest -q tests/soak --soak
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

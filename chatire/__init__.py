@@ -1,0 +1,3 @@
+"""chatire: a realtime chat server on Twisted."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,23 @@
+"""Message buses: how committed messages travel between daemons (IBus)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from twisted.internet.interfaces import IReactorTime
+
+from chatire.interfaces import IBus
+
+
+def bus_from_url(url: str, reactor: IReactorTime) -> IBus:
+    """The bus a ``--bus`` URL names: ``memory://`` or ``amqp://...``."""
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        from chatire.bus.memory import MemoryBus
+
+        return MemoryBus(reactor)
+    if scheme in ("amqp", "amqps"):
+        from chatire.bus.amqp import AMQPBus
+
+        return AMQPBus(url, reactor)
+    raise ValueError(f"--bus: unsupported URL scheme {scheme!r} (use memory:// or amqp://)")

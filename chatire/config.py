@@ -1,0 +1,111 @@
+"""The daemon's configuration: one frozen value built from options or environment."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import attrs
+
+DEFAULT_LISTEN = "tcp:8000:interface=127.0.0.1"
+
+
+@attrs.frozen
+class Config:
+    """Everything the daemon needs to know, with PROTOCOL.md's defaults."""
+
+    listen: tuple[str, ...] = (DEFAULT_LISTEN,)
+    db: str = "sqlite:///chatire.db"
+    bus: str = "memory://"
+    max_message_chars: int = 4000
+    max_body_bytes: int = 65536
+    max_frame_bytes: int = 65536
+    send_rate: float = 10.0
+    send_burst: int = 50
+    login_failures: int = 5
+    max_connections: int = 50000
+    ping_interval: float = 30.0
+    ping_timeout: float = 10.0
+    slow_reader_bytes: int = 1048576
+    token_lifetime: int = 2592000
+    allowed_origin: tuple[str, ...] = ()
+    auth_timeout: float = 10.0
+    metrics_listen: tuple[str, ...] = ()
+    shutdown_timeout: float = 10.0
+    log_format: str = "text"
+    web_root: str = ""
+
+
+#: (name, type, help) of every option that takes one value; the names are the
+#: ``--option`` spellings of PROTOCOL.md, ``-`` for ``_``.
+SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
+    ("db", str, "store URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB"),
+    ("bus", str, "bus URL: memory:// or amqp://USER:PASS@HOST:PORT/VHOST"),
+    ("max-message-chars", int, "longest message, in characters, after stripping"),
+    ("max-body-bytes", int, "largest HTTP request body; past it 413"),
+    ("max-frame-bytes", int, "largest WebSocket frame or message; past it close 1009"),
+    ("send-rate", float, "messages a second per user (token bucket); 0 turns it off"),
+    ("send-burst", int, "burst size of the per-user send bucket"),
+    ("login-failures", int, "failed sign-ins per username per minute before 429"),
+    ("max-connections", int, "open WebSocket connections per daemon; past it 503"),
+    ("ping-interval", float, "seconds between server pings; 0 turns pings off"),
+    ("ping-timeout", float, "seconds a pong may take before the socket is dropped"),
+    ("slow-reader-bytes", int, "bytes waiting for one socket before close 4008"),
+    ("token-lifetime", int, "seconds a bearer token stays valid"),
+    ("auth-timeout", float, "seconds a socket has to authenticate"),
+    ("shutdown-timeout", float, "seconds a graceful stop may take"),
+    ("log-format", str, "text or json (one JSON object a line)"),
+    ("web-root", str, "folder of the browser UI (default: the packaged web/)"),
+)
+
+#: Options that may be given more than once.
+MULTI_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("listen", "endpoint string to serve HTTP + WebSocket on; repeatable"),
+    ("allowed-origin", "an Origin allowed to open sockets; repeatable"),
+    ("metrics-listen", "endpoint string for a separate /metrics listener; repeatable"),
+)
+
+
+def attribute(option: str) -> str:
+    """The Config field of a ``--option`` name."""
+    return option.replace("-", "_")
+
+
+def from_mapping(values: Mapping[str, Any]) -> Config:
+    """Build a Config from already-typed option values (missing ones default)."""
+    fields = {f.name for f in attrs.fields(Config)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        name = attribute(key)
+        if name not in fields or value is None:
+            continue
+        if isinstance(value, list):
+            value = tuple(value)
+            if not value:
+                continue
+        kwargs[name] = value
+    return Config(**kwargs)
+
+
+def from_environment(environ: Mapping[str, str]) -> Config:
+    """Build a Config from ``CHATIRE_*`` variables; repeatable ones split on commas."""
+    values: dict[str, Any] = {}
+    for option, kind, _ in SCALAR_OPTIONS:
+        raw = environ.get("CHATIRE_" + attribute(option).upper())
+        if raw is not None:
+            values[option] = parse_value(option, kind, raw)
+    for option, _ in MULTI_OPTIONS:
+        raw = environ.get("CHATIRE_" + attribute(option).upper())
+        if raw:
+            values[option] = [part.strip() for part in raw.split(",") if part.strip()]
+    return from_mapping(values)
+
+
+def parse_value(option: str, kind: type, raw: str) -> Any:
+    """Convert one option's text to its type, refusing negatives with a clear message."""
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"--{option}: expected {kind.__name__}, got {raw!r}") from None
+    if isinstance(value, (int, float)) and value < 0:
+        raise ValueError(f"--{option}: must not be negative, got {raw!r}")
+    return value

@@ -1,0 +1,117 @@
+"""The two seams of the daemon: where messages are kept (IStore) and how they travel (IBus)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable
+
+from twisted.internet.defer import Deferred
+from zope.interface import Attribute, Interface
+
+# ruff: noqa: N805  (zope interfaces declare methods without self)
+
+
+class IStore(Interface):
+    """Durable state: users, tokens, chats, members, messages.
+
+    Every method returns a Deferred; a lost connection fails it with
+    ``chatire.errors.Unavailable``.
+    """
+
+    def start() -> Deferred[None]:
+        """Connect and apply the schema migrations."""
+
+    def stop() -> Deferred[None]:
+        """Close every connection."""
+
+    def ping() -> Deferred[None]:
+        """Succeed when the store answers a trivial query."""
+
+    def create_user(username: str, password_hash: str, display_name: str,
+                    now: datetime) -> Deferred[object]:
+        """Insert a user; fire with the ``User``, or fail with ``Conflict``."""
+
+    def find_login(username: str) -> Deferred[object]:
+        """Fire with ``(User, password_hash)`` by case-insensitive name, or ``None``."""
+
+    def set_password_hash(user_id: int, password_hash: str) -> Deferred[None]:
+        """Replace a user's password hash."""
+
+    def add_token(user_id: int, token_hash: bytes, expires_at: datetime) -> Deferred[None]:
+        """Record a new bearer token by its hash."""
+
+    def user_for_token(token_hash: bytes, now: datetime) -> Deferred[object]:
+        """Fire with the ``User`` of a live token, or ``None``."""
+
+    def delete_token(token_hash: bytes) -> Deferred[None]:
+        """Revoke one token."""
+
+    def delete_user_tokens(user_id: int) -> Deferred[int]:
+        """Revoke every token of a user; fire with how many."""
+
+    def create_chat(uri: str, title: str, owner_id: int, now: datetime) -> Deferred[object]:
+        """Create a chat with its owner as first member; fire with the ``Chat``."""
+
+    def get_chat(uri: str) -> Deferred[object]:
+        """Fire with the ``Chat`` or ``None``."""
+
+    def list_chats(user_id: int) -> Deferred[object]:
+        """Fire with the user's chats as a list, latest activity first."""
+
+    def members(chat_id: int) -> Deferred[object]:
+        """Fire with the chat's members as a list of ``User``, by join order."""
+
+    def is_member(chat_id: int, user_id: int) -> Deferred[bool]:
+        """Fire with whether the user is a member of the chat."""
+
+    def add_member(chat_id: int, user_id: int, now: datetime) -> Deferred[None]:
+        """Make the user a member (idempotent)."""
+
+    def remove_member(chat_id: int, user_id: int) -> Deferred[bool]:
+        """End a membership; fire with whether there was one."""
+
+    def append_messages(chat: object, posts: list[object],
+                        now: datetime) -> Deferred[object]:
+        """Store ``Post`` values of members in one transaction, in order.
+
+        Fires with one ``Appended`` per post: the stored message and whether
+        this call created it (False for a repeated ``client_id``). A post whose
+        author is no longer a member gets ``Forbidden`` in its place.
+        """
+
+    def history(chat: object, after: int | None, before: int | None,
+                limit: int) -> Deferred[object]:
+        """Fire with a ``Page``: seq > after, or seq < before, or the latest."""
+
+    def last_seqs(chat_uris: list[str]) -> Deferred[object]:
+        """Fire with ``{uri: last_seq}`` for the chats that exist."""
+
+
+#: ``handler(chat_uri, seq, payload, ack)``: a message arrived from the bus.
+BusHandler = Callable[[str, int, bytes, Callable[[], None]], None]
+
+
+class IBus(Interface):
+    """Carries committed messages between daemons, one fanout per chat."""
+
+    connected = Attribute("True while the bus can publish and receive.")
+
+    def start(on_message: BusHandler, on_reconnect: Callable[[], None]) -> None:
+        """Connect (and keep reconnecting); ``on_reconnect`` runs after each
+        (re)connection once the followed chats are bound again."""
+
+    def stop() -> Deferred[None]:
+        """Disconnect and stop reconnecting."""
+
+    def publish(chat_uri: str, seq: int, payload: bytes) -> Deferred[None]:
+        """Send a message to every node following the chat.
+
+        Fires when the broker confirmed it; a failure is for logging only, the
+        followers heal it from the store.
+        """
+
+    def follow(chat_uri: str) -> None:
+        """Receive the chat's messages on this node."""
+
+    def unfollow(chat_uri: str) -> None:
+        """Stop receiving them (the implementation may do it lazily)."""

@@ -1,0 +1,98 @@
+"""Value objects of the chat domain and their JSON shapes (PROTOCOL.md, Objects)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import attrs
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC with a ``Z`` suffix, millisecond precision."""
+    utc = moment.astimezone(timezone.utc)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def utc_from_timestamp(seconds: float) -> datetime:
+    """An aware UTC datetime from POSIX seconds."""
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+@attrs.frozen
+class User:
+    """A signed-up person; never carries private fields."""
+
+    id: int
+    username: str
+    display_name: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "username": self.username, "display_name": self.display_name}
+
+
+@attrs.frozen
+class Chat:
+    """A chat room, identified by its unguessable uri."""
+
+    id: int
+    uri: str
+    title: str
+    owner: User
+    created_at: datetime
+    last_seq: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "title": self.title,
+            "owner": self.owner.to_json(),
+            "created_at": iso(self.created_at),
+            "last_seq": self.last_seq,
+        }
+
+
+@attrs.frozen
+class Message:
+    """One committed message with its per-chat seq and global id."""
+
+    chat: str
+    seq: int
+    id: int
+    user: User
+    message: str
+    client_id: str | None
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "chat": self.chat,
+            "seq": self.seq,
+            "id": self.id,
+            "user": self.user.to_json(),
+            "message": self.message,
+            "client_id": self.client_id,
+            "created_at": iso(self.created_at),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Message:
+        """Rebuild a message from its JSON shape (as it travels on the bus)."""
+        user = data["user"]
+        return cls(
+            chat=data["chat"],
+            seq=int(data["seq"]),
+            id=int(data["id"]),
+            user=User(int(user["id"]), user["username"], user["display_name"]),
+            message=data["message"],
+            client_id=data.get("client_id"),
+            created_at=datetime.fromisoformat(data["created_at"].replace("Z", "+00:00")),
+        )
+
+
+@attrs.frozen
+class Page:
+    """A slice of a chat's history, ascending by seq."""
+
+    messages: tuple[Message, ...]
+    has_more: bool
