@@ -24,6 +24,7 @@ setup(
         "argon2-cffi>=23.1,<26",
         "prometheus-client>=0.20,<1",
         "zope.interface>=6",
+        "jsonschema>=4.18,<5",
     ],
     extras_require={
         "test": [

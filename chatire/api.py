@@ -1,0 +1,270 @@
+"""HTTP transport: Klein routes that parse, authenticate, call ChatService and encode."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import attrs
+from klein import Klein
+from klein.resource import KleinResource
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.filepath import FilePath
+from twisted.web.iweb import IRequest
+from twisted.web.resource import IResource
+from twisted.web.static import File
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import NotFound as RouteNotFound
+
+from chatire import openapi
+from chatire.chats import ChatService
+from chatire.errors import ChatireError, Invalid, NotFound, TooLarge, Unauthenticated
+from chatire.interfaces import IBus
+from chatire.model import User
+from chatire.ratelimit import whole_seconds
+from chatire.schemas import validate
+
+log = Logger()
+
+_JSON = b"application/json; charset=utf-8"
+
+
+def _encode(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _respond(request: IRequest, status: int, body: Any | None) -> bytes:
+    request.setResponseCode(status)
+    request.setHeader(b"Cache-Control", b"no-store")
+    if body is None:
+        return b""
+    request.setHeader(b"Content-Type", _JSON)
+    return _encode(body)
+
+
+def bearer_token(request: IRequest) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, if there is one."""
+    header = request.getHeader(b"authorization")
+    if not header:
+        return None
+    scheme, _, token = header.decode("latin-1").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def _int_arg(request: IRequest, name: str) -> int | None:
+    values = request.args.get(name.encode())
+    if not values:
+        return None
+    try:
+        return int(values[0].decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        raise Invalid(f"{name}: must be a whole number") from None
+
+
+@attrs.define
+class ChatireAPI:
+    """The HTTP API, the UI's static files and the /ws upgrade, on one Klein router."""
+
+    chats: ChatService
+    bus: IBus
+    clock: IReactorTime
+    web_root: FilePath[str]
+    websocket: IResource | None = None
+    max_body_bytes: int = 65536
+    health_timeout: float = 2.0
+    router = Klein()
+
+    def resource(self) -> KleinResource:
+        return self.router.resource()
+
+    # -- helpers ----------------------------------------------------------------
+
+    def _body(self, request: IRequest, schema: str) -> dict[str, Any]:
+        if getattr(request, "too_large", False):
+            raise TooLarge(f"request body over {self.max_body_bytes} bytes")
+        raw = request.content.read(self.max_body_bytes + 1) if request.content else b""
+        if len(raw) > self.max_body_bytes:
+            raise TooLarge(f"request body over {self.max_body_bytes} bytes")
+        if not raw.strip():
+            raw = b"{}"
+        try:
+            value = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise Invalid("the body is not valid JSON in UTF-8") from None
+        return validate(schema, value)
+
+    async def _user(self, request: IRequest) -> User:
+        return await self.chats.authenticate(bearer_token(request) or "")
+
+    # -- errors -----------------------------------------------------------------
+
+    @router.handle_errors(ChatireError)
+    def refused(self, request: IRequest, failure: Failure) -> bytes:
+        error = failure.value
+        assert isinstance(error, ChatireError)
+        if error.retry_after is not None:
+            request.setHeader(b"Retry-After", str(whole_seconds(error.retry_after)).encode())
+        if error.status == 401:
+            request.setHeader(b"WWW-Authenticate", b'Bearer realm="chatire"')
+        return _respond(request, error.status,
+                        {"error": {"code": error.code, "message": error.message}})
+
+    @router.handle_errors(HTTPException)
+    def routing(self, request: IRequest, failure: Failure) -> bytes:
+        if failure.check(MethodNotAllowed):
+            return _respond(request, 405, {"error": {
+                "code": "invalid", "message": "method not allowed on this path"}})
+        if failure.check(RouteNotFound):
+            return _respond(request, 404, {"error": {"code": "not_found",
+                                                     "message": "no such path"}})
+        error = failure.value
+        assert isinstance(error, HTTPException)
+        return _respond(request, error.code or 400,
+                        {"error": {"code": "invalid", "message": error.description or ""}})
+
+    @router.handle_errors(Exception)
+    def bug(self, request: IRequest, failure: Failure) -> bytes:
+        log.failure("unhandled error in {method} {path}", failure,
+                    method=request.method.decode(), path=request.path.decode())
+        return _respond(request, 500, {"error": {"code": "internal",
+                                                 "message": "internal error"}})
+
+    # -- accounts -------------------------------------------------------------
+
+    @router.route("/api/auth/register", methods=["POST"])
+    async def register(self, request: IRequest) -> bytes:
+        body = self._body(request, "Register")
+        user = await self.chats.register(body["username"], body["password"],
+                                         body.get("display_name"))
+        return _respond(request, 201, {"user": user.to_json()})
+
+    @router.route("/api/auth/token", methods=["POST"])
+    async def sign_in(self, request: IRequest) -> bytes:
+        body = self._body(request, "Credentials")
+        token, user = await self.chats.sign_in(body["username"], body["password"])
+        return _respond(request, 200, {"token": token, "user": user.to_json()})
+
+    @router.route("/api/auth/token", methods=["DELETE"])
+    async def sign_out(self, request: IRequest) -> bytes:
+        token = bearer_token(request) or ""
+        await self.chats.authenticate(token)
+        await self.chats.sign_out(token)
+        return _respond(request, 204, None)
+
+    @router.route("/api/me", methods=["GET"])
+    async def me(self, request: IRequest) -> bytes:
+        user = await self._user(request)
+        return _respond(request, 200, {"user": user.to_json()})
+
+    # -- chats ------------------------------------------------------------------
+
+    @router.route("/api/chats", methods=["POST"])
+    async def create_chat(self, request: IRequest) -> bytes:
+        user = await self._user(request)
+        body = self._body(request, "NewChat")
+        chat = await self.chats.create_chat(user, body.get("title"))
+        return _respond(request, 201, {"chat": chat.to_json()})
+
+    @router.route("/api/chats", methods=["GET"])
+    async def list_chats(self, request: IRequest) -> bytes:
+        user = await self._user(request)
+        chats = await self.chats.list_chats(user)
+        return _respond(request, 200, {"chats": [chat.to_json() for chat in chats]})
+
+    @router.route("/api/chats/<string:uri>", methods=["GET"])
+    async def chat(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        chat, members = await self.chats.details(user, uri)
+        return _respond(request, 200, {"chat": chat.to_json(),
+                                       "members": [m.to_json() for m in members]})
+
+    @router.route("/api/chats/<string:uri>/members", methods=["POST"])
+    async def join(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        chat = await self.chats.join(user, uri)
+        return _respond(request, 200, {"chat": chat.to_json()})
+
+    @router.route("/api/chats/<string:uri>/members/me", methods=["DELETE"])
+    async def leave(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        await self.chats.leave(user, uri)
+        return _respond(request, 204, None)
+
+    @router.route("/api/chats/<string:uri>/messages", methods=["POST"])
+    async def post(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        body = self._body(request, "NewMessage")
+        message, created = await self.chats.post(user, uri, body["message"],
+                                                 body.get("client_id"))
+        return _respond(request, 201 if created else 200, {"message": message.to_json()})
+
+    @router.route("/api/chats/<string:uri>/messages", methods=["GET"])
+    async def history(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        page = await self.chats.history(user, uri, _int_arg(request, "after"),
+                                        _int_arg(request, "before"),
+                                        _int_arg(request, "limit"))
+        return _respond(request, 200, {"messages": [m.to_json() for m in page.messages],
+                                       "has_more": page.has_more})
+
+    # -- service ------------------------------------------------------------------
+
+    @router.route("/api/openapi.json", methods=["GET"])
+    def openapi_json(self, request: IRequest) -> bytes:
+        return _respond(request, 200, openapi.build())
+
+    @router.route("/api/", branch=True)
+    def api_not_found(self, request: IRequest) -> bytes:
+        raise NotFound("no such API path")
+
+    @router.route("/healthz", methods=["GET"])
+    async def healthz(self, request: IRequest) -> bytes:
+        ping: Deferred[None] = self.chats.store.ping()
+        ping.addTimeout(self.health_timeout, self.clock)
+        try:
+            await ping
+            store = "ok"
+        except Exception as e:  # any failure to answer is 'unavailable'
+            store = f"unavailable: {e.__class__.__name__}"
+        bus = "ok" if self.bus.connected else "unavailable"
+        healthy = store == "ok" and bus == "ok"
+        return _respond(request, 200 if healthy else 503, {"store": store, "bus": bus})
+
+    @router.route("/ws", methods=["GET"])
+    def websocket_upgrade(self, request: IRequest) -> IResource:
+        if self.websocket is None:
+            raise NotFound("no WebSocket endpoint here")
+        return self.websocket
+
+    # -- the browser UI -------------------------------------------------------------
+
+    @router.route("/c/<string:uri>", methods=["GET", "HEAD"])
+    def chat_page(self, request: IRequest, uri: str) -> IResource:
+        return _static(request, self.web_root.child("index.html"))
+
+    @router.route("/", branch=True, methods=["GET", "HEAD"])
+    def static(self, request: IRequest) -> IResource:
+        return _static(request, self.web_root)
+
+
+_UI_HEADERS = {
+    b"Content-Security-Policy": b"default-src 'self'; img-src 'self' data:; "
+                               b"connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    b"X-Content-Type-Options": b"nosniff",
+    b"Referrer-Policy": b"no-referrer",
+    b"Cache-Control": b"no-cache",
+}
+
+
+def _static(request: IRequest, path: FilePath[str]) -> IResource:
+    """The UI's files, with the headers a browser UI should carry."""
+    for name, value in _UI_HEADERS.items():
+        request.setHeader(name, value)
+    resource = File(path.path)
+    resource.indexNames = ["index.html"]
+    return resource

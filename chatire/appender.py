@@ -1,0 +1,66 @@
+"""Group commit: the posts waiting for one chat are appended in one transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Callable
+
+from twisted.internet.defer import Deferred
+
+from chatire.errors import Forbidden
+from chatire.interfaces import IStore
+from chatire.model import Chat
+from chatire.store.queries import Appended, Post
+
+#: The most posts one transaction takes.
+MAX_BATCH = 256
+
+
+class Appender:
+    """One transaction in flight per chat on this node; later posts join the next one.
+
+    Under no load a post is appended alone at once; under load the posts that
+    queued while a commit ran share the next commit (a seq range, one fsync).
+    """
+
+    def __init__(self, store: IStore, now: Callable[[], datetime]) -> None:
+        self._store = store
+        self._now = now
+        self._waiting: dict[str, list[tuple[Post, Deferred[Appended]]]] = {}
+        self._busy: set[str] = set()
+
+    def append(self, chat: Chat, post: Post) -> Deferred[Appended]:
+        """Fire with the stored message once committed (Forbidden if not a member)."""
+        d: Deferred[Appended] = Deferred()
+        self._waiting.setdefault(chat.uri, []).append((post, d))
+        if chat.uri not in self._busy:
+            self._flush(chat)
+        return d
+
+    def _flush(self, chat: Chat) -> None:
+        queue = self._waiting.get(chat.uri)
+        if not queue:
+            self._waiting.pop(chat.uri, None)
+            self._busy.discard(chat.uri)
+            return
+        batch, rest = queue[:MAX_BATCH], queue[MAX_BATCH:]
+        if rest:
+            self._waiting[chat.uri] = rest
+        else:
+            del self._waiting[chat.uri]
+        self._busy.add(chat.uri)
+        stored = self._store.append_messages(chat, [post for post, _ in batch], self._now())
+
+        def settle(results: object) -> None:
+            if isinstance(results, list):
+                for (_, d), result in zip(batch, results, strict=True):
+                    if isinstance(result, Forbidden):
+                        d.errback(result)
+                    else:
+                        d.callback(result)
+            else:  # a Failure: the whole transaction failed
+                for _, d in batch:
+                    d.errback(results)
+            self._flush(chat)
+
+        stored.addBoth(settle)

@@ -1,0 +1,383 @@
+"""The Hub: live delivery on one node — subscriptions, order, gap fill, resume, ack."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import Any, Callable, Protocol
+
+import attrs
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from chatire.chats import ChatService
+from chatire.errors import ChatireError, Invalid
+from chatire.interfaces import IBus
+from chatire.model import Chat, Message, Page, User
+
+log = Logger()
+
+#: The bus channel of node-wide events (revoked tokens, ended memberships).
+CONTROL = "_control"
+#: The seq of an ephemeral event on a chat's channel (typing): never stored.
+EPHEMERAL = 0
+
+
+class Subscriber(Protocol):
+    """A live connection as the Hub sees it (the WebSocket protocol implements it)."""
+
+    user: User | None
+    token_hash: str | None
+
+    def deliver(self, frame: Any) -> None:
+        """Hand a prepared message frame to the transport."""
+
+    def send_json(self, body: dict[str, Any]) -> None:
+        """Send one control frame."""
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection with a WebSocket close code."""
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """One JSON frame payload, compact UTF-8."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def message_payload(message: Message) -> bytes:
+    """The frame of a message, as it goes on the bus and to every socket."""
+    return encode({"type": "message", **message.to_json()})
+
+
+class _Ack:
+    """Acks one bus delivery once every holder let go of it."""
+
+    __slots__ = ("ack", "holders")
+
+    def __init__(self, ack: Callable[[], None]) -> None:
+        self.ack = ack
+        self.holders = 1
+
+    def hold(self) -> _Ack:
+        self.holders += 1
+        return self
+
+    def release(self) -> None:
+        self.holders -= 1
+        if self.holders == 0:
+            self.ack()
+
+
+@attrs.define(eq=False)
+class Subscription:
+    """One connection following one chat: what it was sent, what waits to be sent."""
+
+    conn: Subscriber
+    chat: str
+    last_sent: int = 0
+    target: int = 0
+    filling: bool = True
+    live: bool = True
+    pending: dict[int, tuple[bytes, _Ack | None]] = attrs.Factory(dict)
+
+
+class Hub:
+    """Delivers every committed message to every local subscriber once, in seq order."""
+
+    def __init__(self, chats: ChatService, bus: IBus, clock: IReactorTime,
+                 prepare: Callable[[bytes], Any], *, sweep_interval: float = 2.0,
+                 page_size: int = 200, frame_cache: int = 4096) -> None:
+        self.chats = chats
+        self.bus = bus
+        self._clock = clock
+        self._prepare = prepare
+        self._page_size = page_size
+        self._subs: dict[str, dict[Subscriber, Subscription]] = {}
+        self._conns: dict[Subscriber, dict[str, Subscription]] = {}
+        self._chat_rows: dict[str, Chat] = {}
+        self._frames: OrderedDict[tuple[str, int], Any] = OrderedDict()
+        self._frame_cache = frame_cache
+        self._fetching: dict[tuple[str, int], Deferred[Page]] = {}
+        self._sweep = LoopingCall(self.sweep)
+        self._sweep.clock = clock
+        self._sweep_interval = sweep_interval
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.bus.follow(CONTROL)
+        self.bus.start(self.on_bus_message, self.on_bus_reconnect)
+        if self._sweep_interval > 0:
+            self._sweep.start(self._sweep_interval, now=False)
+
+    def stop(self) -> Deferred[None]:
+        if self._sweep.running:
+            self._sweep.stop()
+        return self.bus.stop()
+
+    def connections(self) -> list[Subscriber]:
+        return list(self._conns)
+
+    def subscription_count(self) -> int:
+        return sum(len(subs) for subs in self._subs.values())
+
+    # -- connections -------------------------------------------------------------------
+
+    def connection_opened(self, conn: Subscriber) -> None:
+        self._conns.setdefault(conn, {})
+
+    def connection_closed(self, conn: Subscriber) -> None:
+        for uri in list(self._conns.pop(conn, {})):
+            self._drop(conn, uri)
+
+    async def subscribe(self, conn: Subscriber, user: User, uri: str,
+                        after: int | None) -> None:
+        """Follow a chat: reply ``subscribed``, replay from ``after``, then go live."""
+        self._drop(conn, uri)
+        sub = Subscription(conn, uri)
+        self._subs.setdefault(uri, {})[conn] = sub
+        self._conns.setdefault(conn, {})[uri] = sub
+        if len(self._subs[uri]) == 1:
+            self.bus.follow(uri)
+        try:
+            chat = await self.chats.member_chat(user, uri)
+            if after is not None and after > chat.last_seq:
+                raise Invalid(f"after: the chat's last seq is {chat.last_seq}")
+        except BaseException:
+            if self._conns.get(conn, {}).get(uri) is sub:
+                self._drop(conn, uri)
+            raise
+        if not sub.live:
+            return
+        self._chat_rows[uri] = chat
+        sub.last_sent = chat.last_seq if after is None else after
+        sub.target = chat.last_seq
+        conn.send_json({"type": "subscribed", "chat": uri, "last_seq": chat.last_seq})
+        sub.filling = False
+        self._catch_up(sub)
+
+    def unsubscribe(self, conn: Subscriber, uri: str) -> bool:
+        return self._drop(conn, uri)
+
+    def is_subscribed(self, conn: Subscriber, uri: str) -> bool:
+        return uri in self._conns.get(conn, {})
+
+    def _drop(self, conn: Subscriber, uri: str) -> bool:
+        sub = self._conns.get(conn, {}).pop(uri, None)
+        if sub is None:
+            return False
+        sub.live = False
+        for _, ack in sub.pending.values():
+            if ack is not None:
+                ack.release()
+        sub.pending.clear()
+        subs = self._subs.get(uri)
+        if subs is not None:
+            subs.pop(conn, None)
+            if not subs:
+                del self._subs[uri]
+                self._chat_rows.pop(uri, None)
+                self.bus.unfollow(uri)
+        return True
+
+    # -- typing --------------------------------------------------------------------------
+
+    def typing(self, conn: Subscriber, user: User, uri: str) -> None:
+        if not self.is_subscribed(conn, uri):
+            raise Invalid("subscribe to the chat before sending typing")
+        payload = encode({"type": "typing", "chat": uri, "user": user.to_json()})
+        self.bus.publish(uri, EPHEMERAL, payload).addErrback(self._publish_failed, uri)
+
+    def _typing(self, uri: str, payload: bytes) -> None:
+        try:
+            user_id = json.loads(payload)["user"]["id"]
+        except (ValueError, KeyError, TypeError):
+            return
+        frame = self._prepare(payload)
+        for conn in list(self._subs.get(uri, {})):
+            if conn.user is not None and conn.user.id != user_id:
+                conn.deliver(frame)
+
+    # -- messages in -----------------------------------------------------------------------
+
+    def message_committed(self, message: Message) -> None:
+        """ChatService committed a message here: publish it, deliver it locally now."""
+        payload = message_payload(message)
+        self._remember(message.chat, message.seq, payload)
+        self.bus.publish(message.chat, message.seq, payload).addErrback(
+            self._publish_failed, message.chat)
+        self._dispatch(message.chat, message.seq, payload, None)
+
+    def _publish_failed(self, failure: Any, uri: str) -> None:
+        log.warn("publish failed for a chat; followers heal it from the store: {error}",
+                 error=str(failure.value))
+
+    def on_bus_message(self, uri: str, seq: int, payload: bytes,
+                       ack: Callable[[], None]) -> None:
+        try:
+            if uri == CONTROL:
+                self._control(payload)
+            elif seq == EPHEMERAL:
+                self._typing(uri, payload)
+            else:
+                holder = _Ack(ack)
+                self._dispatch(uri, seq, payload, holder)
+                holder.release()
+                return
+        except Exception:
+            log.failure("bad bus message on {chat}", chat=uri)
+        ack()
+
+    def on_bus_reconnect(self) -> None:
+        """The bus is (back) up and bound: sweep every followed chat from the store."""
+        self.sweep()
+
+    def _dispatch(self, uri: str, seq: int, payload: bytes, ack: _Ack | None) -> None:
+        subs = self._subs.get(uri)
+        if not subs:
+            return
+        frame: Any = None
+        for sub in list(subs.values()):
+            if seq <= sub.last_sent or seq in sub.pending:
+                continue
+            if sub.filling or seq != sub.last_sent + 1:
+                sub.pending[seq] = (payload, ack.hold() if ack is not None else None)
+                self._catch_up(sub)
+                continue
+            if frame is None:
+                frame = self._frame(uri, seq, payload)
+            sub.last_sent = seq
+            sub.conn.deliver(frame)
+            if sub.pending:
+                self._drain(sub)
+
+    # -- ordering and gap fill -------------------------------------------------------------
+
+    def _frame(self, uri: str, seq: int, payload: bytes) -> Any:
+        key = (uri, seq)
+        frame = self._frames.get(key)
+        if frame is None:
+            frame = self._remember(uri, seq, payload)
+        return frame
+
+    def _remember(self, uri: str, seq: int, payload: bytes) -> Any:
+        frame = self._prepare(payload)
+        self._frames[(uri, seq)] = frame
+        if len(self._frames) > self._frame_cache:
+            self._frames.popitem(last=False)
+        return frame
+
+    def _drain(self, sub: Subscription) -> None:
+        """Send what waits in order; drop what was sent already."""
+        while sub.live and sub.pending:
+            first = min(sub.pending)
+            if first > sub.last_sent + 1:
+                return
+            payload, ack = sub.pending.pop(first)
+            if first == sub.last_sent + 1:
+                sub.last_sent = first
+                sub.conn.deliver(self._frame(sub.chat, first, payload))
+            if ack is not None:
+                ack.release()
+
+    def _catch_up(self, sub: Subscription) -> None:
+        """Fill from the store whatever lies between last_sent and what is known."""
+        if sub.filling or not sub.live:
+            return
+        self._drain(sub)
+        wanted = max(sub.target, max(sub.pending, default=0))
+        if sub.last_sent >= wanted:
+            return
+        sub.filling = True
+        Deferred.fromCoroutine(self._fill(sub)).addErrback(
+            lambda f: log.failure("gap fill failed", f))
+
+    async def _fill(self, sub: Subscription) -> None:
+        try:
+            while sub.live:
+                self._drain(sub)
+                wanted = max(sub.target, max(sub.pending, default=0))
+                if sub.last_sent >= wanted:
+                    return
+                page = await self._fetch(sub.chat, sub.last_sent)
+                if not page.messages:
+                    return
+                for message in page.messages:
+                    if sub.live and message.seq == sub.last_sent + 1:
+                        sub.last_sent = message.seq
+                        sub.conn.deliver(self._frame(sub.chat, message.seq,
+                                                     message_payload(message)))
+        except ChatireError as e:
+            log.warn("gap fill of a chat deferred to the next sweep: {error}", error=e.message)
+        finally:
+            sub.filling = False
+        if sub.live and sub.pending:
+            self._drain(sub)
+
+    def _fetch(self, uri: str, after: int) -> Deferred[Page]:
+        """History after a seq; subscribers at the same point share one query."""
+        key = (uri, after)
+        pending = self._fetching.get(key)
+        if pending is None:
+            chat = self._chat_rows[uri]
+            pending = self.chats.store.history(chat, after, None, self._page_size)
+
+            def done(result: Any) -> Any:
+                del self._fetching[key]
+                return result
+
+            pending.addBoth(done)
+            self._fetching[key] = pending
+        shared: Deferred[Page] = Deferred()
+        pending.addBoth(lambda result: (shared.callback(result), result)[1])
+        return shared
+
+    def sweep(self) -> Deferred[None]:
+        """Compare every followed chat with the store; fill whoever is behind."""
+        return Deferred.fromCoroutine(self._sweep_once())
+
+    async def _sweep_once(self) -> None:
+        uris = list(self._subs)
+        if not uris:
+            return
+        try:
+            seqs = await self.chats.store.last_seqs(uris)
+        except ChatireError:
+            return
+        for uri, last_seq in seqs.items():
+            for sub in list(self._subs.get(uri, {}).values()):
+                if sub.last_sent < last_seq:
+                    sub.target = max(sub.target, last_seq)
+                    self._catch_up(sub)
+
+    # -- control: revocation and membership ------------------------------------------------
+
+    def membership_ended(self, chat_uri: str, user_id: int) -> None:
+        event = {"kind": "leave", "chat": chat_uri, "user": user_id}
+        self._control(encode(event))
+        self.bus.publish(CONTROL, EPHEMERAL, encode(event)).addErrback(
+            self._publish_failed, CONTROL)
+
+    def tokens_revoked(self, token_hashes: list[str]) -> None:
+        if not token_hashes:
+            return
+        event = {"kind": "revoke", "tokens": token_hashes}
+        self._control(encode(event))
+        self.bus.publish(CONTROL, EPHEMERAL, encode(event)).addErrback(
+            self._publish_failed, CONTROL)
+
+    def _control(self, payload: bytes) -> None:
+        event = json.loads(payload)
+        if event.get("kind") == "leave":
+            uri, user_id = event["chat"], event["user"]
+            for conn in list(self._subs.get(uri, {})):
+                if conn.user is not None and conn.user.id == user_id:
+                    self._drop(conn, uri)
+                    conn.send_json({"type": "unsubscribed", "chat": uri})
+        elif event.get("kind") == "revoke":
+            revoked = set(event["tokens"])
+            for conn in list(self._conns):
+                if conn.token_hash in revoked:
+                    conn.close(4001, "token revoked")

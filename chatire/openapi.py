@@ -1,0 +1,125 @@
+"""The OpenAPI 3.1 description of the HTTP API, built from chatire.schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatire import __version__
+from chatire.schemas import OBJECTS, REQUESTS
+
+Spec = dict[str, Any]
+
+_ERRORS = {"400": "invalid", "401": "unauthenticated", "403": "forbidden",
+           "404": "not_found", "409": "conflict", "413": "too_large",
+           "429": "rate_limited", "503": "unavailable"}
+
+
+def _ref(name: str) -> Spec:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: Spec, description: str = "OK") -> Spec:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _reply(required: list[str], **properties: Spec) -> Spec:
+    return {"type": "object", "required": required, "properties": properties}
+
+
+def _operation(summary: str, responses: dict[str, Spec], *, body: str | None = None,
+               auth: bool = True, errors: tuple[str, ...] = (), params: list[Spec] | None = None,
+               ) -> Spec:
+    operation: Spec = {"summary": summary, "responses": dict(responses)}
+    for status in errors + (("401",) if auth else ()) + ("400",):
+        operation["responses"].setdefault(status, _json(_ref("Error"), _ERRORS[status]))
+    if body is not None:
+        operation["requestBody"] = {"required": True,
+                                    "content": {"application/json": {"schema": _ref(body)}}}
+        operation["responses"].setdefault("413", _json(_ref("Error"), "too_large"))
+    if not auth:
+        operation["security"] = []
+    if params:
+        operation["parameters"] = params
+    return operation
+
+
+_URI = {"name": "uri", "in": "path", "required": True, "schema": {"type": "string"}}
+_SEQ_QUERY = [
+    {"name": name, "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": minimum}}
+    for name, minimum in (("after", 0), ("before", 1))
+] + [{"name": "limit", "in": "query", "required": False,
+      "schema": {"type": "integer", "minimum": 1, "maximum": 200}}]
+_CHAT = _reply(["chat"], chat=_ref("Chat"))
+_USER = _reply(["user"], user=_ref("User"))
+_MESSAGE = _reply(["message"], message=_ref("Message"))
+
+
+def build() -> Spec:
+    """The whole document, as served at /api/openapi.json."""
+    paths: Spec = {
+        "/api/auth/register": {"post": _operation(
+            "Create an account", {"201": _json(_USER, "Created")}, body="Register",
+            auth=False, errors=("409", "429"))},
+        "/api/auth/token": {
+            "post": _operation("Sign in: get a bearer token",
+                               {"200": _json(_reply(["token", "user"],
+                                                    token={"type": "string"},
+                                                    user=_ref("User")))},
+                               body="Credentials", auth=False, errors=("401", "429")),
+            "delete": _operation("Sign out: revoke the presented token",
+                                 {"204": {"description": "Revoked"}}),
+        },
+        "/api/me": {"get": _operation("The signed-in user", {"200": _json(_USER)})},
+        "/api/chats": {
+            "post": _operation("Create a chat", {"201": _json(_CHAT, "Created")},
+                               body="NewChat"),
+            "get": _operation("My chats, latest activity first",
+                              {"200": _json(_reply(["chats"], chats={
+                                  "type": "array", "items": _ref("Chat")}))}),
+        },
+        "/api/chats/{uri}": {"get": _operation(
+            "A chat and its members", {"200": _json(_reply(
+                ["chat", "members"], chat=_ref("Chat"),
+                members={"type": "array", "items": _ref("User")}))},
+            errors=("403", "404"), params=[_URI])},
+        "/api/chats/{uri}/members": {"post": _operation(
+            "Join a chat (idempotent)", {"200": _json(_CHAT)}, errors=("404",),
+            params=[_URI])},
+        "/api/chats/{uri}/members/me": {"delete": _operation(
+            "Leave a chat", {"204": {"description": "Left"}}, errors=("404",),
+            params=[_URI])},
+        "/api/chats/{uri}/messages": {
+            "post": _operation(
+                "Post a message (idempotent on client_id)",
+                {"201": _json(_MESSAGE, "Created"),
+                 "200": _json(_MESSAGE, "Already stored under that client_id")},
+                body="NewMessage", errors=("403", "404", "429", "503"), params=[_URI]),
+            "get": _operation(
+                "History, ascending by seq",
+                {"200": _json(_reply(["messages", "has_more"],
+                                     messages={"type": "array", "items": _ref("Message")},
+                                     has_more={"type": "boolean"}))},
+                errors=("403", "404"), params=[_URI, *_SEQ_QUERY]),
+        },
+        "/api/openapi.json": {"get": _operation(
+            "This document", {"200": _json({"type": "object"})}, auth=False)},
+        "/healthz": {"get": _operation(
+            "Health of the store and the bus",
+            {"200": _json(_health()), "503": _json(_health(), "Unhealthy")}, auth=False)},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "chatire", "version": __version__,
+                 "description": "Realtime chat: HTTP API (live delivery is at GET /ws)."},
+        "paths": paths,
+        "components": {
+            "schemas": {**OBJECTS, **REQUESTS},
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _health() -> Spec:
+    return _reply(["store", "bus"], store={"type": "string"}, bus={"type": "string"})

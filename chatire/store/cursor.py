@@ -1,0 +1,24 @@
+"""The small cursor protocol the shared SQL is written against."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol, Sequence
+
+
+class Cursor(Protocol):
+    """What a transaction function may do: run a statement, read its rows.
+
+    SQL uses ``%s`` placeholders; each engine adapts them. Times are passed and
+    returned as aware ``datetime`` values whatever the column type.
+    """
+
+    dialect: str
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+    def time(self, value: Any) -> datetime: ...

@@ -1,0 +1,111 @@
+"""PostgreSQL engine on txpostgres: a pool of non-blocking connections that recover."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import psycopg2
+from twisted.internet.defer import Deferred, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from txpostgres import reconnection, txpostgres
+
+from chatire.errors import Unavailable
+
+T = TypeVar("T")
+log = Logger()
+
+_DEAD = (psycopg2.InterfaceError, psycopg2.OperationalError, reconnection.ConnectionDead,
+         txpostgres.RollbackFailed, txpostgres.AlreadyConnected)
+
+
+class PostgresCursor:
+    """The Cursor protocol over a txpostgres cursor."""
+
+    dialect = "postgresql"
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        await self._cursor.execute(sql, tuple(params))
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._cursor.fetchone()  # type: ignore[no-any-return]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._cursor.fetchall()  # type: ignore[no-any-return]
+
+    def time(self, value: Any) -> datetime:
+        return value  # type: ignore[no-any-return]
+
+
+def split_url(url: str) -> tuple[str, int]:
+    """The libpq URL to connect with, and the pool size (``?pool=N``, default 4)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    try:
+        size = int(query.pop("pool", "4"))
+    except ValueError:
+        raise ValueError("--db: pool must be a whole number") from None
+    if size < 1:
+        raise ValueError("--db: pool must be at least 1")
+    return urlunsplit(parts._replace(query=urlencode(query))), size
+
+
+class PostgresEngine:
+    """A txpostgres ConnectionPool whose connections each detect death and reconnect."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str, reactor: Any) -> None:
+        self._dsn, size = split_url(url)
+        self._reactor = reactor
+
+        def connection(_reactor: Any, cooperator: Any) -> txpostgres.Connection:
+            detector = reconnection.DeadConnectionDetector(reactor=reactor)
+            return txpostgres.Connection(reactor, cooperator, detector=detector)
+
+        pool_class = type("Pool", (txpostgres.ConnectionPool,),
+                          {"connectionFactory": staticmethod(connection),
+                           "reactor": reactor})
+        self._pool = pool_class(None, self._dsn, min=size)
+        self._started = False
+
+    def connect(self) -> Deferred[None]:
+        d = self._pool.start()
+
+        def started(_: object) -> None:
+            self._started = True
+
+        def failed(failure: Failure) -> None:
+            self._pool.close()
+            error = failure.value
+            inner = getattr(error, "subFailure", None)
+            reason = inner.value if inner is not None else error
+            raise Unavailable(f"cannot connect to PostgreSQL: {str(reason).strip()}")
+
+        d.addCallbacks(started, failed)
+        return d
+
+    def close(self) -> Deferred[None]:
+        if self._started:
+            self._started = False
+            self._pool.close()
+        return succeed(None)
+
+    def run(self, txn: Callable[..., Awaitable[T]], *args: Any) -> Deferred[T]:
+        def interaction(cursor: Any) -> Deferred[T]:
+            return Deferred.fromCoroutine(txn(PostgresCursor(cursor), *args))  # type: ignore[arg-type]
+
+        d: Deferred[T] = self._pool.runInteraction(interaction)
+        d.addErrback(self._unavailable)
+        return d
+
+    def _unavailable(self, failure: Failure) -> Failure:
+        if failure.check(*_DEAD):
+            log.warn("store unavailable: {error}", error=str(failure.value).strip())
+            raise Unavailable("the database cannot be reached right now")
+        return failure

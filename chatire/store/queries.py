@@ -1,0 +1,276 @@
+"""Every transaction of the store, written once against the Cursor protocol."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from chatire.errors import Conflict, Forbidden
+from chatire.model import Chat, Message, Page, User
+from chatire.store.cursor import Cursor
+
+_CHAT_COLUMNS = """c.id, c.uri, c.title, c.created_at, c.last_seq,
+    o.id, o.username, o.display_name"""
+_CHAT_FROM = "chats c JOIN users o ON o.id = c.owner_id"
+_MESSAGE_COLUMNS = """m.seq, m.id, m.body, m.client_id, m.created_at,
+    u.id, u.username, u.display_name"""
+_MESSAGE_FROM = "messages m JOIN users u ON u.id = m.user_id"
+
+
+@attrs.frozen
+class Post:
+    """One message to append: who, what, and the sender's idempotency key."""
+
+    user_id: int
+    text: str
+    client_id: str | None
+
+
+@attrs.frozen
+class Appended:
+    """The outcome of one Post: the stored message, and whether it is new."""
+
+    message: Message
+    created: bool
+
+
+def _chat(cur: Cursor, row: tuple[Any, ...]) -> Chat:
+    owner = User(row[5], row[6], row[7])
+    return Chat(row[0], row[1], row[2], owner, cur.time(row[3]), int(row[4]))
+
+
+def _message(cur: Cursor, uri: str, row: tuple[Any, ...]) -> Message:
+    user = User(row[5], row[6], row[7])
+    return Message(uri, int(row[0]), int(row[1]), user, row[2], row[3], cur.time(row[4]))
+
+
+async def create_user(cur: Cursor, username: str, password_hash: str, display_name: str,
+                      now: datetime) -> User:
+    await cur.execute(
+        """INSERT INTO users (username, display_name, password_hash, created_at)
+           VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING id""",
+        (username, display_name, password_hash, now),
+    )
+    row = cur.fetchone()
+    if row is None:
+        raise Conflict("that username is taken")
+    return User(int(row[0]), username, display_name)
+
+
+async def find_login(cur: Cursor, username: str) -> tuple[User, str] | None:
+    await cur.execute(
+        """SELECT id, username, display_name, password_hash FROM users
+           WHERE lower(username) = lower(%s)""",
+        (username,),
+    )
+    row = cur.fetchone()
+    return None if row is None else (User(int(row[0]), row[1], row[2]), row[3])
+
+
+async def set_password_hash(cur: Cursor, user_id: int, password_hash: str) -> None:
+    await cur.execute("UPDATE users SET password_hash = %s WHERE id = %s",
+                      (password_hash, user_id))
+
+
+async def add_token(cur: Cursor, user_id: int, token_hash: str, expires_at: datetime) -> None:
+    await cur.execute(
+        "INSERT INTO tokens (token_hash, user_id, expires_at) VALUES (%s, %s, %s)",
+        (token_hash, user_id, expires_at),
+    )
+
+
+async def user_for_token(cur: Cursor, token_hash: str, now: datetime) -> User | None:
+    await cur.execute(
+        """SELECT u.id, u.username, u.display_name FROM tokens t
+           JOIN users u ON u.id = t.user_id
+           WHERE t.token_hash = %s AND t.expires_at > %s""",
+        (token_hash, now),
+    )
+    row = cur.fetchone()
+    return None if row is None else User(int(row[0]), row[1], row[2])
+
+
+async def delete_token(cur: Cursor, token_hash: str) -> None:
+    await cur.execute("DELETE FROM tokens WHERE token_hash = %s", (token_hash,))
+
+
+async def delete_user_tokens(cur: Cursor, user_id: int) -> list[str]:
+    await cur.execute("DELETE FROM tokens WHERE user_id = %s RETURNING token_hash", (user_id,))
+    return [row[0] for row in cur.fetchall()]
+
+
+async def find_user(cur: Cursor, username: str) -> User | None:
+    found = await find_login(cur, username)
+    return None if found is None else found[0]
+
+
+async def create_chat(cur: Cursor, uri: str, title: str, owner_id: int,
+                      now: datetime) -> Chat:
+    await cur.execute(
+        """INSERT INTO chats (uri, title, owner_id, created_at, last_activity_at)
+           VALUES (%s, %s, %s, %s, %s) RETURNING id""",
+        (uri, title, owner_id, now, now),
+    )
+    row = cur.fetchone()
+    assert row is not None
+    await cur.execute(
+        "INSERT INTO members (chat_id, user_id, joined_at) VALUES (%s, %s, %s)",
+        (row[0], owner_id, now),
+    )
+    chat = await get_chat(cur, uri)
+    assert chat is not None
+    return chat
+
+
+async def get_chat(cur: Cursor, uri: str) -> Chat | None:
+    await cur.execute(f"SELECT {_CHAT_COLUMNS} FROM {_CHAT_FROM} WHERE c.uri = %s", (uri,))
+    row = cur.fetchone()
+    return None if row is None else _chat(cur, row)
+
+
+async def list_chats(cur: Cursor, user_id: int) -> list[Chat]:
+    await cur.execute(
+        f"""SELECT {_CHAT_COLUMNS} FROM {_CHAT_FROM}
+            JOIN members me ON me.chat_id = c.id AND me.user_id = %s
+            ORDER BY c.last_activity_at DESC, c.id DESC""",
+        (user_id,),
+    )
+    return [_chat(cur, row) for row in cur.fetchall()]
+
+
+async def members(cur: Cursor, chat_id: int) -> list[User]:
+    await cur.execute(
+        """SELECT u.id, u.username, u.display_name FROM members m
+           JOIN users u ON u.id = m.user_id WHERE m.chat_id = %s
+           ORDER BY m.joined_at, u.id""",
+        (chat_id,),
+    )
+    return [User(int(r[0]), r[1], r[2]) for r in cur.fetchall()]
+
+
+async def is_member(cur: Cursor, chat_id: int, user_id: int) -> bool:
+    await cur.execute("SELECT 1 FROM members WHERE chat_id = %s AND user_id = %s",
+                      (chat_id, user_id))
+    return cur.fetchone() is not None
+
+
+async def add_member(cur: Cursor, chat_id: int, user_id: int, now: datetime) -> None:
+    await cur.execute(
+        """INSERT INTO members (chat_id, user_id, joined_at) VALUES (%s, %s, %s)
+           ON CONFLICT DO NOTHING""",
+        (chat_id, user_id, now),
+    )
+
+
+async def remove_member(cur: Cursor, chat_id: int, user_id: int) -> bool:
+    await cur.execute("DELETE FROM members WHERE chat_id = %s AND user_id = %s RETURNING 1",
+                      (chat_id, user_id))
+    return cur.fetchone() is not None
+
+
+async def _existing(cur: Cursor, chat: Chat, post: Post) -> Message | None:
+    await cur.execute(
+        f"""SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM}
+            WHERE m.chat_id = %s AND m.user_id = %s AND m.client_id = %s""",
+        (chat.id, post.user_id, post.client_id),
+    )
+    row = cur.fetchone()
+    return None if row is None else _message(cur, chat.uri, row)
+
+
+async def append_messages(cur: Cursor, chat: Chat, posts: list[Post],
+                          now: datetime) -> list[Appended | Forbidden]:
+    """Append posts in order under the chat row's lock; one seq each, no gap."""
+    results: list[Appended | Forbidden] = []
+    authors: dict[int, User | None] = {}
+    for post in posts:
+        if post.user_id not in authors:
+            await cur.execute(
+                """SELECT u.id, u.username, u.display_name FROM members m
+                   JOIN users u ON u.id = m.user_id
+                   WHERE m.chat_id = %s AND m.user_id = %s""",
+                (chat.id, post.user_id),
+            )
+            row = cur.fetchone()
+            authors[post.user_id] = None if row is None else User(int(row[0]), row[1], row[2])
+        author = authors[post.user_id]
+        if author is None:
+            results.append(Forbidden("you are not a member of this chat"))
+            continue
+        if post.client_id is not None:
+            existing = await _existing(cur, chat, post)
+            if existing is not None:
+                results.append(Appended(existing, created=False))
+                continue
+        # The row lock on the chat orders concurrent writers: seq N+1 commits after N.
+        await cur.execute(
+            """UPDATE chats SET last_seq = last_seq + 1, last_activity_at = %s
+               WHERE id = %s RETURNING last_seq""",
+            (now, chat.id),
+        )
+        seq_row = cur.fetchone()
+        assert seq_row is not None
+        seq = int(seq_row[0])
+        if post.client_id is not None:
+            # A concurrent writer may have stored the same key while we waited for
+            # the lock; READ COMMITTED lets this statement see it.
+            existing = await _existing(cur, chat, post)
+            if existing is not None:
+                raise _Retry()
+        await cur.execute(
+            """INSERT INTO messages (chat_id, seq, user_id, body, client_id, created_at)
+               VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
+            (chat.id, seq, post.user_id, post.text, post.client_id, now),
+        )
+        id_row = cur.fetchone()
+        assert id_row is not None
+        message = Message(chat.uri, seq, int(id_row[0]), author, post.text,
+                          post.client_id, now)
+        results.append(Appended(message, created=True))
+    return results
+
+
+class _Retry(Exception):
+    """Roll back and run the batch again: a racing writer stored one of its keys."""
+
+
+RETRY = _Retry
+
+
+async def history(cur: Cursor, chat: Chat, after: int | None, before: int | None,
+                  limit: int) -> Page:
+    if after is not None:
+        await cur.execute(
+            f"""SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM}
+                WHERE m.chat_id = %s AND m.seq > %s ORDER BY m.seq LIMIT %s""",
+            (chat.id, after, limit + 1),
+        )
+        rows = cur.fetchall()
+    else:
+        bound = before if before is not None else chat.last_seq + 1
+        await cur.execute(
+            f"""SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM}
+                WHERE m.chat_id = %s AND m.seq < %s ORDER BY m.seq DESC LIMIT %s""",
+            (chat.id, bound, limit + 1),
+        )
+        newest_first = cur.fetchall()
+        has_more = len(newest_first) > limit
+        rows = newest_first[:limit][::-1]
+        return Page(tuple(_message(cur, chat.uri, r) for r in rows), has_more)
+    has_more = len(rows) > limit
+    return Page(tuple(_message(cur, chat.uri, r) for r in rows[:limit]), has_more)
+
+
+async def last_seqs(cur: Cursor, uris: list[str]) -> dict[str, int]:
+    if not uris:
+        return {}
+    marks = ", ".join(["%s"] * len(uris))
+    await cur.execute(f"SELECT uri, last_seq FROM chats WHERE uri IN ({marks})", tuple(uris))
+    return {row[0]: int(row[1]) for row in cur.fetchall()}
+
+
+async def ping(cur: Cursor) -> None:
+    await cur.execute("SELECT 1")
+    cur.fetchone()

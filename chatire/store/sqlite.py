@@ -1,0 +1,106 @@
+"""SQLite engine for the embedded single-node default, on one worker thread."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from chatire.errors import Unavailable
+from chatire.store.sqlstore import run_sync
+
+T = TypeVar("T")
+
+
+class SQLiteCursor:
+    """The Cursor protocol over sqlite3: ``%s`` becomes ``?``, times are ISO text."""
+
+    dialect = "sqlite"
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        values = tuple(_to_sql(value) for value in params)
+        self._cursor.execute(sql.replace("%s", "?"), values)
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._cursor.fetchone()  # type: ignore[no-any-return]
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._cursor.fetchall()
+
+    def time(self, value: Any) -> datetime:
+        return datetime.fromisoformat(value)
+
+
+def _to_sql(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return value
+
+
+class SQLiteEngine:
+    """Runs every transaction on one dedicated thread, so the reactor never blocks."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str, reactor: IReactorThreads) -> None:
+        self._path = path
+        self._reactor = reactor
+        self._pool = ThreadPool(minthreads=1, maxthreads=1, name="chatire-sqlite")
+        self._connection: sqlite3.Connection | None = None
+
+    def connect(self) -> Deferred[None]:
+        self._pool.start()
+        return deferToThreadPool(self._reactor, self._pool, self._open)
+
+    def _open(self) -> None:
+        try:
+            connection = sqlite3.connect(self._path, isolation_level=None,
+                                         check_same_thread=False)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute("PRAGMA foreign_keys=ON")
+            connection.execute("PRAGMA busy_timeout=5000")
+        except sqlite3.Error as e:
+            raise Unavailable(f"cannot open SQLite database {self._path!r}: {e}") from None
+        self._connection = connection
+
+    def close(self) -> Deferred[None]:
+        if not self._pool.started:
+            return succeed(None)
+        d = deferToThreadPool(self._reactor, self._pool, self._close)
+        d.addBoth(lambda result: (self._pool.stop(), result)[1])
+        return d
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def run(self, txn: Callable[..., Awaitable[T]], *args: Any) -> Deferred[T]:
+        return deferToThreadPool(self._reactor, self._pool, self._transaction, txn, args)
+
+    def _transaction(self, txn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+        if self._connection is None:
+            raise Unavailable("the SQLite database is closed")
+        cursor = self._connection.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            result = run_sync(txn(SQLiteCursor(cursor), *args))
+        except sqlite3.OperationalError as e:
+            self._connection.rollback()
+            raise Unavailable(f"SQLite: {e}") from None
+        except BaseException:
+            self._connection.rollback()
+            raise
+        finally:
+            cursor.close()
+        self._connection.commit()
+        return result

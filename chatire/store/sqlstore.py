@@ -1,0 +1,134 @@
+"""IStore over any SQL engine: each call is one transaction of chatire.store.queries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
+
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from chatire.errors import Forbidden
+from chatire.interfaces import IStore
+from chatire.model import Chat, Page, User
+from chatire.store import queries
+from chatire.store.cursor import Cursor
+from chatire.store.queries import Appended, Post
+from chatire.store.schema import migrate
+
+T = TypeVar("T")
+
+
+class Engine(Protocol):
+    """Runs one transaction function in a transaction of its own."""
+
+    dialect: str
+
+    def connect(self) -> Deferred[None]: ...
+
+    def close(self) -> Deferred[None]: ...
+
+    def run(self, txn: Callable[..., Awaitable[T]], *args: Any) -> Deferred[T]: ...
+
+
+@implementer(IStore)
+class SQLStore:
+    """The store: chat data in PostgreSQL or SQLite, one transaction a call."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+
+    def start(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self._start())
+
+    async def _start(self) -> None:
+        await self.engine.connect()
+        await self.engine.run(migrate)
+
+    def stop(self) -> Deferred[None]:
+        return self.engine.close()
+
+    def ping(self) -> Deferred[None]:
+        return self.engine.run(queries.ping)
+
+    def create_user(self, username: str, password_hash: str, display_name: str,
+                    now: datetime) -> Deferred[User]:
+        return self.engine.run(queries.create_user, username, password_hash, display_name, now)
+
+    def find_login(self, username: str) -> Deferred[tuple[User, str] | None]:
+        return self.engine.run(queries.find_login, username)
+
+    def find_user(self, username: str) -> Deferred[User | None]:
+        return self.engine.run(queries.find_user, username)
+
+    def set_password_hash(self, user_id: int, password_hash: str) -> Deferred[None]:
+        return self.engine.run(queries.set_password_hash, user_id, password_hash)
+
+    def add_token(self, user_id: int, token_hash: str, expires_at: datetime) -> Deferred[None]:
+        return self.engine.run(queries.add_token, user_id, token_hash, expires_at)
+
+    def user_for_token(self, token_hash: str, now: datetime) -> Deferred[User | None]:
+        return self.engine.run(queries.user_for_token, token_hash, now)
+
+    def delete_token(self, token_hash: str) -> Deferred[None]:
+        return self.engine.run(queries.delete_token, token_hash)
+
+    def delete_user_tokens(self, user_id: int) -> Deferred[list[str]]:
+        return self.engine.run(queries.delete_user_tokens, user_id)
+
+    def create_chat(self, uri: str, title: str, owner_id: int, now: datetime) -> Deferred[Chat]:
+        return self.engine.run(queries.create_chat, uri, title, owner_id, now)
+
+    def get_chat(self, uri: str) -> Deferred[Chat | None]:
+        return self.engine.run(queries.get_chat, uri)
+
+    def list_chats(self, user_id: int) -> Deferred[list[Chat]]:
+        return self.engine.run(queries.list_chats, user_id)
+
+    def members(self, chat_id: int) -> Deferred[list[User]]:
+        return self.engine.run(queries.members, chat_id)
+
+    def is_member(self, chat_id: int, user_id: int) -> Deferred[bool]:
+        return self.engine.run(queries.is_member, chat_id, user_id)
+
+    def add_member(self, chat_id: int, user_id: int, now: datetime) -> Deferred[None]:
+        return self.engine.run(queries.add_member, chat_id, user_id, now)
+
+    def remove_member(self, chat_id: int, user_id: int) -> Deferred[bool]:
+        return self.engine.run(queries.remove_member, chat_id, user_id)
+
+    def append_messages(self, chat: Chat, posts: list[Post],
+                        now: datetime) -> Deferred[list[Appended | Forbidden]]:
+        return Deferred.fromCoroutine(self._append(chat, posts, now))
+
+    async def _append(self, chat: Chat, posts: list[Post],
+                      now: datetime) -> list[Appended | Forbidden]:
+        attempts = 3
+        while True:
+            try:
+                return await self.engine.run(queries.append_messages, chat, posts, now)
+            except queries.RETRY:
+                attempts -= 1
+                if attempts == 0:
+                    raise
+
+    def history(self, chat: Chat, after: int | None, before: int | None,
+                limit: int) -> Deferred[Page]:
+        return self.engine.run(queries.history, chat, after, before, limit)
+
+    def last_seqs(self, chat_uris: list[str]) -> Deferred[dict[str, int]]:
+        return self.engine.run(queries.last_seqs, chat_uris)
+
+
+def run_sync(coroutine: Awaitable[T]) -> T:
+    """Drive a transaction coroutine whose awaits all complete at once (SQLite's)."""
+    iterator = coroutine.__await__()
+    try:
+        next(iterator)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    raise RuntimeError("a synchronous transaction awaited something asynchronous")
+
+
+_ = Cursor  # the protocol the transaction functions are written against

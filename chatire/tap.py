@@ -1,0 +1,100 @@
+"""twistd entry: Options for `twistd chatire` and makeService() building the daemon."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import attrs
+from twisted.application.service import IService, MultiService
+from twisted.python import usage
+
+from chatire.config import MULTI_OPTIONS, SCALAR_OPTIONS, Config, attribute, parse_value
+from chatire.preflight import preflight
+from chatire.service import ChatireService
+
+_DEFAULTS = Config()
+
+
+class Options(usage.Options):
+    """Command-line options of `twistd chatire`; PROTOCOL.md names and defaults."""
+
+    synopsis = "[options]"
+    longdesc = ("Run the chatire chat server: HTTP API, WebSocket at /ws and the "
+                "browser UI, on one port.")
+    optParameters = [
+        [name, None, getattr(_DEFAULTS, attribute(name)), help_text, None]
+        for name, _, help_text in SCALAR_OPTIONS
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        for name, _ in MULTI_OPTIONS:
+            self[name] = []
+
+    def _append(self, name: str, value: str) -> None:
+        self[name].append(value)
+
+    def opt_listen(self, value: str) -> None:
+        """Endpoint string to serve on, e.g. tcp:8000:interface=127.0.0.1 (repeatable)."""
+        self._append("listen", value)
+
+    def opt_allowed_origin(self, value: str) -> None:
+        """An Origin allowed to open WebSockets besides the daemon's own (repeatable)."""
+        self._append("allowed-origin", value)
+
+    def opt_metrics_listen(self, value: str) -> None:
+        """Endpoint string of a separate /metrics listener (repeatable)."""
+        self._append("metrics-listen", value)
+
+    def postOptions(self) -> None:
+        try:
+            self.config = to_config(self)
+        except ValueError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+def to_config(options: dict[str, Any]) -> Config:
+    """Typed, checked Config from parsed options (defaults for what is missing)."""
+    values: dict[str, Any] = {}
+    for name, kind, _ in SCALAR_OPTIONS:
+        raw = options.get(name)
+        if raw is not None:
+            values[attribute(name)] = parse_value(name, kind, str(raw))
+    for name, _ in MULTI_OPTIONS:
+        given = tuple(options.get(name) or ())
+        if given:
+            values[attribute(name)] = given
+    config = attrs.evolve(_DEFAULTS, **values)
+    check(config)
+    return config
+
+
+def check(config: Config) -> None:
+    """Refuse values that cannot work, with the option's name in the message."""
+    from twisted.internet import reactor
+
+    from chatire.bus import bus_from_url
+    from chatire.store import store_from_url
+
+    store_from_url(config.db, reactor)
+    bus_from_url(config.bus, reactor)
+    if config.log_format not in ("text", "json"):
+        raise ValueError("--log-format: text or json")
+    for name in ("max_message_chars", "max_body_bytes", "max_frame_bytes", "max_connections"):
+        if getattr(config, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')}: must be at least 1")
+
+
+def makeService(options: Options) -> IService:
+    """The daemon: one ChatireService under a MultiService."""
+    from twisted.internet import reactor
+
+    config: Config = options.config
+    preflight(config)
+    top = MultiService()
+    ChatireService(config, reactor).setServiceParent(top)
+    return top
+
+
+_ = os  # reserved for LISTEN_FDS handling in the endpoint layer

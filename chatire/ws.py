@@ -1,0 +1,282 @@
+"""WebSocket transport: Autobahn protocol and factory; frames in, Hub and ChatService calls out."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable, Coroutine
+
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from chatire.auth import token_hash
+from chatire.chats import ChatService
+from chatire.config import Config
+from chatire.delivery import Hub, encode
+from chatire.errors import ChatireError, Invalid, RateLimited, Unauthenticated
+from chatire.model import User
+from chatire.schemas import FRAMES, validate
+
+log = Logger()
+
+#: Frames of one socket that may wait to be handled before new ones are refused.
+MAX_QUEUED_FRAMES = 64
+
+CLOSE_UNAUTHENTICATED = 4001
+CLOSE_SLOW_READER = 4008
+CLOSE_GOING_AWAY = 1001
+
+
+class ChatSocket(WebSocketServerProtocol):
+    """One client's socket: authenticates, then turns frames into Hub and ChatService calls."""
+
+    factory: ChatSocketFactory
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.user: User | None = None
+        self.token_hash: str | None = None
+        self._header_token: str | None = None
+        self._auth_timer: IDelayedCall | None = None
+        self._opened = False
+        self._gone = False
+        self._paused = False
+        self._backlog = 0
+        self._queued = 0
+        self._tail: Deferred[None] = Deferred()
+        self._tail.callback(None)
+
+    # -- handshake ------------------------------------------------------------------
+
+    def onConnect(self, request: ConnectionRequest) -> None:
+        factory = self.factory
+        if factory.open_count >= factory.config.max_connections:
+            raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "too many connections")
+        origin = request.headers.get("origin")
+        if origin is not None and not factory.origin_allowed(
+                origin, request.host, self._secure(request)):
+            raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
+        header = request.headers.get("authorization")
+        if header is not None:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                self._header_token = token.strip()
+            else:
+                self._header_token = ""
+
+    def _secure(self, request: ConnectionRequest) -> bool:
+        forwarded = request.headers.get("x-forwarded-proto", "")
+        return ISSLTransport.providedBy(self.transport) or forwarded.lower() == "https"
+
+    def onOpen(self) -> None:
+        self._opened = True
+        self.factory.open_count += 1
+        self.factory.hub.connection_opened(self)
+        self._watch_backlog()
+        if self._header_token is not None:
+            self._enqueue(self._authenticate(self._header_token))
+        else:
+            self._auth_timer = self.factory.clock.callLater(
+                self.factory.config.auth_timeout, self._auth_timed_out)
+
+    def _watch_backlog(self) -> None:
+        """Be the transport's producer: it tells us when its buffer is full."""
+        transport: Any = self.transport
+        if transport is None or not hasattr(transport, "registerProducer"):
+            return
+        if getattr(transport, "producer", None) is not None:
+            transport.unregisterProducer()  # the HTTP channel's, from before the upgrade
+        transport.registerProducer(self, True)
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._backlog = 0
+
+    def stopProducing(self) -> None:
+        self._paused = True
+
+    def _auth_timed_out(self) -> None:
+        self._auth_timer = None
+        if self.user is None:
+            self.close(CLOSE_UNAUTHENTICATED, "not authenticated in time")
+
+    # -- frames in --------------------------------------------------------------------
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        if isBinary:
+            self._refuse(Invalid("text frames only"), {})
+            return
+        try:
+            frame = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            self._refuse(Invalid("a frame must be one JSON object"), {})
+            return
+        if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+            self._refuse(Invalid('a frame must be a JSON object with a "type"'), {})
+            return
+        kind = frame["type"]
+        if kind not in FRAMES:
+            self._refuse(Invalid(f"unknown frame type {kind[:40]!r}"), frame)
+            return
+        if self._queued >= MAX_QUEUED_FRAMES:
+            self._refuse(RateLimited("too many frames waiting; slow down"), frame)
+            return
+        handler = getattr(self, f"_on_{kind}")
+        self._enqueue(self._handle(handler, frame))
+
+    def _enqueue(self, work: Coroutine[Any, Any, None]) -> None:
+        """Handle this socket's frames one after another, in arrival order."""
+        self._queued += 1
+
+        def run(_: object) -> Deferred[None]:
+            return Deferred.fromCoroutine(work)
+
+        def done(result: object) -> None:
+            self._queued -= 1
+            if isinstance(result, Failure):
+                log.failure("error handling a frame", result)
+
+        self._tail.addCallback(run)
+        self._tail.addBoth(done)
+
+    async def _handle(self, handler: Callable[[dict[str, Any]], Coroutine[Any, Any, None]],
+                      frame: dict[str, Any]) -> None:
+        try:
+            validate(f"frame:{frame['type']}", frame)
+            if self.user is None and frame["type"] != "auth":
+                raise Unauthenticated("authenticate first")
+            await handler(frame)
+        except ChatireError as e:
+            self._refuse(e, frame)
+
+    def _refuse(self, error: ChatireError, frame: dict[str, Any]) -> None:
+        body: dict[str, Any] = {"type": "error", "code": error.code, "message": error.message}
+        for key in ("chat", "client_id"):
+            if isinstance(frame.get(key), str):
+                body[key] = frame[key]
+        self.send_json(body)
+
+    async def _on_auth(self, frame: dict[str, Any]) -> None:
+        if self.user is not None:
+            raise Invalid("already authenticated")
+        await self._authenticate(frame["token"])
+
+    async def _authenticate(self, token: str) -> None:
+        try:
+            user = await self.factory.chats.authenticate(token)
+        except Unauthenticated as e:
+            self._refuse(e, {})
+            self.close(CLOSE_UNAUTHENTICATED, "bad token")
+            return
+        if self._auth_timer is not None and self._auth_timer.active():
+            self._auth_timer.cancel()
+        self._auth_timer = None
+        self.user, self.token_hash = user, token_hash(token)
+        self.send_json({"type": "ready", "user": user.to_json()})
+
+    async def _on_subscribe(self, frame: dict[str, Any]) -> None:
+        assert self.user is not None
+        await self.factory.hub.subscribe(self, self.user, frame["chat"], frame.get("after"))
+
+    async def _on_unsubscribe(self, frame: dict[str, Any]) -> None:
+        self.factory.hub.unsubscribe(self, frame["chat"])
+        self.send_json({"type": "unsubscribed", "chat": frame["chat"]})
+
+    async def _on_typing(self, frame: dict[str, Any]) -> None:
+        assert self.user is not None
+        self.factory.hub.typing(self, self.user, frame["chat"])
+
+    async def _on_send(self, frame: dict[str, Any]) -> None:
+        assert self.user is not None
+        committed = await self.factory.chats.submit(
+            self.user, frame["chat"], frame["message"], frame.get("client_id"))
+        committed.addCallbacks(self._sent, self._send_failed, errbackArgs=(frame,))
+
+    def _sent(self, result: Any) -> None:
+        message, _ = result
+        self.send_json({"type": "sent", "chat": message.chat, "client_id": message.client_id,
+                        "seq": message.seq, "id": message.id})
+
+    def _send_failed(self, failure: Failure, frame: dict[str, Any]) -> None:
+        if failure.check(ChatireError):
+            self._refuse(failure.value, frame)
+        else:
+            log.failure("storing a message failed", failure)
+            self._refuse(ChatireError("the message could not be stored"), frame)
+
+    # -- frames out (the Hub's Subscriber) ----------------------------------------------
+
+    def deliver(self, frame: Any) -> None:
+        if self._gone:
+            return
+        self.sendPreparedMessage(frame)
+        if self._paused:
+            self._backlog += len(frame.payload)
+            if self._backlog > self.factory.config.slow_reader_bytes:
+                log.info("closing a slow reader", user_id=self.user.id if self.user else None)
+                self.close(CLOSE_SLOW_READER, "reading too slowly; reconnect and resume")
+
+    def send_json(self, body: dict[str, Any]) -> None:
+        if not self._gone:
+            self.sendMessage(encode(body))
+
+    def close(self, code: int, reason: str) -> None:
+        if self._gone:
+            return
+        self._gone = True
+        self.factory.hub.connection_closed(self)
+        self.sendClose(code, reason)
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        self._gone = True
+        if self._auth_timer is not None and self._auth_timer.active():
+            self._auth_timer.cancel()
+        if self._opened:
+            self._opened = False
+            self.factory.open_count -= 1
+            self.factory.hub.connection_closed(self)
+
+
+class ChatSocketFactory(WebSocketServerFactory):
+    """Builds ChatSockets with PROTOCOL.md's limits; owns the count of open sockets."""
+
+    protocol = ChatSocket
+
+    def __init__(self, chats: ChatService, hub: Hub | None, config: Config,
+                 clock: IReactorTime) -> None:
+        super().__init__(server="chatire")
+        self.chats = chats
+        self.hub: Hub = hub  # type: ignore[assignment]  # set by the service
+        self.config = config
+        self.clock = clock
+        self.open_count = 0
+        self.setProtocolOptions(
+            maxFramePayloadSize=config.max_frame_bytes,
+            maxMessagePayloadSize=config.max_frame_bytes,
+            autoPingInterval=config.ping_interval,
+            autoPingTimeout=config.ping_timeout,
+            openHandshakeTimeout=10,
+            closeHandshakeTimeout=2,
+            failByDrop=False,
+        )
+
+    def prepare(self, payload: bytes) -> Any:
+        """A message frame, framed once for every socket that gets it."""
+        return self.prepareMessage(payload, isBinary=False)
+
+    def origin_allowed(self, origin: str, host: str, secure: bool) -> bool:
+        if origin == "null":
+            return False
+        own = ("https://" if secure else "http://") + host
+        allowed = {a.rstrip("/").lower() for a in self.config.allowed_origin}
+        return origin.rstrip("/").lower() in allowed | {own.lower()}
+
+    def close_all(self, code: int, reason: str) -> None:
+        for conn in self.hub.connections():
+            conn.close(code, reason)
