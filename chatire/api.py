@@ -218,10 +218,6 @@ class ChatireAPI:
     def openapi_json(self, request: IRequest) -> bytes:
         return _respond(request, 200, openapi.build())
 
-    @router.route("/api/", branch=True)
-    def api_not_found(self, request: IRequest) -> bytes:
-        raise NotFound("no such API path")
-
     @router.route("/healthz", methods=["GET"])
     async def healthz(self, request: IRequest) -> bytes:
         ping: Deferred[None] = self.chats.store.ping()
@@ -249,6 +245,8 @@ class ChatireAPI:
 
     @router.route("/", branch=True, methods=["GET", "HEAD"])
     def static(self, request: IRequest) -> IResource:
+        if request.path.startswith(b"/api/"):
+            raise NotFound("no such API path")
         return _static(request, self.web_root)
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 from chatire.errors import Forbidden
 from chatire.interfaces import IStore
-from chatire.model import Chat
-from chatire.store.queries import Appended, Post
+from chatire.model import Appended, Chat, Post
 
 #: The most posts one transaction takes.
 MAX_BATCH = 256
@@ -51,7 +51,7 @@ class Appender:
         self._busy.add(chat.uri)
         stored = self._store.append_messages(chat, [post for post, _ in batch], self._now())
 
-        def settle(results: object) -> None:
+        def settle(results: list[Appended | Forbidden] | Failure) -> None:
             if isinstance(results, list):
                 for (_, d), result in zip(batch, results, strict=True):
                     if isinstance(result, Forbidden):

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import argon2
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 
 T = TypeVar("T")
-
-#: OWASP's minimum for argon2id: 19 MiB of memory, two passes, one lane.
-OWASP_PARAMETERS = {"time_cost": 2, "memory_cost": 19456, "parallelism": 1}
 
 #: Runs a blocking function somewhere and fires with its result.
 Runner = Callable[..., "Deferred[Any]"]
@@ -36,9 +34,10 @@ def inline_runner(function: Callable[..., T], *args: Any) -> Deferred[T]:
 class Passwords:
     """argon2id hashes of passwords; verifying also says when to rehash."""
 
-    def __init__(self, run: Runner, **parameters: int) -> None:
-        self._hasher = argon2.PasswordHasher(type=argon2.Type.ID,
-                                             **(parameters or OWASP_PARAMETERS))
+    def __init__(self, run: Runner, *, time_cost: int = 2, memory_cost: int = 19456,
+                 parallelism: int = 1) -> None:
+        self._hasher = argon2.PasswordHasher(time_cost=time_cost, memory_cost=memory_cost,
+                                             parallelism=parallelism, type=argon2.Type.ID)
         self._run = run
 
     def hash(self, password: str) -> Deferred[str]:
@@ -62,7 +61,8 @@ class Passwords:
         return self.verify(_DUMMY_HASH, password)
 
 
-_DUMMY_HASH = argon2.PasswordHasher(**OWASP_PARAMETERS).hash("chatire-dummy-password")
+_DUMMY_HASH = argon2.PasswordHasher(time_cost=2, memory_cost=19456, parallelism=1,
+                                    type=argon2.Type.ID).hash("chatire-dummy-password")
 
 
 def new_token() -> str:

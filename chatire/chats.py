@@ -16,9 +16,8 @@ from chatire.auth import Passwords, new_token, token_hash
 from chatire.config import Config
 from chatire.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
 from chatire.interfaces import IStore
-from chatire.model import Chat, Message, Page, User, utc_from_timestamp
+from chatire.model import Appended, Chat, Message, Page, Post, User, utc_from_timestamp
 from chatire.ratelimit import FailureWindow, TokenBucket
-from chatire.store.queries import Appended, Post
 
 log = Logger()
 

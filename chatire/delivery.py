@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from chatire.chats import ChatService
 from chatire.errors import ChatireError, Invalid
@@ -99,7 +101,7 @@ class Hub:
         self._chat_rows: dict[str, Chat] = {}
         self._frames: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._frame_cache = frame_cache
-        self._fetching: dict[tuple[str, int], Deferred[Page]] = {}
+        self._fetching: dict[tuple[str, int], list[Deferred[Page]]] = {}
         self._sweep = LoopingCall(self.sweep)
         self._sweep.clock = clock
         self._sweep_interval = sweep_interval
@@ -301,14 +303,15 @@ class Hub:
                 wanted = max(sub.target, max(sub.pending, default=0))
                 if sub.last_sent >= wanted:
                     return
-                page = await self._fetch(sub.chat, sub.last_sent)
-                if not page.messages:
-                    return
+                before = sub.last_sent
+                page = await self._fetch(sub.chat, before)
                 for message in page.messages:
                     if sub.live and message.seq == sub.last_sent + 1:
                         sub.last_sent = message.seq
                         sub.conn.deliver(self._frame(sub.chat, message.seq,
                                                      message_payload(message)))
+                if sub.last_sent == before:
+                    return  # the store has nothing newer yet: the next sweep retries
         except ChatireError as e:
             log.warn("gap fill of a chat deferred to the next sweep: {error}", error=e.message)
         finally:
@@ -319,20 +322,24 @@ class Hub:
     def _fetch(self, uri: str, after: int) -> Deferred[Page]:
         """History after a seq; subscribers at the same point share one query."""
         key = (uri, after)
-        pending = self._fetching.get(key)
-        if pending is None:
-            chat = self._chat_rows[uri]
-            pending = self.chats.store.history(chat, after, None, self._page_size)
+        mine: Deferred[Page] = Deferred()
+        waiters = self._fetching.get(key)
+        if waiters is not None:
+            waiters.append(mine)
+            return mine
+        waiters = self._fetching[key] = [mine]
 
-            def done(result: Any) -> Any:
-                del self._fetching[key]
-                return result
+        def fan_out(result: Page | Failure) -> None:
+            del self._fetching[key]
+            for waiter in waiters:
+                if isinstance(result, Failure):
+                    waiter.errback(result)
+                else:
+                    waiter.callback(result)
 
-            pending.addBoth(done)
-            self._fetching[key] = pending
-        shared: Deferred[Page] = Deferred()
-        pending.addBoth(lambda result: (shared.callback(result), result)[1])
-        return shared
+        self.chats.store.history(self._chat_rows[uri], after, None,
+                                 self._page_size).addBoth(fan_out)
+        return mine
 
     def sweep(self) -> Deferred[None]:
         """Compare every followed chat with the store; fill whoever is behind."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
+
+from chatire.errors import Forbidden
+from chatire.model import Appended, Chat, Page, Post, User
 
 # ruff: noqa: N805  (zope interfaces declare methods without self)
 
@@ -28,37 +31,40 @@ class IStore(Interface):
         """Succeed when the store answers a trivial query."""
 
     def create_user(username: str, password_hash: str, display_name: str,
-                    now: datetime) -> Deferred[object]:
+                    now: datetime) -> Deferred[User]:
         """Insert a user; fire with the ``User``, or fail with ``Conflict``."""
 
-    def find_login(username: str) -> Deferred[object]:
+    def find_login(username: str) -> Deferred[tuple[User, str] | None]:
         """Fire with ``(User, password_hash)`` by case-insensitive name, or ``None``."""
+
+    def find_user(username: str) -> Deferred[User | None]:
+        """Fire with the ``User`` of a case-insensitive name, or ``None``."""
 
     def set_password_hash(user_id: int, password_hash: str) -> Deferred[None]:
         """Replace a user's password hash."""
 
-    def add_token(user_id: int, token_hash: bytes, expires_at: datetime) -> Deferred[None]:
+    def add_token(user_id: int, token_hash: str, expires_at: datetime) -> Deferred[None]:
         """Record a new bearer token by its hash."""
 
-    def user_for_token(token_hash: bytes, now: datetime) -> Deferred[object]:
+    def user_for_token(token_hash: str, now: datetime) -> Deferred[User | None]:
         """Fire with the ``User`` of a live token, or ``None``."""
 
-    def delete_token(token_hash: bytes) -> Deferred[None]:
+    def delete_token(token_hash: str) -> Deferred[None]:
         """Revoke one token."""
 
-    def delete_user_tokens(user_id: int) -> Deferred[int]:
-        """Revoke every token of a user; fire with how many."""
+    def delete_user_tokens(user_id: int) -> Deferred[list[str]]:
+        """Revoke every token of a user; fire with the hashes revoked."""
 
-    def create_chat(uri: str, title: str, owner_id: int, now: datetime) -> Deferred[object]:
+    def create_chat(uri: str, title: str, owner_id: int, now: datetime) -> Deferred[Chat]:
         """Create a chat with its owner as first member; fire with the ``Chat``."""
 
-    def get_chat(uri: str) -> Deferred[object]:
+    def get_chat(uri: str) -> Deferred[Chat | None]:
         """Fire with the ``Chat`` or ``None``."""
 
-    def list_chats(user_id: int) -> Deferred[object]:
+    def list_chats(user_id: int) -> Deferred[list[Chat]]:
         """Fire with the user's chats as a list, latest activity first."""
 
-    def members(chat_id: int) -> Deferred[object]:
+    def members(chat_id: int) -> Deferred[list[User]]:
         """Fire with the chat's members as a list of ``User``, by join order."""
 
     def is_member(chat_id: int, user_id: int) -> Deferred[bool]:
@@ -70,8 +76,8 @@ class IStore(Interface):
     def remove_member(chat_id: int, user_id: int) -> Deferred[bool]:
         """End a membership; fire with whether there was one."""
 
-    def append_messages(chat: object, posts: list[object],
-                        now: datetime) -> Deferred[object]:
+    def append_messages(chat: Chat, posts: list[Post],
+                        now: datetime) -> Deferred[list[Appended | Forbidden]]:
         """Store ``Post`` values of members in one transaction, in order.
 
         Fires with one ``Appended`` per post: the stored message and whether
@@ -79,11 +85,11 @@ class IStore(Interface):
         author is no longer a member gets ``Forbidden`` in its place.
         """
 
-    def history(chat: object, after: int | None, before: int | None,
-                limit: int) -> Deferred[object]:
+    def history(chat: Chat, after: int | None, before: int | None,
+                limit: int) -> Deferred[Page]:
         """Fire with a ``Page``: seq > after, or seq < before, or the latest."""
 
-    def last_seqs(chat_uris: list[str]) -> Deferred[object]:
+    def last_seqs(chat_uris: list[str]) -> Deferred[dict[str, int]]:
         """Fire with ``{uri: last_seq}`` for the chats that exist."""
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
@@ -10,13 +10,13 @@ import attrs
 
 def iso(moment: datetime) -> str:
     """ISO 8601 in UTC with a ``Z`` suffix, millisecond precision."""
-    utc = moment.astimezone(timezone.utc)
+    utc = moment.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
 
 def utc_from_timestamp(seconds: float) -> datetime:
     """An aware UTC datetime from POSIX seconds."""
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
 
 
 @attrs.frozen
@@ -96,3 +96,20 @@ class Page:
 
     messages: tuple[Message, ...]
     has_more: bool
+
+
+@attrs.frozen
+class Post:
+    """One message to append: who, what, and the sender's idempotency key."""
+
+    user_id: int
+    text: str
+    client_id: str | None
+
+
+@attrs.frozen
+class Appended:
+    """The outcome of one Post: the stored message, and whether it is new."""
+
+    message: Message
+    created: bool

@@ -95,7 +95,9 @@ class ChatireService(Service):
 
 
 async def _stop_port(port: IListeningPort) -> None:
-    await port.stopListening()
+    stopped = port.stopListening()
+    if stopped is not None:
+        await stopped
 
 
 def _exit_failed() -> None:

@@ -34,5 +34,6 @@ class CappedRequest(Request):
 def make_site(resource: IResource, max_body: int, **kwargs: Any) -> Site:
     """A Site whose requests cap their bodies at ``max_body`` bytes."""
     site = Site(resource, **kwargs)
-    site.requestFactory = type("Request", (CappedRequest,), {"max_body": max_body})
+    capped: type[Request] = type("Request", (CappedRequest,), {"max_body": max_body})
+    site.requestFactory = capped
     return site

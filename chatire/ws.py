@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Coroutine
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
@@ -204,7 +205,7 @@ class ChatSocket(WebSocketServerProtocol):
                         "seq": message.seq, "id": message.id})
 
     def _send_failed(self, failure: Failure, frame: dict[str, Any]) -> None:
-        if failure.check(ChatireError):
+        if isinstance(failure.value, ChatireError):
             self._refuse(failure.value, frame)
         else:
             log.failure("storing a message failed", failure)
@@ -246,7 +247,7 @@ class ChatSocket(WebSocketServerProtocol):
 class ChatSocketFactory(WebSocketServerFactory):
     """Builds ChatSockets with PROTOCOL.md's limits; owns the count of open sockets."""
 
-    protocol = ChatSocket
+    protocol = ChatSocket  # type: ignore[assignment]
 
     def __init__(self, chats: ChatService, hub: Hub | None, config: Config,
                  clock: IReactorTime) -> None:

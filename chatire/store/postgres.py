@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg2
@@ -33,13 +34,13 @@ class PostgresCursor:
         await self._cursor.execute(sql, tuple(params))
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        return self._cursor.fetchone()  # type: ignore[no-any-return]
+        return self._cursor.fetchone()
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        return self._cursor.fetchall()  # type: ignore[no-any-return]
+        return self._cursor.fetchall()
 
     def time(self, value: Any) -> datetime:
-        return value  # type: ignore[no-any-return]
+        return value
 
 
 def split_url(url: str) -> tuple[str, int]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import attrs
-
 from chatire.errors import Conflict, Forbidden
-from chatire.model import Chat, Message, Page, User
+from chatire.model import Appended, Chat, Message, Page, Post, User
 from chatire.store.cursor import Cursor
 
 _CHAT_COLUMNS = """c.id, c.uri, c.title, c.created_at, c.last_seq,
@@ -17,23 +15,6 @@ _CHAT_FROM = "chats c JOIN users o ON o.id = c.owner_id"
 _MESSAGE_COLUMNS = """m.seq, m.id, m.body, m.client_id, m.created_at,
     u.id, u.username, u.display_name"""
 _MESSAGE_FROM = "messages m JOIN users u ON u.id = m.user_id"
-
-
-@attrs.frozen
-class Post:
-    """One message to append: who, what, and the sender's idempotency key."""
-
-    user_id: int
-    text: str
-    client_id: str | None
-
-
-@attrs.frozen
-class Appended:
-    """The outcome of one Post: the stored message, and whether it is new."""
-
-    message: Message
-    created: bool
 
 
 def _chat(cur: Cursor, row: tuple[Any, ...]) -> Chat:

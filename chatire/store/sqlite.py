@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import datetime, timezone
-from typing import Any, Awaitable, Callable, Sequence, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorThreads
@@ -30,7 +31,7 @@ class SQLiteCursor:
         self._cursor.execute(sql.replace("%s", "?"), values)
 
     def fetchone(self) -> tuple[Any, ...] | None:
-        return self._cursor.fetchone()  # type: ignore[no-any-return]
+        return self._cursor.fetchone()
 
     def fetchall(self) -> list[tuple[Any, ...]]:
         return self._cursor.fetchall()
@@ -41,7 +42,7 @@ class SQLiteCursor:
 
 def _to_sql(value: Any) -> Any:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).isoformat(timespec="microseconds")
+        return value.astimezone(UTC).isoformat(timespec="microseconds")
     return value
 
 
@@ -75,9 +76,13 @@ class SQLiteEngine:
     def close(self) -> Deferred[None]:
         if not self._pool.started:
             return succeed(None)
-        d = deferToThreadPool(self._reactor, self._pool, self._close)
-        d.addBoth(lambda result: (self._pool.stop(), result)[1])
-        return d
+        return Deferred.fromCoroutine(self._shut_down())
+
+    async def _shut_down(self) -> None:
+        try:
+            await deferToThreadPool(self._reactor, self._pool, self._close)
+        finally:
+            self._pool.stop()
 
     def _close(self) -> None:
         if self._connection is not None:

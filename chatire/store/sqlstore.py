@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, Awaitable, Callable, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from chatire.errors import Forbidden
 from chatire.interfaces import IStore
-from chatire.model import Chat, Page, User
+from chatire.model import Appended, Chat, Page, Post, User
 from chatire.store import queries
 from chatire.store.cursor import Cursor
-from chatire.store.queries import Appended, Post
 from chatire.store.schema import migrate
 
 T = TypeVar("T")
@@ -127,7 +127,8 @@ def run_sync(coroutine: Awaitable[T]) -> T:
     try:
         next(iterator)
     except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
+        result: T = done.value
+        return result
     raise RuntimeError("a synchronous transaction awaited something asynchronous")
 
 

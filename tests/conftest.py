@@ -1,0 +1,47 @@
+"""Fixtures shared by every suite: stores on SQLite and PostgreSQL, a running daemon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, AsyncIterator, Iterator
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from chatire.config import Config
+from tests.support.client import Api
+from tests.support.services import fresh_database
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each API test runs once per store: a fresh SQLite file, a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'chatire.db'}"
+    else:
+        with fresh_database() as url:
+            yield url
+
+
+@pytest.fixture
+def config(db_url: str) -> Config:
+    return Config(listen=("tcp:0:interface=127.0.0.1",), db=db_url, send_rate=0)
+
+
+@pytest_twisted.async_yield_fixture
+async def daemon(config: Config) -> AsyncIterator[Any]:
+    """A ChatireService started on an ephemeral port in this process's reactor."""
+    from chatire.service import ChatireService
+
+    service = ChatireService(config, reactor)
+    service.startService()
+    await service.ready
+    service.base_url = f"http://127.0.0.1:{service.ports[0].getHost().port}"
+    yield service
+    await service.stopService()
+
+
+@pytest.fixture
+def api(daemon: Any) -> Api:
+    return Api(daemon.base_url)
