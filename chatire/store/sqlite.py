@@ -7,8 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorThreads
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
@@ -51,13 +50,17 @@ class SQLiteEngine:
 
     dialect = "sqlite"
 
-    def __init__(self, path: str, reactor: IReactorThreads) -> None:
+    def __init__(self, path: str, reactor: Any, *,
+                 inline: bool = False) -> None:
         self._path = path
         self._reactor = reactor
+        self._inline = inline  # run on the calling thread: deterministic unit tests only
         self._pool = ThreadPool(minthreads=1, maxthreads=1, name="chatire-sqlite")
         self._connection: sqlite3.Connection | None = None
 
     def connect(self) -> Deferred[None]:
+        if self._inline:
+            return maybeDeferred(self._open)
         self._pool.start()
         return deferToThreadPool(self._reactor, self._pool, self._open)
 
@@ -74,6 +77,8 @@ class SQLiteEngine:
         self._connection = connection
 
     def close(self) -> Deferred[None]:
+        if self._inline:
+            return maybeDeferred(self._close)
         if not self._pool.started:
             return succeed(None)
         return Deferred.fromCoroutine(self._shut_down())
@@ -90,6 +95,8 @@ class SQLiteEngine:
             self._connection = None
 
     def run(self, txn: Callable[..., Awaitable[T]], *args: Any) -> Deferred[T]:
+        if self._inline:
+            return maybeDeferred(self._transaction, txn, args)
         return deferToThreadPool(self._reactor, self._pool, self._transaction, txn, args)
 
     def _transaction(self, txn: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
