@@ -1,0 +1,106 @@
+/** HTTP API client: JSON in and out, bearer token, errors thrown as ApiError with `code`. */
+
+/** An HTTP error from the server (`{"error": {"code", "message"}}`) or the network. */
+export class ApiError extends Error {
+  constructor(code, message, status = 0, retryAfter = null) {
+    super(message);
+    this.name = "ApiError";
+    this.code = code;
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+let tokenSource = () => null;
+let onUnauthenticated = () => {};
+
+/** Tell the client where the token lives and what to do when the server rejects it. */
+export function configure({ getToken, unauthenticated }) {
+  if (getToken) tokenSource = getToken;
+  if (unauthenticated) onUnauthenticated = unauthenticated;
+}
+
+const FALLBACK_CODES = {
+  400: "invalid", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+  409: "conflict", 413: "too_large", 429: "rate_limited", 503: "unavailable",
+};
+
+/**
+ * Call the API. Returns the parsed JSON body (or null for 204).
+ * @param {string} method
+ * @param {string} path  e.g. "/api/chats"
+ * @param {object} [body]
+ * @param {{auth?: boolean, signal?: AbortSignal}} [options]
+ */
+export async function request(method, path, body, { auth = true, signal } = {}) {
+  const headers = { Accept: "application/json" };
+  const token = auth ? tokenSource() : null;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method, headers, signal, cache: "no-store",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError("network", "Cannot reach the server. Check your connection.");
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  const text = await response.text();
+  if (text) {
+    try { data = JSON.parse(text); } catch { data = null; }
+  }
+  if (response.ok) return data;
+  const err = data && data.error ? data.error : {};
+  const retry = Number(response.headers.get("Retry-After"));
+  const error = new ApiError(
+    err.code || FALLBACK_CODES[response.status] || "server_error",
+    err.message || `The server answered ${response.status}.`,
+    response.status,
+    Number.isFinite(retry) && retry > 0 ? retry : null,
+  );
+  if (error.code === "unauthenticated" && token) onUnauthenticated(error);
+  throw error;
+}
+
+const enc = encodeURIComponent;
+
+/** The calls of PROTOCOL.md, one function each. */
+export const api = {
+  register: (username, password, displayName) =>
+    request("POST", "/api/auth/register",
+      displayName ? { username, password, display_name: displayName } : { username, password },
+      { auth: false }),
+  signIn: (username, password) =>
+    request("POST", "/api/auth/token", { username, password }, { auth: false }),
+  signOut: () => request("DELETE", "/api/auth/token"),
+  me: () => request("GET", "/api/me"),
+  createChat: (title) => request("POST", "/api/chats", title ? { title } : {}),
+  chats: () => request("GET", "/api/chats"),
+  chat: (uri) => request("GET", `/api/chats/${enc(uri)}`),
+  join: (uri) => request("POST", `/api/chats/${enc(uri)}/members`),
+  leave: (uri) => request("DELETE", `/api/chats/${enc(uri)}/members/me`),
+  post: (uri, message, clientId) =>
+    request("POST", `/api/chats/${enc(uri)}/messages`, { message, client_id: clientId }),
+  /** `query`: {after?, before?, limit?} */
+  messages: (uri, query = {}) => {
+    const params = new URLSearchParams();
+    for (const [k, v] of Object.entries(query)) if (v !== undefined && v !== null) params.set(k, v);
+    const qs = params.toString();
+    return request("GET", `/api/chats/${enc(uri)}/messages${qs ? `?${qs}` : ""}`);
+  },
+};
+
+/** A human sentence for an error, suitable for an inline message. */
+export function describe(error) {
+  if (!(error instanceof ApiError)) return "Something went wrong. Please try again.";
+  if (error.code === "rate_limited") {
+    return error.retryAfter
+      ? `Too many attempts. Try again in ${Math.ceil(error.retryAfter)} s.`
+      : "Too many attempts. Try again in a moment.";
+  }
+  return error.message;
+}

@@ -1,0 +1,87 @@
+/** Tiny DOM helpers: build elements from tag, properties and children (text is always text). */
+
+/**
+ * Create an element. `props` keys: `class`, `text`, `dataset`, `style` (CSS properties),
+ * `attrs`, `on` (event map),
+ * anything else is set as a property. Children may be nodes, strings (as text) or null.
+ * @param {string} tag
+ * @param {object} [props]
+ * @param {...(Node|string|null|undefined|false)} children
+ * @returns {HTMLElement}
+ */
+export function h(tag, props = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null) continue;
+    if (key === "class") el.className = value;
+    else if (key === "text") el.textContent = value;
+    else if (key === "dataset") Object.assign(el.dataset, value);
+    else if (key === "style") {
+      // CSSOM, not the style attribute: allowed under a strict Content-Security-Policy.
+      for (const [name, v] of Object.entries(value)) el.style.setProperty(name, String(v));
+    }
+    else if (key === "attrs") {
+      for (const [name, v] of Object.entries(value)) {
+        if (v !== undefined && v !== null && v !== false) el.setAttribute(name, v === true ? "" : String(v));
+      }
+    } else if (key === "on") {
+      for (const [type, fn] of Object.entries(value)) el.addEventListener(type, fn);
+    } else el[key] = value;
+  }
+  append(el, children);
+  return el;
+}
+
+/** Append nodes or strings (as text nodes) to `parent`, skipping empty values. */
+export function append(parent, children) {
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    parent.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return parent;
+}
+
+/** Remove every child of `el`, then append `children`. */
+export function replaceChildren(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
+/** A fresh id for label/field pairs: `prefix-N`. */
+let counter = 0;
+export function uid(prefix) {
+  counter += 1;
+  return `${prefix}-${counter}`;
+}
+
+/** A `<label>` + field pair sharing a generated id; returns `{ wrap, label, field }`. */
+export function labelled(text, field, hint) {
+  field.id ||= uid("f");
+  const label = h("label", { htmlFor: field.id, text });
+  const wrap = h("div", { class: "field" }, label, field);
+  if (hint) {
+    const note = h("p", { class: "hint", id: uid("hint"), text: hint });
+    field.setAttribute("aria-describedby", note.id);
+    wrap.append(note);
+  }
+  return { wrap, label, field };
+}
+
+/** Characters as the server counts them (Unicode code points), after trimming. */
+export function charCount(text) {
+  let n = 0;
+  for (const _ of text.trim()) n += 1;
+  return n;
+}
+
+/** Local time of an ISO timestamp, e.g. "14:05" (today) or "3 Mar, 14:05". */
+export function shortTime(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return "";
+  const now = new Date();
+  const sameDay = when.toDateString() === now.toDateString();
+  const opts = sameDay
+    ? { hour: "2-digit", minute: "2-digit" }
+    : { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" };
+  return when.toLocaleString(undefined, opts);
+}

@@ -1,0 +1,49 @@
+/** Attention cues: a short WebAudio chime and "(N) chatire" in the tab title while unfocused. */
+
+const BASE_TITLE = "chatire";
+let audio = null;
+let lastChime = 0;
+
+/** Browsers only allow audio after a user gesture: create the context on the first one. */
+function unlock() {
+  if (audio) {
+    if (audio.state === "suspended") audio.resume().catch(() => {});
+    return;
+  }
+  const Ctx = window.AudioContext || window.webkitAudioContext;
+  if (!Ctx) return;
+  try { audio = new Ctx(); } catch { audio = null; }
+}
+for (const type of ["pointerdown", "keydown"]) window.addEventListener(type, unlock, { capture: true, passive: true });
+
+/** Play a soft two-note chime (at most one a second). */
+export function chime() {
+  const now = Date.now();
+  if (!audio || audio.state !== "running" || now - lastChime < 1000) return;
+  lastChime = now;
+  const t0 = audio.currentTime;
+  for (const [i, freq] of [880, 1320].entries()) {
+    const osc = audio.createOscillator();
+    const gain = audio.createGain();
+    osc.type = "sine";
+    osc.frequency.value = freq;
+    const start = t0 + i * 0.09;
+    gain.gain.setValueAtTime(0.0001, start);
+    gain.gain.exponentialRampToValueAtTime(0.12, start + 0.015);
+    gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.22);
+    osc.connect(gain).connect(audio.destination);
+    osc.start(start);
+    osc.stop(start + 0.25);
+  }
+}
+
+/** Whether the reader is looking at this tab right now. */
+export function attentive() {
+  return document.visibilityState === "visible" && document.hasFocus();
+}
+
+/** Show the unread total in the title while the window is not focused. */
+export function setTitleCount(count) {
+  const title = count > 0 && !attentive() ? `(${count > 99 ? "99+" : count}) ${BASE_TITLE}` : BASE_TITLE;
+  if (document.title !== title) document.title = title;
+}

@@ -1,0 +1,77 @@
+/** Sidebar: "New chat" button and the list of my chats (latest activity first, unread badges). */
+import { h, replaceChildren } from "/js/dom.js";
+import { chatPath } from "/js/router.js";
+
+export function chatTitle(chat) {
+  return (chat && chat.title && chat.title.trim()) || "Untitled chat";
+}
+
+export class ChatListView {
+  /** @param {HTMLElement} el  @param {{onNewChat: () => void}} handlers */
+  constructor(el, { onNewChat }) {
+    this.el = el;
+    this.newChat = h("button", {
+      type: "button", class: "primary new-chat", on: { click: onNewChat },
+    }, h("span", { attrs: { "aria-hidden": "true" }, text: "+ " }), "New chat");
+    this.list = h("ul", { class: "chat-list" });
+    this.nav = h("nav", { attrs: { "aria-label": "Chats", "aria-busy": "true" } },
+      h("p", { class: "muted loading", text: "Loading chats…" }));
+    replaceChildren(el, h("div", { class: "sidebar-head" }, h("h2", { text: "Chats" }), this.newChat), this.nav);
+    this.items = new Map();
+  }
+
+  /**
+   * @param {Array<object>} chats  latest activity first
+   * @param {{openUri: string|null, unread: (chat: object) => number}} opts
+   */
+  update(chats, { openUri, unread }) {
+    this.nav.removeAttribute("aria-busy");
+    if (!chats.length) {
+      replaceChildren(this.nav, h("p", { class: "muted empty",
+        text: "No chats yet. Start one with “New chat”, or open an invite link someone sent you." }));
+      this.items.clear();
+      return;
+    }
+    if (this.list.parentNode !== this.nav) replaceChildren(this.nav, this.list);
+    const seen = new Set();
+    chats.forEach((chat, index) => {
+      seen.add(chat.uri);
+      let item = this.items.get(chat.uri);
+      if (!item) {
+        item = this.makeItem(chat);
+        this.items.set(chat.uri, item);
+      }
+      this.fill(item, chat, chat.uri === openUri, unread(chat));
+      if (this.list.children[index] !== item.li) this.list.insertBefore(item.li, this.list.children[index] || null);
+    });
+    for (const [uri, item] of this.items) {
+      if (!seen.has(uri)) {
+        item.li.remove();
+        this.items.delete(uri);
+      }
+    }
+  }
+
+  makeItem(chat) {
+    const title = h("span", { class: "chat-title" });
+    const sub = h("span", { class: "chat-sub" });
+    const count = h("span", { attrs: { "aria-hidden": "true" } });
+    const srCount = h("span", { class: "sr-only" });
+    const badge = h("span", { class: "badge" }, count, srCount);
+    const link = h("a", { href: chatPath(chat.uri), dataset: { route: "" } },
+      h("span", { class: "chat-text" }, title, sub), badge);
+    const li = h("li", {}, link);
+    return { li, link, title, sub, badge, count, srCount };
+  }
+
+  fill(item, chat, open, unread) {
+    item.title.textContent = chatTitle(chat);
+    const n = chat.last_seq;
+    item.sub.textContent = n === 0 ? "No messages yet" : `${n} message${n === 1 ? "" : "s"}`;
+    if (open) item.link.setAttribute("aria-current", "page");
+    else item.link.removeAttribute("aria-current");
+    item.badge.hidden = !(unread > 0);
+    item.count.textContent = unread > 99 ? "99+" : String(unread);
+    item.srCount.textContent = unread > 0 ? `, ${unread} unread` : "";
+  }
+}

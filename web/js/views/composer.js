@@ -1,0 +1,88 @@
+/** Message box: Enter sends, Shift+Enter breaks the line, live character counter and limit. */
+import { h, charCount, uid } from "/js/dom.js";
+
+export const MAX_CHARS = 4000;
+const TYPING_EVERY_MS = 3000;
+
+export class Composer {
+  /** @param {{onSend: (text: string) => void, onTyping: () => void}} handlers */
+  constructor({ onSend, onTyping }) {
+    this.onSend = onSend;
+    this.onTyping = onTyping;
+    this.lastTyping = 0;
+    const counterId = uid("counter");
+    this.input = h("textarea", {
+      id: uid("message"), name: "message", rows: 1, placeholder: "Write a message…",
+      attrs: { "aria-describedby": counterId, enterkeyhint: "send" },
+    });
+    this.counter = h("span", { id: counterId, class: "counter small" });
+    this.button = h("button", { type: "submit", class: "primary send", text: "Send", disabled: true });
+    this.form = h("form", { class: "composer", noValidate: true },
+      h("label", { htmlFor: this.input.id, class: "composer-label small", text: "Message" }),
+      h("div", { class: "composer-row" }, this.input, this.button),
+      h("div", { class: "composer-foot small" },
+        h("span", { class: "muted hint", text: "Enter to send · Shift+Enter for a new line" }), this.counter));
+    this.el = this.form;
+
+    this.input.addEventListener("input", () => {
+      this.update();
+      this.autosize();
+      const now = Date.now();
+      if (this.input.value.trim() && now - this.lastTyping >= TYPING_EVERY_MS) {
+        this.lastTyping = now;
+        this.onTyping();
+      }
+    });
+    this.input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey && !event.ctrlKey && !event.metaKey) {
+        event.preventDefault();
+        this.submit();
+      }
+    });
+    this.form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.submit();
+    });
+    this.update();
+  }
+
+  /** Trimmed length in code points (as the server counts) and whether it can be sent. */
+  measure() {
+    const count = charCount(this.input.value);
+    return { count, ok: count > 0 && count <= MAX_CHARS };
+  }
+
+  update() {
+    const { count, ok } = this.measure();
+    const over = count > MAX_CHARS;
+    this.button.disabled = !ok;
+    this.counter.textContent = over
+      ? `${count} / ${MAX_CHARS} — ${count - MAX_CHARS} too many`
+      : `${count} / ${MAX_CHARS}`;
+    this.counter.classList.toggle("over", over);
+    this.counter.classList.toggle("near", !over && count > MAX_CHARS * 0.9);
+    if (over) this.input.setAttribute("aria-invalid", "true");
+    else this.input.removeAttribute("aria-invalid");
+  }
+
+  autosize() {
+    this.input.style.height = "auto";
+    this.input.style.height = `${Math.min(this.input.scrollHeight + 2, Math.round(window.innerHeight * 0.4))}px`;
+  }
+
+  submit() {
+    const { ok } = this.measure();
+    if (!ok) return;
+    const text = this.input.value.trim();
+    this.input.value = "";
+    this.lastTyping = 0;
+    this.update();
+    this.autosize();
+    this.onSend(text);
+    this.input.focus();
+  }
+
+  focus() {
+    this.input.focus();
+  }
+}
