@@ -156,6 +156,23 @@ class Link(TwistedProtocolConnection):
         d: Deferred[None] = self.chan.queue_bind(queue=self.queue, exchange=exchange_name(uri))
         return d.addCallback(_ignore)
 
+    def bind_pipelined(self, uris: list[str]) -> None:
+        """Declare and bind many chats without waiting for each reply.
+
+        pika waits for the reply of each synchronous method before sending the
+        next (~0.8 ms a round trip: 5,000 chats took ~8 s), nowait ones go out
+        back to back. The broker handles a channel's methods in order, so these
+        are done once a later synchronous method is answered: mark the
+        exchanges ``declared`` only then. A failure closes the channel.
+        """
+        assert self.chan is not None
+        raw = self.chan._channel  # pika's own Channel: callback=None means nowait
+        for uri in uris:
+            name = exchange_name(uri)
+            raw.exchange_declare(exchange=name, exchange_type="fanout", durable=True)
+            raw.queue_bind(queue=self.queue, exchange=name)
+            self.bound.add(uri)
+
     def unbind(self, uri: str) -> Deferred[None]:
         """Unbind our queue from the chat's exchange."""
         assert self.chan is not None

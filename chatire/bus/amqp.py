@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from twisted.application.internet import ClientService, backoffPolicy
-from twisted.internet.defer import Deferred, fail, gatherResults
+from twisted.internet.defer import Deferred, fail
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
@@ -14,6 +14,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from chatire.bus._amqp_link import (
+    EXCHANGE_PREFIX,
     Link,
     LinkFactory,
     Outbox,
@@ -31,6 +32,11 @@ class OutboxOverflowError(Exception):
 
 class BusStoppedError(Exception):
     """A publish was dropped unsent: the bus was stopped before the link came back."""
+
+
+def _short(name: str) -> str:
+    """A chat uri (or its exchange) cut short for logs: knowing a uri is the invitation."""
+    return name.removeprefix(EXCHANGE_PREFIX)[:6] + "..."
 
 
 def _fire(result: None, waiter: Deferred[None]) -> None:
@@ -149,11 +155,9 @@ class AMQPBus:
             link.abort()
             return
         self._link = link
-        d = Deferred.fromCoroutine(self._set_up(link))
-        d.addTimeout(self._connect_timeout, self._reactor)
-        d.addErrback(self._set_up_failed, link)
+        Deferred.fromCoroutine(self._set_up(link)).addErrback(self._set_up_failed, link)
 
-    async def _set_up(self, link: Link) -> None:
+    async def _open(self, link: Link) -> None:
         await link.ready
         channel = await link.channel()
         await channel.confirm_delivery()
@@ -161,9 +165,19 @@ class AMQPBus:
         frame = await channel.queue_declare(queue="", exclusive=True, auto_delete=True)
         link.chan, link.queue = channel, frame.method.queue
         channel.on_closed.addCallback(self._channel_closed, link)
-        binds = [link.bind(uri) for uri in sorted(self._followed) if uri not in link.bound]
-        await gatherResults(binds, consumeErrors=True)
+
+    async def _set_up(self, link: Link) -> None:
+        # A peer that accepts TCP but never speaks AMQP is cut off here; once
+        # open, pika's heartbeats watch the link (binding thousands of chats
+        # one RPC at a time may take a while, so that part has no deadline).
+        opening = Deferred.fromCoroutine(self._open(link))
+        await opening.addTimeout(self._connect_timeout, self._reactor)
+        assert link.chan is not None
+        channel = link.chan
+        rebind = sorted(self._followed - link.bound)
+        link.bind_pipelined(rebind)
         queue_obj, _tag = await channel.basic_consume(queue=link.queue, auto_ack=False)
+        link.declared.update(rebind)  # the broker answered after handling those
         link.up = True
         self._setup_failures = 0
         consuming = Deferred.fromCoroutine(self._consume(link, queue_obj))
@@ -275,16 +289,18 @@ class AMQPBus:
             if acked:
                 return
             acked = True
-            if channel.is_open:  # else the broker redelivers on the next link
+            # A closed channel took its exclusive queue along: nothing to ack;
+            # the Hub sweeps the store after the reconnect.
+            if channel.is_open:
                 channel.basic_ack(delivery_tag=tag)
 
         headers = message.properties.headers
         chat = headers.get("chat") if isinstance(headers, dict) else None
         seq = headers.get("seq") if isinstance(headers, dict) else None
-        if not isinstance(chat, str) or type(seq) is not int or seq < 1:
+        if not isinstance(chat, str) or type(seq) is not int or seq < 0:
             self.log.warn(
                 "AMQP bus: dropped a message without valid chat/seq headers from {exchange}",
-                exchange=message.method.exchange, delivery_tag=tag,
+                exchange=_short(message.method.exchange), delivery_tag=tag,
             )
             ack()
             return
@@ -294,7 +310,7 @@ class AMQPBus:
         try:
             self._on_message(chat, seq, message.body, ack)
         except Exception:
-            self.log.failure("AMQP bus: message handler failed", chat=chat, seq=seq)
+            self.log.failure("AMQP bus: message handler failed", chat=_short(chat), seq=seq)
             ack()
 
     # -- publishing and binding -----------------------------------------------
@@ -308,7 +324,7 @@ class AMQPBus:
             self.log.warn(
                 "AMQP bus: outbox full ({limit}), dropped the oldest publish ({count} so far)",
                 limit=self._outbox.limit, count=self._outbox.dropped,
-                chat=dropped.chat_uri, seq=dropped.seq,
+                chat=_short(dropped.chat_uri), seq=dropped.seq,
             )
         dropped.done.errback(OutboxOverflowError(f"outbox full, dropped seq {dropped.seq}"))
 
@@ -317,7 +333,7 @@ class AMQPBus:
         self.nacks += 1
         self.log.warn(
             "AMQP bus: broker refused a publish ({count} so far)",
-            count=self.nacks, chat=item.chat_uri, seq=item.seq,
+            count=self.nacks, chat=_short(item.chat_uri), seq=item.seq,
         )
         item.done.errback(failure)
 
@@ -331,5 +347,5 @@ class AMQPBus:
     def _log_rpc_failure(self, failure: Failure, what: str, uri: str) -> None:
         self.log.warn(
             "AMQP bus: {what} for a chat failed ({reason})",
-            what=what, reason=failure.getErrorMessage(), chat=uri,
+            what=what, reason=failure.getErrorMessage(), chat=_short(uri),
         )
