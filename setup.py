@@ -8,8 +8,7 @@ setup(
     description="Realtime chat server on Twisted: Klein API, Autobahn WebSockets, "
     "RabbitMQ fanout, PostgreSQL or SQLite store",
     python_requires=">=3.11",
-    packages=find_packages(exclude=["tests", "tests.*", "bench", "bench.*"])
-    + ["twisted.plugins"],
+    packages=[*find_packages(exclude=["tests", "tests.*", "bench", "bench.*"]), "twisted.plugins"],
     package_data={"twisted": ["plugins/chatire_plugin.py"]},
     data_files=[],
     include_package_data=True,
@@ -30,6 +29,7 @@ setup(
         "test": [
             "pytest>=8,<10",
             "pytest-twisted>=1.14,<2",
+            "pytest-timeout>=2.3",
             "treq>=24.9",
             "hypothesis>=6.100",
             "mypy>=1.10",

@@ -131,8 +131,9 @@ class Hub:
         self._conns.setdefault(conn, {})
 
     def connection_closed(self, conn: Subscriber) -> None:
-        for uri in list(self._conns.pop(conn, {})):
+        for uri in list(self._conns.get(conn, {})):
             self._drop(conn, uri)
+        self._conns.pop(conn, None)
 
     async def subscribe(self, conn: Subscriber, user: User, uri: str,
                         after: int | None) -> None:

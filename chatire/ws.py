@@ -58,7 +58,7 @@ class ChatSocket(WebSocketServerProtocol):
             raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "too many connections")
         origin = request.headers.get("origin")
         if origin is not None and not factory.origin_allowed(
-                origin, request.host, self._secure(request)):
+                origin, request.headers.get("host", ""), self._secure(request)):
             raise ConnectionDeny(ConnectionDeny.FORBIDDEN, "origin not allowed")
         header = request.headers.get("authorization")
         if header is not None:
@@ -232,7 +232,8 @@ class ChatSocket(WebSocketServerProtocol):
             return
         self._gone = True
         self.factory.hub.connection_closed(self)
-        self.sendClose(code, reason)
+        # sendClose refuses 1001 (going away), which PROTOCOL.md uses at shutdown.
+        self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123], isReply=False)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self._gone = True

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Iterator
+from typing import Any
 
+import attrs
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
@@ -29,8 +31,7 @@ def config(db_url: str) -> Config:
     return Config(listen=("tcp:0:interface=127.0.0.1",), db=db_url, send_rate=0)
 
 
-@pytest_twisted.async_yield_fixture
-async def daemon(config: Config) -> AsyncIterator[Any]:
+async def start_daemon(config: Config) -> Any:
     """A ChatireService started on an ephemeral port in this process's reactor."""
     from chatire.service import ChatireService
 
@@ -38,8 +39,32 @@ async def daemon(config: Config) -> AsyncIterator[Any]:
     service.startService()
     await service.ready
     service.base_url = f"http://127.0.0.1:{service.ports[0].getHost().port}"
+    return service
+
+
+@pytest_twisted.async_yield_fixture
+async def daemon(config: Config) -> AsyncIterator[Any]:
+    service = await start_daemon(config)
     yield service
     await service.stopService()
+
+
+@pytest_twisted.async_yield_fixture
+async def make_daemon(tmp_path: Path) -> AsyncIterator[Any]:
+    """Start daemons with chosen options (SQLite unless ``db`` is given); all stopped after."""
+    started: list[Any] = []
+
+    async def make(**options: Any) -> Any:
+        base = Config(listen=("tcp:0:interface=127.0.0.1",), send_rate=0,
+                      db=f"sqlite:///{tmp_path / f'chatire{len(started)}.db'}")
+        service = await start_daemon(attrs.evolve(base, **options))
+        started.append(service)
+        return service
+
+    yield make
+    for service in started:
+        if service.running:
+            await service.stopService()
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ def test_live_messages_arrive_once_in_order_and_bus_echo_is_dropped() -> None:
 
 
 def test_duplicate_and_old_bus_deliveries_are_dropped_and_acked() -> None:
-    clock, node = setup()
+    _clock, node = setup()
     alice = node.user("alice")
     chat = node.chat(alice)
     conn = FakeConn(alice)
@@ -44,7 +44,7 @@ def test_duplicate_and_old_bus_deliveries_are_dropped_and_acked() -> None:
 
 
 def test_a_gap_is_filled_from_the_store_before_the_later_message() -> None:
-    clock, node = setup()
+    _clock, node = setup()
     alice = node.user("alice")
     chat = node.chat(alice)
     conn = FakeConn(alice)
@@ -58,7 +58,7 @@ def test_a_gap_is_filled_from_the_store_before_the_later_message() -> None:
 
 
 def test_out_of_order_arrivals_are_held_back_until_predecessors_arrive() -> None:
-    clock, node = setup()
+    _clock, node = setup()
     alice = node.user("alice")
     chat = node.chat(alice)
     conn = FakeConn(alice)
@@ -85,7 +85,7 @@ def test_resume_with_after_has_no_gap_and_no_duplicate_at_the_seam() -> None:
 
 
 def test_live_arrivals_during_replay_are_buffered_then_flushed_in_order() -> None:
-    clock, node = setup()
+    _clock, node = setup()
     alice = node.user("alice")
     chat = node.chat(alice)
     messages = node.commit_silently(chat, alice, 3)
@@ -100,7 +100,7 @@ def test_live_arrivals_during_replay_are_buffered_then_flushed_in_order() -> Non
 
 
 def test_after_beyond_last_seq_and_non_members_are_refused() -> None:
-    clock, node = setup()
+    _clock, node = setup()
     alice, eve = node.user("alice"), node.user("eve")
     chat = node.chat(alice)
     conn = FakeConn(alice)
@@ -156,7 +156,7 @@ def test_typing_reaches_other_users_only() -> None:
 
 
 def test_leaving_ends_the_subscription_and_revoking_closes_the_socket() -> None:
-    clock, node = setup()
+    _clock, node = setup()
     alice, bob = node.user("alice"), node.user("bob")
     chat = node.chat(alice, bob)
     conn = FakeConn(bob)
@@ -174,7 +174,7 @@ def test_leaving_ends_the_subscription_and_revoking_closes_the_socket() -> None:
 
 
 def test_a_delivery_behind_a_gap_is_acked_only_once_sent() -> None:
-    clock, node = setup()
+    _clock, node = setup()
     alice = node.user("alice")
     chat = node.chat(alice)
     conn = FakeConn(alice)
@@ -188,3 +188,17 @@ def test_a_delivery_behind_a_gap_is_acked_only_once_sent() -> None:
     sub.filling = False
     node.hub._catch_up(sub)
     assert conn.seqs() == [1, 2] and acked == [2]
+
+
+def test_a_closed_connection_leaves_no_subscription_behind() -> None:
+    _clock, node = setup()
+    alice = node.user("alice")
+    chats = [node.chat(alice) for _ in range(3)]
+    conn = FakeConn(alice)
+    node.hub.connection_opened(conn)
+    for chat in chats:
+        run(node.hub.subscribe(conn, alice, chat.uri, None))
+    assert node.hub.subscription_count() == 3
+    node.hub.connection_closed(conn)
+    assert node.hub.subscription_count() == 0 and node.hub.connections() == []
+    assert node.bus._followed == {"_control"}
