@@ -105,6 +105,8 @@ class Hub:
         self._sweep = LoopingCall(self.sweep)
         self._sweep.clock = clock
         self._sweep_interval = sweep_interval
+        self.publish_failures = 0
+        self._last_failure_log = float("-inf")
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -214,8 +216,13 @@ class Hub:
         self._dispatch(message.chat, message.seq, payload, None)
 
     def _publish_failed(self, failure: Any, uri: str) -> None:
-        log.warn("publish failed for a chat; followers heal it from the store: {error}",
-                 error=str(failure.value))
+        """Count a failed publish; log one line per quiet spell, not one per message."""
+        self.publish_failures += 1
+        now = self._clock.seconds()
+        if now - self._last_failure_log >= 10.0:
+            self._last_failure_log = now
+            log.warn("bus publish failed ({count} so far); followers heal from the store: "
+                     "{error}", count=self.publish_failures, error=str(failure.value))
 
     def on_bus_message(self, uri: str, seq: int, payload: bytes,
                        ack: Callable[[], None]) -> None:

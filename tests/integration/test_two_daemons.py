@@ -1,0 +1,159 @@
+"""Two `twistd chatire` processes on one PostgreSQL and one RabbitMQ: live delivery crosses."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import defer
+
+from tests.support.client import Api, Socket
+from tests.support.daemons import DaemonProcess, fresh_vhost, rabbitmqctl, sleep
+from tests.support.services import fresh_database
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
+
+
+@pytest.fixture
+def backing() -> Iterator[tuple[str, str, str]]:
+    with fresh_database() as db, fresh_vhost() as (vhost, amqp):
+        yield db, vhost, amqp
+
+
+@pytest_twisted.async_yield_fixture
+async def daemons(backing: tuple[str, str, str], tmp_path: Path) -> AsyncIterator[Any]:
+    db, _, amqp = backing
+    pair = [DaemonProcess(tmp_path, db, amqp, name=name) for name in ("a", "b")]
+    try:
+        await defer.gatherResults([defer.ensureDeferred(d.start()) for d in pair])
+        yield pair
+    finally:
+        for d in pair:
+            await d.stop()
+
+
+class Reader:
+    """A subscriber that checks what it gets: every seq once, in order."""
+
+    def __init__(self, socket: Socket, uri: str, last: int = 0) -> None:
+        self.socket, self.uri, self.seqs = socket, uri, [last] if last else []
+
+    async def read_until(self, last_seq: int, timeout: float = 20.0) -> None:
+        while not self.seqs or self.seqs[-1] < last_seq:
+            frame = await self.socket.next_of("message", timeout)
+            assert frame["chat"] == self.uri
+            self.seqs.append(frame["seq"])
+
+    def check(self, first: int = 1) -> None:
+        assert self.seqs == list(range(first, first + len(self.seqs))), self.seqs
+
+
+async def _chat_of(api: Api, members: int) -> tuple[list[Any], str]:
+    users = [await api.user() for _ in range(members)]
+    uri = await users[0].new_chat()
+    for user in users[1:]:
+        await user.join(uri)
+    return users, uri
+
+
+@pytest_twisted.ensureDeferred
+async def test_every_client_on_either_daemon_gets_every_message_once_in_order(
+        daemons: list[DaemonProcess], backing: tuple[str, str, str]) -> None:
+    a, b = daemons
+    users, uri = await _chat_of(Api(a.base_url), 4)
+    readers = []
+    for i, user in enumerate(users):
+        daemon = (a, b)[i % 2]
+        socket = await Socket.open(daemon.base_url, user.token)
+        await socket.subscribe(uri)
+        readers.append(Reader(socket, uri))
+    total = 0
+    for round_ in range(10):
+        for i, reader in enumerate(readers):
+            reader.socket.send({"type": "send", "chat": uri, "message": f"r{round_} u{i}",
+                                "client_id": f"{round_}-{i}"})
+            total += 1
+    await defer.gatherResults([defer.ensureDeferred(r.read_until(total)) for r in readers])
+    for reader in readers:
+        reader.check()
+        assert len(reader.seqs) == total
+
+    # One exclusive queue per daemon, however many sockets and chats.
+    _, vhost, _ = backing
+    more_chats = [await users[0].new_chat() for _ in range(3)]
+    extra = [await Socket.open(d.base_url, users[0].token) for d in (a, b, a, b)]
+    for socket in extra:
+        for chat in more_chats:
+            await socket.subscribe(chat)
+    queues = [line for line in rabbitmqctl("list_queues", "-p", vhost, "name").splitlines()
+              if line.startswith("amq.gen")]
+    assert len(queues) == 2, queues
+    bindings = rabbitmqctl("list_bindings", "-p", vhost, "source_name", "destination_name")
+    for chat in [uri, *more_chats]:
+        bound = [line for line in bindings.splitlines()
+                 if line.startswith(f"chatire.chat.{chat}\t")]
+        assert len(bound) == 2, (chat, bound)  # one binding per daemon, not per socket
+    for socket in [r.socket for r in readers] + extra:
+        await socket.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_reconnecting_to_the_other_daemon_with_after_loses_nothing(
+        daemons: list[DaemonProcess]) -> None:
+    a, b = daemons
+    (alice, bob), uri = await _chat_of(Api(a.base_url), 2)
+    socket = await Socket.open(a.base_url, bob.token)
+    await socket.subscribe(uri)
+    reader = Reader(socket, uri)
+    for i in range(5):
+        await alice.post(uri, f"before {i}")
+    await reader.read_until(5)
+    await socket.close()
+    for i in range(7):
+        await alice.post(uri, f"while away {i}")
+    again = await Socket.open(b.base_url, bob.token)
+    assert (await again.subscribe(uri, after=reader.seqs[-1]))["last_seq"] == 12
+    resumed = Reader(again, uri, last=reader.seqs[-1])
+    sender = await Socket.open(a.base_url, alice.token)
+    for i in range(3):
+        sender.send({"type": "send", "chat": uri, "message": f"live {i}", "client_id": f"l{i}"})
+    await resumed.read_until(15)
+    resumed.check(first=5)
+    await again.close()
+    await sender.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_delivery_survives_the_broker_closing_every_connection(
+        daemons: list[DaemonProcess], backing: tuple[str, str, str]) -> None:
+    a, b = daemons
+    _, vhost, _ = backing
+    (alice, bob), uri = await _chat_of(Api(a.base_url), 2)
+    on_b = await Socket.open(b.base_url, bob.token)
+    await on_b.subscribe(uri)
+    reader = Reader(on_b, uri)
+    sender = await Socket.open(a.base_url, alice.token)
+    sent = 0
+    for burst in range(6):
+        for _ in range(10):
+            sent += 1
+            sender.send({"type": "send", "chat": uri, "message": f"m{sent}",
+                         "client_id": f"c{sent}"})
+        if burst == 2:
+            rabbitmqctl("close_all_connections", "-p", vhost, "chatire fault test")
+        await sleep(0.2)
+    await reader.read_until(sent, timeout=30)
+    reader.check()
+    assert len(reader.seqs) == sent
+    for daemon in (a, b):  # both links come back by themselves
+        for _ in range(150):
+            response = await Api(daemon.base_url).call("GET", "/healthz")
+            if response[0] == 200:
+                break
+            await sleep(0.1)
+        assert response == (200, {"store": "ok", "bus": "ok"})
+    await on_b.close()
+    await sender.close()
