@@ -49,8 +49,8 @@ class DaemonProcess:
     async def start(self, timeout: float = 30.0) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.command(), cwd=REPO, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT)
+            self.proc = subprocess.Popen(  # noqa: ASYNC220 (fork+exec returns at once)
+                self.command(), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
         for _ in range(int(timeout / 0.1)):
             if self.proc.poll() is not None:
                 raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.tail()}")
