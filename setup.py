@@ -8,10 +8,12 @@ setup(
     description="Realtime chat server on Twisted: Klein API, Autobahn WebSockets, "
     "RabbitMQ fanout, PostgreSQL or SQLite store",
     python_requires=">=3.11",
-    packages=[*find_packages(exclude=["tests", "tests.*", "bench", "bench.*"]), "twisted.plugins"],
-    package_data={"twisted": ["plugins/chatire_plugin.py"]},
-    data_files=[],
-    include_package_data=True,
+    packages=[*find_packages(exclude=["tests", "tests.*", "bench", "bench.*"]),
+              "twisted.plugins", "chatire.web"],
+    # The browser UI lives in web/ and installs as chatire/web/ (package data).
+    package_dir={"chatire.web": "web"},
+    package_data={"chatire.web": ["*.html", "*.css", "*.js", "*.svg", "*.png", "*.ico",
+                                  "js/*.js", "js/*/*.js"]},
     install_requires=[
         "twisted[tls]>=24.7,<27",
         "klein>=24.8,<25",
