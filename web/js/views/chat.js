@@ -23,11 +23,11 @@ export class ChatView {
       attrs: { "aria-expanded": "false", "aria-controls": `details-${uri}` },
       on: { click: () => this.toggleDetails() },
     });
+    // Its name stays "Copy invite link" at every width; narrow screens just show "Invite".
     this.copyButton = h("button", {
       type: "button", class: "ghost", on: { click: () => this.copyInvite() },
-      attrs: { "aria-label": "Copy invite link" },
-    }, h("span", { class: "wide-only", text: "Copy invite link" }),
-    h("span", { class: "narrow-only", text: "Invite" }));
+    }, h("span", { class: "full-label", text: "Copy invite link" }),
+    h("span", { class: "short-label", text: "Invite", attrs: { "aria-hidden": "true" } }));
     this.copyNote = h("span", { class: "copy-note small", attrs: { "aria-live": "polite" } });
     this.linkField = h("input", { type: "text", readOnly: true, value: chatLink(uri), class: "invite-field" });
     this.memberList = h("ul", { class: "members" });
