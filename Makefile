@@ -29,7 +29,7 @@ browser:
 	bash .ci/ensure-browser
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check chatire tests bench twisted setup.py
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 pytest: $(STAMP)
