@@ -227,3 +227,20 @@ async def test_a_client_that_stops_reading_is_closed_4008(make_daemon: Any) -> N
 
 def test_frames_are_json_objects() -> None:
     assert json.loads('{"type":"x"}')["type"] == "x"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_peer_that_stops_answering_pings_is_dropped(make_daemon: Any) -> None:
+    daemon = await make_daemon(ping_interval=0.5, ping_timeout=1.0)
+    alice = await Api(daemon.base_url).user()
+    quiet = await Socket.open(daemon.base_url, alice.token)
+    lively = await Socket.open(daemon.base_url, alice.token)
+    assert daemon.sockets.open_count == 2
+    quiet.protocol.transport.pauseProducing()  # reads nothing, so answers no ping
+    for _ in range(100):
+        if daemon.sockets.open_count == 1:
+            break
+        await task.deferLater(reactor, 0.05, lambda: None)
+    assert daemon.sockets.open_count == 1  # the quiet one was dropped, the lively one stays
+    await lively.subscribe(await alice.new_chat())
+    await lively.close()
