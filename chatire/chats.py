@@ -14,7 +14,7 @@ from twisted.logger import Logger
 from chatire.appender import Appender
 from chatire.auth import Passwords, new_token, token_hash
 from chatire.config import Config
-from chatire.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
+from chatire.errors import Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
 from chatire.interfaces import IStore
 from chatire.model import Appended, Chat, Message, Page, Post, User, utc_from_timestamp
 from chatire.ratelimit import FailureWindow, TokenBucket
@@ -228,5 +228,3 @@ class ChatService:
         page: Page = await self.store.history(chat, after, before, limit)
         return page
 
-
-_ = Conflict  # raised by the store for a taken username

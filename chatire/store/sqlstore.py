@@ -13,7 +13,6 @@ from chatire.errors import Forbidden
 from chatire.interfaces import IStore
 from chatire.model import Appended, Chat, Page, Post, User
 from chatire.store import queries
-from chatire.store.cursor import Cursor
 from chatire.store.schema import migrate
 
 T = TypeVar("T")
@@ -131,5 +130,3 @@ def run_sync(coroutine: Awaitable[T]) -> T:
         return result
     raise RuntimeError("a synchronous transaction awaited something asynchronous")
 
-
-_ = Cursor  # the protocol the transaction functions are written against
