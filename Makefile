@@ -41,7 +41,8 @@ test: $(STAMP) services browser
 	$(MAKE) pytest
 
 bench: $(STAMP) services
-	$(PY) -m bench all --short
+	$(PY) -m pip install -q -r bench/requirements.txt
+	timeout 900 $(PY) -m bench all --short
 
 soak: $(STAMP) services
 	$(PY) -m pytest -q tests/soak --soak

@@ -1,0 +1,93 @@
+"""`python -m bench SCENARIO ...`: run one scenario, or `all` and rewrite docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from bench import scenarios
+from bench.daemon import REPO, SETUPS
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--setup", choices=sorted(SETUPS), default="production",
+                        help="embedded (SQLite + memory bus), production (PostgreSQL + "
+                             "RabbitMQ, one daemon) or production-2 (two daemons)")
+    parser.add_argument("--workers", type=int, default=2, help="generator processes")
+    parser.add_argument("--json", type=Path, help="also write the result here as JSON")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    sub = parser.add_subparsers(dest="scenario", required=True)
+
+    p = sub.add_parser("fanout", help="R chats x S subscribers at a delivery rate")
+    _common(p)
+    p.add_argument("--rooms", type=int, default=1)
+    p.add_argument("--subscribers", type=int, default=1000)
+    p.add_argument("--rate", type=float, default=25000, help="deliveries a second")
+    p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--runs", type=int, default=3)
+
+    p = sub.add_parser("max", help="raise the rate until p99 > limit or a loss")
+    _common(p)
+    p.add_argument("--rooms", type=int, default=1)
+    p.add_argument("--subscribers", type=int, default=1000)
+    p.add_argument("--start-rate", type=float, default=10000)
+    p.add_argument("--duration", type=float, default=3.0)
+    p.add_argument("--p99-limit", type=float, default=250.0, help="milliseconds")
+    p.add_argument("--max-steps", type=int, default=10)
+
+    p = sub.add_parser("idle", help="C subscribed sockets held open")
+    _common(p)
+    p.add_argument("--connections", type=int, default=5000)
+    p.add_argument("--rooms", type=int, default=100)
+
+    p = sub.add_parser("ingest", help="messages committed a second on the socket path")
+    _common(p)
+    p.add_argument("--rooms", type=int, default=100)
+    p.add_argument("--senders-per-room", type=int, default=1)
+    p.add_argument("--window", type=int, default=8, help="unanswered sends per sender")
+    p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--runs", type=int, default=3)
+
+    p = sub.add_parser("all", help="every scenario on every set-up; rewrites the docs")
+    p.add_argument("--short", action="store_true", help="the short version (make bench)")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    p.add_argument("--json", type=Path, default=REPO / "build" / "bench-results.json")
+
+    args = parser.parse_args(argv)
+    scenarios.prepare()
+    if args.scenario == "all":
+        from bench.suite import run_all
+
+        return run_all(short=args.short, workers=args.workers,
+                             write_docs=not args.no_docs, json_path=args.json)
+    started = time.monotonic()
+    if args.scenario == "fanout":
+        result = scenarios.fanout(args.setup, args.rooms, args.subscribers, args.rate,
+                                  args.duration, args.runs, args.workers)
+    elif args.scenario == "max":
+        result = scenarios.max_rate(args.setup, args.rooms, args.subscribers, args.start_rate,
+                                    args.duration, args.workers, args.p99_limit,
+                                    args.max_steps)
+    elif args.scenario == "idle":
+        result = scenarios.idle(args.setup, args.connections, args.rooms, args.workers)
+    else:
+        result = scenarios.ingest(args.setup, args.rooms, args.senders_per_room, args.window,
+                                  args.duration, args.runs, args.workers)
+    print(json.dumps({"summary": result.summary,
+                      "daemons": [asdict(d) for d in result.daemons],
+                      "seconds": round(time.monotonic() - started, 1)}, indent=1))
+    if args.json:
+        args.json.write_text(json.dumps(asdict(result), indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,290 @@
+"""The scenarios: fanout, max, idle and ingest, each on a fresh deployment, bounded in time."""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from bench.daemon import Deployment, count_messages, deployment, reset_hwm
+from bench.generator import Generator, Step
+from bench.setup import Account, populate_sync
+from bench.worker import Receiver, Sender, raise_fd_limit
+
+#: Users whose sockets share the subscriptions (one user may hold many sockets).
+USERS = 10
+
+
+def log(text: str) -> None:
+    """One progress line on stdout, flushed (benchmarks run for minutes)."""
+    print(text, flush=True)
+
+
+@dataclass
+class DaemonFigures:
+    """CPU and memory of one daemon over a measurement."""
+
+    cpu_percent: float
+    rss_before_kib: int
+    rss_peak_kib: int
+    rss_after_kib: int
+
+
+@dataclass
+class Result:
+    """One scenario run on one set-up: parameters, steps, daemon figures, verdict."""
+
+    scenario: str
+    setup: str
+    params: dict[str, Any]
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    daemons: list[DaemonFigures] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class Watch:
+    """Daemon CPU and RSS (before, peak, after) over a stretch of time."""
+
+    def __init__(self, dep: Deployment) -> None:
+        self.dep = dep
+        self.started = time.monotonic()
+        self.cpu0 = [d.cpu() for d in dep.daemons]
+        self.rss0 = [d.rss_kib() for d in dep.daemons]
+        for d in dep.daemons:
+            reset_hwm(d.pid)
+
+    def cpu_percent(self) -> list[float]:
+        wall = time.monotonic() - self.started
+        return [100 * (d.cpu() - c) / wall for d, c in zip(self.dep.daemons, self.cpu0,
+                                                            strict=True)]
+
+    def figures(self) -> list[DaemonFigures]:
+        from bench.daemon import proc_hwm_kib
+
+        return [DaemonFigures(round(cpu, 1), before, proc_hwm_kib(d.pid), d.rss_kib())
+                for d, cpu, before in zip(self.dep.daemons, self.cpu_percent(), self.rss0,
+                                          strict=True)]
+
+
+def _populate(dep: Deployment, chats: int, users: int = USERS) -> tuple[list[Account], list[str]]:
+    return populate_sync(dep.daemons[0].base_url, users, chats)
+
+
+def _step_row(step: Step, daemon_cpu: list[float]) -> dict[str, Any]:
+    row = asdict(step)
+    row["clean"] = step.clean
+    row["daemon_cpu_percent"] = [round(c, 1) for c in daemon_cpu]
+    row["generator_cpu_percent"] = round(100 * step.generator_cpu / max(step.elapsed, 1e-9), 1)
+    return row
+
+
+def _fanout_clients(dep: Deployment, accounts: list[Account], uris: list[str],
+                    subscribers: int, msg_rate: float) -> tuple[list[Receiver], list[Sender]]:
+    """S receivers per chat and one sender per chat, alternating over the daemons."""
+    daemons = dep.daemons
+    receivers = []
+    for c, uri in enumerate(uris):
+        for s in range(subscribers):
+            account = accounts[(c + s) % len(accounts)]
+            daemon = daemons[(c * subscribers + s) % len(daemons)]
+            receivers.append(Receiver(daemon.ws_url, account.token, uri))
+    per_chat = msg_rate / len(uris)
+    senders = [Sender(daemons[(c + 1) % len(daemons)].ws_url, accounts[c % len(accounts)].token,
+                      uri, per_chat) for c, uri in enumerate(uris)]
+    return receivers, senders
+
+
+def fanout(setup: str, rooms: int, subscribers: int, rate: float, duration: float,
+           runs: int, workers: int) -> Result:
+    """R chats x S subscribers, messages at ``rate`` deliveries a second, ``runs`` steps."""
+    result = Result("fanout", setup, {"rooms": rooms, "subscribers": subscribers,
+                                      "rate": rate, "duration": duration, "runs": runs})
+    with deployment(setup) as dep:
+        accounts, uris = _populate(dep, rooms)
+        msg_rate = rate / subscribers
+        receivers, senders = _fanout_clients(dep, accounts, uris, subscribers, msg_rate)
+        gen = Generator(receivers, senders, workers)
+        try:
+            _check_open(gen, len(receivers))
+            gen.step(1.0, scale=0.2, target=rate * 0.2)  # warm-up: bindings, caches
+            watch = Watch(dep)
+            for run in range(runs):
+                step_watch = Watch(dep)
+                step = gen.step(duration, target=rate)
+                row = _step_row(step, step_watch.cpu_percent())
+                result.steps.append(row)
+                log(f"  fanout {setup} {rooms}x{subscribers} @{rate:,.0f}/s run {run + 1}: "
+                    + _describe(step, row))
+            time.sleep(1.0)
+            result.daemons = watch.figures()
+        finally:
+            gen.close()
+    result.summary = _medians(result.steps)
+    return result
+
+
+def max_rate(setup: str, rooms: int, subscribers: int, start_rate: float, duration: float,
+             workers: int, p99_limit: float = 250.0, max_steps: int = 10,
+             factor: float = 1.3) -> Result:
+    """Raise the rate step by step until p99 passes the limit or anything is lost."""
+    result = Result("max", setup, {"rooms": rooms, "subscribers": subscribers,
+                                   "start_rate": start_rate, "duration": duration,
+                                   "p99_limit_ms": p99_limit})
+    best = 0.0
+    with deployment(setup) as dep:
+        accounts, uris = _populate(dep, rooms)
+        receivers, senders = _fanout_clients(dep, accounts, uris, subscribers,
+                                             start_rate / subscribers)
+        gen = Generator(receivers, senders, workers)
+        try:
+            _check_open(gen, len(receivers))
+            gen.step(1.0, scale=0.2, target=start_rate * 0.2)
+            watch = Watch(dep)
+            scale = 1.0
+            for _ in range(max_steps):
+                step_watch = Watch(dep)
+                step = gen.step(duration, scale=scale, target=start_rate * scale)
+                row = _step_row(step, step_watch.cpu_percent())
+                result.steps.append(row)
+                ok = step.clean and step.p99 <= p99_limit and step.rate >= 0.9 * step.target
+                log(f"  max {setup} {rooms}x{subscribers} @{step.target:,.0f}/s: "
+                    + _describe(step, row) + ("" if ok else "  <- limit"))
+                if not ok:
+                    break
+                best = max(best, step.rate)
+                scale *= factor
+            result.daemons = watch.figures()
+        finally:
+            gen.close()
+    result.summary = {"max_rate": round(best)}
+    return result
+
+
+def idle(setup: str, connections: int, rooms: int, workers: int) -> Result:
+    """Hold ``connections`` subscribed sockets: RSS per connection, connection set-up rate."""
+    result = Result("idle", setup, {"connections": connections, "rooms": rooms})
+    workers = max(workers, -(-connections // 4000))
+    with deployment(setup) as dep:
+        accounts, uris = _populate(dep, rooms, users=20)
+        daemons = dep.daemons
+        receivers = [Receiver(daemons[i % len(daemons)].ws_url,
+                              accounts[i % len(accounts)].token, uris[i % len(uris)])
+                     for i in range(connections)]
+        time.sleep(0.5)
+        watch = Watch(dep)
+        started = time.monotonic()
+        gen = Generator(receivers, [], workers)
+        try:
+            opened = gen.receivers
+            seconds = time.monotonic() - started
+            time.sleep(2.0)
+            held = [d.rss_kib() for d in daemons]
+            open_now = gen.open_count()
+            step = gen.step(2.0, target=0.0)  # are they all still there?
+        finally:
+            gen.close()
+        time.sleep(3.0)
+        result.daemons = watch.figures()
+    per_daemon = max(1, opened // len(daemons))
+    per_conn = [(h - f.rss_before_kib) / per_daemon for h, f in zip(held, result.daemons,
+                                                                    strict=True)]
+    result.summary = {
+        "opened": opened, "failed": gen.connect_failures, "first_error": gen.first_error,
+        "open_after_2s": open_now, "closed_during": step.closed,
+        "setup_per_s": round(opened / seconds), "setup_seconds": round(seconds, 2),
+        "rss_held_kib": held, "kib_per_connection": round(max(per_conn), 2),
+    }
+    log(f"  idle {setup} {connections}: opened {opened} ({gen.connect_failures} failed) in "
+        f"{seconds:.1f} s = {opened / seconds:,.0f}/s; RSS "
+        f"{[f.rss_before_kib for f in result.daemons]} -> {held} -> "
+        f"{[f.rss_after_kib for f in result.daemons]} KiB; "
+        f"{result.summary['kib_per_connection']} KiB/conn"
+        + (f"; first error {gen.first_error}" if gen.first_error else ""))
+    return result
+
+
+def ingest(setup: str, rooms: int, senders_per_room: int, window: int, duration: float,
+           runs: int, workers: int) -> Result:
+    """Closed-loop senders on the socket path: messages committed a second, checked in the DB."""
+    result = Result("ingest", setup, {"rooms": rooms, "senders_per_room": senders_per_room,
+                                      "window": window, "duration": duration, "runs": runs})
+    with deployment(setup) as dep:
+        accounts, uris = _populate(dep, rooms)
+        daemons = dep.daemons
+        senders = [Sender(daemons[(c + k) % len(daemons)].ws_url,
+                          accounts[(c + k) % len(accounts)].token, uri, 0.0, window)
+                   for c, uri in enumerate(uris) for k in range(senders_per_room)]
+        gen = Generator([], senders, workers)
+        try:
+            gen.step(1.0, target=0.0)  # warm-up
+            watch = Watch(dep)
+            for run in range(runs):
+                before = _stored(dep)
+                step_watch = Watch(dep)
+                step = gen.step(duration, target=0.0)
+                stored = _stored(dep) - before
+                row = _step_row(step, step_watch.cpu_percent())
+                row["stored"] = stored
+                row["stored_matches"] = stored == step.committed
+                result.steps.append(row)
+                log(f"  ingest {setup} {rooms} chats x {senders_per_room} senders "
+                    f"(window {window}) run {run + 1}: {step.commit_rate:,.0f} msg/s committed, "
+                    f"{stored} stored ({'matches' if stored == step.committed else 'MISMATCH'}), "
+                    f"errors {step.send_errors}, unanswered {step.unanswered}, "
+                    f"rtt p50 {step.rtt_p50:.1f} ms p99 {step.rtt_p99:.1f} ms, "
+                    f"daemon CPU {row['daemon_cpu_percent']} %, "
+                    f"generator CPU {row['generator_cpu_percent']} %")
+            result.daemons = watch.figures()
+        finally:
+            gen.close()
+    result.summary = _medians(result.steps, keys=("commit_rate", "rtt_p50", "rtt_p99"))
+    result.summary["all_stored"] = all(r["stored_matches"] for r in result.steps)
+    return result
+
+
+def _stored(dep: Deployment) -> int:
+    if dep.db.startswith("sqlite:"):
+        conn = sqlite3.connect(dep.db.removeprefix("sqlite:///"))
+        try:
+            return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+        finally:
+            conn.close()
+    return count_messages(dep.db.split("?")[0])
+
+
+def _check_open(gen: Generator, wanted: int) -> None:
+    if gen.receivers < wanted:
+        raise RuntimeError(f"only {gen.receivers} of {wanted} sockets subscribed: "
+                           f"{gen.first_error}")
+
+
+def _describe(step: Step, row: dict[str, Any]) -> str:
+    return (f"{step.rate:,.0f} deliveries/s, p50 {step.p50:.1f} p90 {step.p90:.1f} "
+            f"p99 {step.p99:.1f} max {step.max:.1f} ms, lost {step.lost} dup "
+            f"{step.duplicates} ooo {step.out_of_order} unanswered {step.unanswered} "
+            f"closed {step.closed}; daemon CPU {row['daemon_cpu_percent']} %, "
+            f"generator CPU {row['generator_cpu_percent']} %")
+
+
+def _medians(steps: list[dict[str, Any]],
+             keys: tuple[str, ...] = ("rate", "p50", "p90", "p99", "max")) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for key in keys:
+        values = [s[key] for s in steps]
+        summary[key] = round(statistics.median(values), 2) if values else 0.0
+    for key in ("lost", "duplicates", "out_of_order", "unanswered", "send_errors", "closed"):
+        summary[key] = sum(s[key] for s in steps)
+    summary["daemon_cpu_percent"] = [
+        round(statistics.median(cpu), 1) for cpu in zip(*(s["daemon_cpu_percent"]
+                                                        for s in steps), strict=True)
+    ] if steps else []
+    summary["generator_cpu_percent"] = round(statistics.median(
+        s["generator_cpu_percent"] for s in steps), 1) if steps else 0.0
+    return summary
+
+
+def prepare() -> None:
+    """Raise this process's own open-file limit (the workers raise theirs too)."""
+    raise_fd_limit()

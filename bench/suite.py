@@ -1,0 +1,83 @@
+"""`python -m bench all`: every scenario on every set-up, then docs/benchmarks.md rewritten."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench import report, scenarios
+from bench.scenarios import Result, log
+
+
+def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
+    """(label, run) of every measurement; the short plan fits in a few minutes."""
+    runs = 3
+    duration = 3.0 if short else 8.0
+    step = 3.0 if short else 5.0
+    idle_conns = 3000 if short else 19_900
+    max_steps = 6 if short else 10
+    fan = scenarios.fanout
+    items: list[tuple[str, Callable[[], Result]]] = [
+        ("fanout embedded 1x1000 @25k",
+         lambda: fan("embedded", 1, 1000, 25_000, duration, runs, workers)),
+        ("fanout production 1x1000 @25k",
+         lambda: fan("production", 1, 1000, 25_000, duration, runs, workers)),
+        ("fanout production 100x10 @25k",
+         lambda: fan("production", 100, 10, 25_000, duration, runs, workers)),
+        ("fanout production-2 10x10 @1k msg/s",
+         lambda: fan("production-2", 10, 10, 10_000, duration, runs, workers)),
+        ("fanout production-2 1x100 @1k msg/s",
+         lambda: fan("production-2", 1, 100, 100_000, duration, runs, workers)),
+        ("max embedded 1x1000",
+         lambda: scenarios.max_rate("embedded", 1, 1000, 20_000, step, workers,
+                                    max_steps=max_steps)),
+        ("max production 1x1000",
+         lambda: scenarios.max_rate("production", 1, 1000, 20_000, step, workers,
+                                    max_steps=max_steps)),
+        ("max production 100x10",
+         lambda: scenarios.max_rate("production", 100, 10, 10_000, step, workers,
+                                    max_steps=max_steps)),
+        ("max production-2 1x1000",
+         lambda: scenarios.max_rate("production-2", 1, 1000, 20_000, step, workers,
+                                    max_steps=max_steps)),
+    ]
+    for setup in ("embedded", "production", "production-2"):
+        items.append((f"idle {setup} {idle_conns}",
+                      lambda s=setup: scenarios.idle(s, idle_conns, 100, workers)))  # type: ignore[misc]
+    for setup in ("embedded", "production", "production-2"):
+        items.append((f"ingest {setup}",
+                      lambda s=setup: scenarios.ingest(s, 100, 1, 8, duration, runs, workers)))  # type: ignore[misc]
+    return items
+
+
+def run_all(*, short: bool, workers: int, write_docs: bool, json_path: Path) -> int:
+    """Run the plan; a failed item is recorded and the others still run."""
+    started = time.monotonic()
+    environment = report.environment()
+    results: list[dict[str, Any]] = []
+    failures = 0
+    for label, run in plan(short, workers):
+        log(f"[{time.monotonic() - started:5.0f} s] {label}")
+        try:
+            results.append(asdict(run()))
+        except Exception as e:  # one broken set-up must not hide the others' figures
+            failures += 1
+            log(f"  FAILED: {e!r}")
+            results.append({"scenario": label.split()[0], "setup": label.split()[1],
+                            "params": {}, "steps": [], "daemons": [],
+                            "summary": {"error": repr(e)[:300]}, "label": label})
+            continue
+        results[-1]["label"] = label
+    environment["seconds"] = round(time.monotonic() - started)
+    environment["short"] = short
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps({"environment": environment, "results": results}, indent=1))
+    log(f"results in {json_path} ({environment['seconds']} s)")
+    if write_docs:
+        report.write(environment, results)
+        log("docs/benchmarks.md and docs/bench-latency.png rewritten")
+    return 1 if failures else 0
