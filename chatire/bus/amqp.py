@@ -69,7 +69,7 @@ class AMQPBus:
         self._clock = clock if clock is not None else reactor  # for the unbind timers
         self._unbind_delay = unbind_delay
         self._prefetch = prefetch
-        self._retry_policy = retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=30.0)
+        self._retry_policy = retry_policy or backoffPolicy(initialDelay=0.5, maxDelay=5.0)
         self._connect_timeout = connect_timeout
         self._outbox = Outbox(outbox_size)
         self._followed: set[str] = set()
