@@ -216,7 +216,13 @@ class ChatSocket(WebSocketServerProtocol):
     def deliver(self, frame: Any) -> None:
         if self._gone:
             return
-        self.sendPreparedMessage(frame)
+        if (self.state == self.STATE_OPEN and self._perMessageCompress is None
+                and not self.send_queue and not self.logOctets):
+            # The frame is framed already; Autobahn's sendData would format a debug
+            # line per call (a third of the fanout's time): write its bytes directly.
+            self.transport.write(frame.payloadHybi)
+        else:
+            self.sendPreparedMessage(frame)
         if self._paused:
             self._backlog += len(frame.payload)
             if self._backlog > self.factory.config.slow_reader_bytes:
