@@ -30,6 +30,7 @@ class Config:
     token_lifetime: int = 2592000
     allowed_origin: tuple[str, ...] = ()
     auth_timeout: float = 10.0
+    http_timeout: float = 60.0
     metrics_listen: tuple[str, ...] = ()
     shutdown_timeout: float = 10.0
     log_format: str = "text"
@@ -53,6 +54,8 @@ SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("slow-reader-bytes", int, "bytes waiting for one socket before close 4008"),
     ("token-lifetime", int, "seconds a bearer token stays valid"),
     ("auth-timeout", float, "seconds a socket has to authenticate"),
+    ("http-timeout", float, "seconds an HTTP connection may stay silent (before its "
+     "request or between requests) before it is closed; 0 never"),
     ("shutdown-timeout", float, "seconds a graceful stop may take"),
     ("log-format", str, "text or json (one JSON object a line)"),
     ("web-root", str, "folder of the browser UI (default: the packaged web/)"),

@@ -53,7 +53,8 @@ class ChatireService(Service):
         self.api = ChatireAPI(self.chats, self.bus, reactor, web_root,
                               websocket=_websocket_resource(self.sockets),
                               max_body_bytes=config.max_body_bytes)
-        self.site = make_site(self.api.resource(), config.max_body_bytes)
+        self.site = make_site(self.api.resource(), config.max_body_bytes,
+                              timeout=config.http_timeout or None)
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[None] = Deferred()
 
