@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail
 from twisted.python.failure import Failure
 
-from chatire.errors import Forbidden
+from chatire.errors import Forbidden, Unavailable
 from chatire.interfaces import IStore
 from chatire.model import Appended, Chat, Post
 
@@ -28,9 +28,23 @@ class Appender:
         self._now = now
         self._waiting: dict[str, list[tuple[Post, Deferred[Appended]]]] = {}
         self._busy: set[str] = set()
+        self._closed = False
+        self._idle: list[Deferred[None]] = []
+
+    def close(self) -> Deferred[None]:
+        """Refuse new posts (Unavailable); fire once every post taken so far is settled."""
+        self._closed = True
+        d: Deferred[None] = Deferred()
+        if self._busy:
+            self._idle.append(d)
+        else:
+            d.callback(None)
+        return d
 
     def append(self, chat: Chat, post: Post) -> Deferred[Appended]:
         """Fire with the stored message once committed (Forbidden if not a member)."""
+        if self._closed:
+            return fail(Unavailable("the server is shutting down; send again after reconnecting"))
         d: Deferred[Appended] = Deferred()
         self._waiting.setdefault(chat.uri, []).append((post, d))
         if chat.uri not in self._busy:
@@ -42,6 +56,10 @@ class Appender:
         if not queue:
             self._waiting.pop(chat.uri, None)
             self._busy.discard(chat.uri)
+            if not self._busy and self._idle:
+                waiters, self._idle = self._idle, []
+                for waiter in waiters:
+                    waiter.callback(None)
             return
         batch, rest = queue[:MAX_BATCH], queue[MAX_BATCH:]
         if rest:

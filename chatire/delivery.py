@@ -106,6 +106,7 @@ class Hub:
         self._sweep.clock = clock
         self._sweep_interval = sweep_interval
         self.publish_failures = 0
+        self.gap_fills = 0  # fills from the store started (exported by chatire.metrics)
         self._last_failure_log = float("-inf")
 
     # -- lifecycle ------------------------------------------------------------------
@@ -301,6 +302,7 @@ class Hub:
         if sub.last_sent >= wanted:
             return
         sub.filling = True
+        self.gap_fills += 1
         Deferred.fromCoroutine(self._fill(sub)).addErrback(
             lambda f: log.failure("gap fill failed", f))
 

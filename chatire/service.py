@@ -7,8 +7,10 @@ from typing import Any
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
+from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IListeningPort
+from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
@@ -20,6 +22,17 @@ from chatire.chats import ChatService
 from chatire.config import Config
 from chatire.delivery import Hub
 from chatire.interfaces import IBus
+from chatire.logs import AccessLogSite, QuietSite
+from chatire.metrics import (
+    MeteredBus,
+    MeteredEngine,
+    MeteredEvents,
+    Metrics,
+    MetricsOnly,
+    MetricsOrApp,
+    MetricsResource,
+    metered_socket_class,
+)
 from chatire.site import make_site
 from chatire.store import store_from_url
 from chatire.ws import CLOSE_GOING_AWAY, ChatSocketFactory
@@ -42,19 +55,33 @@ class ChatireService(Service):
     def __init__(self, config: Config, reactor: Any, *, bus: IBus | None = None) -> None:
         self.config = config
         self.reactor = reactor
+        self.metrics = Metrics(reactor)
         self.store = store_from_url(config.db, reactor)
+        self.store.engine = MeteredEngine(self.store.engine, self.metrics)
         self.bus = bus if bus is not None else bus_from_url(config.bus, reactor)
         self.chats = ChatService(self.store, config, reactor, Passwords(thread_runner(reactor)))
         self.sockets = ChatSocketFactory(self.chats, None, config, reactor)
-        self.hub = Hub(self.chats, self.bus, reactor, self.sockets.prepare)
+        self.sockets.protocol = metered_socket_class(self.metrics)
+        self.hub = Hub(self.chats, MeteredBus(self.bus, self.metrics), reactor, self._prepare)
         self.sockets.hub = self.hub
-        self.chats.events = self.hub
+        self.chats.events = MeteredEvents(self.hub, self.metrics)
+        self.metrics.watch(sockets=lambda: self.sockets.open_count,
+                           subscriptions=self.hub.subscription_count,
+                           gap_fills=lambda: self.hub.gap_fills,
+                           bus_connected=lambda: 1.0 if self.bus.connected else 0.0)
         web_root = FilePath(config.web_root) if config.web_root else default_web_root()
         self.api = ChatireAPI(self.chats, self.bus, reactor, web_root,
                               websocket=_websocket_resource(self.sockets),
                               max_body_bytes=config.max_body_bytes)
-        self.site = make_site(self.api.resource(), config.max_body_bytes,
+        # Without --metrics-listen, /metrics is served on the public port (see
+        # docs/deployment.md); with it, only on those listeners.
+        scrape = MetricsResource(self.metrics)
+        root: Any = self.api.resource()
+        if not config.metrics_listen:
+            root = MetricsOrApp(root, scrape)
+        self.site = make_site(root, config.max_body_bytes, site_class=AccessLogSite,
                               timeout=config.http_timeout or None)
+        self.metrics_site = QuietSite(MetricsOnly(scrape))
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[None] = Deferred()
 
@@ -72,6 +99,14 @@ class ChatireService(Service):
             address = port.getHost()
             log.info("chatire listening on {description} ({address})",
                      description=description, address=address)
+        for description in self.config.metrics_listen:
+            port = await serverFromString(self.reactor, description).listen(self.metrics_site)
+            self.ports.append(port)
+            log.info("chatire serving /metrics on {description} ({address})",
+                     description=description, address=port.getHost())
+
+    def _prepare(self, payload: bytes) -> Any:
+        return self.metrics.stamp(self.sockets.prepare(payload), payload)
 
     def _fatal(self, failure: Failure) -> None:
         log.critical("chatire could not start: {error}", error=str(failure.value))
@@ -85,14 +120,46 @@ class ChatireService(Service):
         return Deferred.fromCoroutine(self._stop())
 
     async def _stop(self) -> None:
+        """Graceful stop within --shutdown-timeout: no new connections, posts in flight
+        committed and confirmed, every socket closed with 1001, then the bus and the store."""
+        clock = self.reactor
+        deadline = clock.seconds() + self.config.shutdown_timeout
+
+        def left() -> float:
+            return max(0.0, deadline - clock.seconds())
+
         await DeferredList([Deferred.fromCoroutine(_stop_port(p)) for p in self.ports])
         self.ports.clear()
+        # ChatService owns the Appender: from now on a post is refused ('unavailable',
+        # HTTP 503) and the ones taken already are committed and confirmed first.
+        drained = self.chats._appender.close()
+        if not await _within(drained, self.config.shutdown_timeout / 2, clock):
+            log.warn("chatire stopping: posts still being stored at the deadline")
         self.sockets.close_all(CLOSE_GOING_AWAY, "server shutting down")
+        await self._sockets_closed(min(left(), 3.0))
         try:
-            await self.hub.stop()
+            if not await _within(self.hub.stop(), left(), clock):
+                log.warn("chatire stopping: the bus did not close in time")
         finally:
             self.sockets.stopFactory()
             await self.store.stop()
+        log.info("chatire stopped")
+
+    async def _sockets_closed(self, timeout: float) -> None:
+        """Give the close handshakes a moment, so the 1001 frames reach the clients."""
+        waited = 0.0
+        while self.sockets.open_count > 0 and waited < timeout:
+            await deferLater(self.reactor, 0.02, lambda: None)
+            waited += 0.02
+
+
+async def _within(d: Deferred[Any], timeout: float, clock: Any) -> bool:
+    """Wait for ``d`` at most ``timeout`` seconds; whether it fired in time."""
+    try:
+        await d.addTimeout(timeout, clock)
+    except DeferredTimeoutError:
+        return False
+    return True
 
 
 async def _stop_port(port: IListeningPort) -> None:

@@ -31,9 +31,10 @@ class CappedRequest(Request):
         super().handleContentChunk(data)
 
 
-def make_site(resource: IResource, max_body: int, **kwargs: Any) -> Site:
-    """A Site whose requests cap their bodies at ``max_body`` bytes."""
-    site = Site(resource, **kwargs)
+def make_site(resource: IResource, max_body: int, *, site_class: type[Site] = Site,
+              **kwargs: Any) -> Site:
+    """A Site (of ``site_class``) whose requests cap their bodies at ``max_body`` bytes."""
+    site = site_class(resource, **kwargs)
     capped: type[Request] = type("Request", (CappedRequest,), {"max_body": max_body})
     site.requestFactory = capped
     return site

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import attrs
-from twisted.application.service import IService, MultiService
+from twisted.application.service import IService
 from twisted.python import usage
 
 from chatire.config import MULTI_OPTIONS, SCALAR_OPTIONS, Config, attribute, parse_value
+from chatire.logs import RootService
 from chatire.preflight import preflight
 from chatire.service import ChatireService
 
@@ -87,14 +87,12 @@ def check(config: Config) -> None:
 
 
 def makeService(options: Options) -> IService:
-    """The daemon: one ChatireService under a MultiService."""
+    """The daemon: one ChatireService under a RootService (which sets up JSON logs)."""
     from twisted.internet import reactor
 
     config: Config = options.config
     preflight(config)
-    top = MultiService()
+    top = RootService(config.log_format)
     ChatireService(config, reactor).setServiceParent(top)
     return top
 
-
-_ = os  # reserved for LISTEN_FDS handling in the endpoint layer

@@ -1,0 +1,122 @@
+"""Logging: one JSON object a line (--log-format json) and an access log that keeps secrets out."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from twisted.application.service import IServiceCollection, MultiService
+from twisted.logger import FileLogObserver, ILogObserver, Logger, formatEvent
+from twisted.python.components import Componentized
+from twisted.python.failure import Failure
+from twisted.web.http import Request
+from twisted.web.server import Site
+
+access_log = Logger(namespace="chatire.access")
+
+#: Event keys never written: the logger's own bookkeeping, and objects that only
+#: stand for the emitter.
+_INTERNAL = frozenset({"log_logger", "log_source", "log_io", "log_trace", "log_observer",
+                       "log_legacy", "log_flattened", "format", "message", "isError",
+                       "failure", "why", "time"})
+
+#: Path segments after which a chat uri (the invitation to it) follows.
+_CHAT_URI = re.compile(r"(/api/chats/|/c/)([^/?]{6})[^/?]*")
+#: Query parameters of the API that carry nothing secret.
+_SAFE_QUERY = frozenset({"after", "before", "limit"})
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """A JSON-able copy of a log field: plain values as they are, anything else as text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if depth < 3 and isinstance(value, (list, tuple)):
+        return [_plain(item, depth + 1) for item in value]
+    if depth < 3 and isinstance(value, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    return str(value)[:500]
+
+
+def event_as_json(event: dict[str, Any]) -> str:
+    """One log event as one line of JSON: time, level, namespace, text, then its fields."""
+    when = datetime.fromtimestamp(event.get("log_time", 0.0), tz=UTC)
+    level = event.get("log_level")
+    record: dict[str, Any] = {
+        "time": when.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "level": getattr(level, "name", "info"),
+        "namespace": event.get("log_namespace", ""),
+        "text": formatEvent(event),
+    }
+    failure = event.get("log_failure")
+    if isinstance(failure, Failure):
+        record["error"] = failure.getErrorMessage()
+        record["traceback"] = failure.getTraceback()
+    for key, value in event.items():
+        if key.startswith("log_") or key in _INTERNAL or key in record:
+            continue
+        record[key] = _plain(value)
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def json_observer(out: IO[str]) -> ILogObserver:
+    """An observer writing one JSON object a line to ``out``."""
+    return FileLogObserver(out, event_as_json)
+
+
+class RootService(MultiService):
+    """The top service of `twistd chatire`: with JSON logs, sets the application's observer.
+
+    twistd builds the Application after makeService() and, before starting to
+    log, asks it for an ILogObserver component; this sets that component. JSON
+    lines go to standard output (the journal under systemd, a container's log).
+    """
+
+    def __init__(self, log_format: str = "text", out: IO[str] | None = None) -> None:
+        super().__init__()
+        self.log_format = log_format
+        self._out = out
+
+    def setServiceParent(self, parent: IServiceCollection) -> None:
+        if (self.log_format == "json" and isinstance(parent, Componentized)
+                and parent.getComponent(ILogObserver, None) is None):
+            parent.setComponent(ILogObserver, json_observer(self._out or sys.stdout))
+        super().setServiceParent(parent)
+
+
+def redact_path(path: str) -> str:
+    """A request path fit for the log: chat uris cut to 6 characters, no secret query."""
+    base, _, query = path.partition("?")
+    base = _CHAT_URI.sub(r"\1\2...", base)
+    if not query:
+        return base
+    kept = [part for part in query.split("&") if part.split("=", 1)[0] in _SAFE_QUERY]
+    return base + ("?" + "&".join(kept) if kept else "?...")
+
+
+class AccessLogSite(Site):
+    """A Site whose access log is a structured event with no header, token or chat uri in it."""
+
+    def log(self, request: Request) -> None:
+        address = request.getClientAddress()
+        forwarded = request.getHeader(b"x-forwarded-for")
+        agent = request.getHeader(b"user-agent")
+        access_log.info(
+            "{method} {path} {status} {bytes}",
+            method=request.method.decode("latin-1"),
+            path=redact_path(request.uri.decode("latin-1")),
+            status=getattr(request, "code", 0),
+            bytes=getattr(request, "sentLength", 0),
+            client=getattr(address, "host", None),
+            forwarded_for=forwarded.decode("latin-1")[:200] if forwarded else None,
+            user_agent=agent.decode("latin-1")[:200] if agent else None,
+        )
+
+
+class QuietSite(Site):
+    """A Site that writes no access log (the /metrics listener: scraped every few seconds)."""
+
+    def log(self, request: Request) -> None:
+        pass

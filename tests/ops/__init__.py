@@ -1,0 +1,1 @@
+"""Operations: systemd, graceful shutdown, metrics, logs, the admin CLI, deployment docs."""
