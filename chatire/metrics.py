@@ -252,6 +252,8 @@ class MeteredBus:
     def __init__(self, bus: IBus, metrics: Metrics) -> None:
         self._bus = bus
         self._metrics = metrics
+        self.in_flight = 0  # publishes neither confirmed nor failed yet
+        self._settled: list[Deferred[None]] = []
 
     @property
     def connected(self) -> bool:
@@ -270,15 +272,34 @@ class MeteredBus:
 
     def publish(self, chat_uri: str, seq: int, payload: bytes) -> Deferred[None]:
         d: Deferred[None] = self._bus.publish(chat_uri, seq, payload)
+        self.in_flight += 1
         d.addCallbacks(self._confirmed, self._failed)
         return d
 
+    def settled(self) -> Deferred[None]:
+        """Fire once every publish so far is confirmed or failed (a graceful stop waits)."""
+        d: Deferred[None] = Deferred()
+        if self.in_flight:
+            self._settled.append(d)
+        else:
+            d.callback(None)
+        return d
+
+    def _done(self) -> None:
+        self.in_flight -= 1
+        if not self.in_flight and self._settled:
+            waiters, self._settled = self._settled, []
+            for waiter in waiters:
+                waiter.callback(None)
+
     def _confirmed(self, result: None) -> None:
         self._metrics.bus_confirms.inc()
+        self._done()
         return result
 
     def _failed(self, failure: Failure) -> Failure:
         self._metrics.bus_failures.inc()
+        self._done()
         return failure
 
     def follow(self, chat_uri: str) -> None:

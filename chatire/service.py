@@ -62,7 +62,8 @@ class ChatireService(Service):
         self.chats = ChatService(self.store, config, reactor, Passwords(thread_runner(reactor)))
         self.sockets = ChatSocketFactory(self.chats, None, config, reactor)
         self.sockets.protocol = metered_socket_class(self.metrics)
-        self.hub = Hub(self.chats, MeteredBus(self.bus, self.metrics), reactor, self._prepare)
+        self.publishing = MeteredBus(self.bus, self.metrics)
+        self.hub = Hub(self.chats, self.publishing, reactor, self._prepare)
         self.sockets.hub = self.hub
         self.chats.events = MeteredEvents(self.hub, self.metrics)
         self.metrics.watch(sockets=lambda: self.sockets.open_count,
@@ -137,6 +138,10 @@ class ChatireService(Service):
             log.warn("chatire stopping: posts still being stored at the deadline")
         self.sockets.close_all(CLOSE_GOING_AWAY, "server shutting down")
         await self._sockets_closed(min(left(), 3.0))
+        # Let the broker confirm what was just committed, so other daemons get it live.
+        if not await _within(self.publishing.settled(), min(left(), 2.0), clock):
+            log.warn("chatire stopping: {count} bus publishes unconfirmed at the deadline",
+                     count=self.publishing.in_flight)
         try:
             if not await _within(self.hub.stop(), left(), clock):
                 log.warn("chatire stopping: the bus did not close in time")

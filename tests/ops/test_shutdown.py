@@ -1,0 +1,159 @@
+"""SIGTERM: stop accepting, commit and confirm posts in flight, close sockets 1001, exit in time."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+import treq
+from twisted.internet import defer
+
+from tests.support.client import Api, Socket
+from tests.support.daemons import DaemonProcess, fresh_vhost, sleep
+from tests.support.services import fresh_database
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
+
+DEADLINE = 5.0
+
+
+@pytest.fixture
+def backing() -> Iterator[tuple[str, str]]:
+    with fresh_database() as db, fresh_vhost() as (_, amqp):
+        yield db, amqp
+
+
+async def _send_until_closed(socket: Socket, uri: str) -> tuple[dict[str, int], list[Any]]:
+    """Send a frame every few ms until the server closes; the seqs confirmed by `sent`."""
+    proto = socket.protocol
+    assert proto is not None
+    i = 0
+    while not socket.closed.called and i < 2000:
+        if proto.state == proto.STATE_OPEN:
+            socket.send({"type": "send", "chat": uri, "message": f"ws {i}", "client_id": f"w{i}"})
+            i += 1
+        await sleep(0.005)
+    frames = []
+    while socket.frames.pending:
+        frames.append(await socket.frames.get())
+    sent = {f["client_id"]: f["seq"] for f in frames if f["type"] == "sent"}
+    errors = [f for f in frames if f["type"] == "error"]
+    return sent, errors
+
+
+async def _post_until_refused(api: Api, token: str, uri: str) -> dict[str, int]:
+    """POST one message after another until the daemon stops answering; the 201s."""
+    created: dict[str, int] = {}
+    for i in range(2000):
+        try:
+            status, body = await api.call("POST", f"/api/chats/{uri}/messages",
+                                          {"message": f"http {i}", "client_id": f"h{i}"},
+                                          token=token)
+        except Exception:  # connection refused or lost: the daemon is gone
+            return created
+        if status != 201:
+            assert status == 503, body  # shutting down: refused, not stored
+            return created
+        created[f"h{i}"] = body["message"]["seq"]
+    return created
+
+
+@pytest_twisted.ensureDeferred
+async def test_sigterm_drains_posts_closes_1001_and_loses_nothing(
+        backing: tuple[str, str], tmp_path: Path) -> None:
+    db, amqp = backing
+    a = DaemonProcess(tmp_path, db, amqp, "--send-rate", "0",
+                      "--shutdown-timeout", str(DEADLINE), name="a")
+    b = DaemonProcess(tmp_path, db, amqp, "--send-rate", "0", name="b")
+    await defer.gatherResults([defer.ensureDeferred(d.start()) for d in (a, b)])
+    try:
+        api = Api(a.base_url)
+        alice, bob = await api.user(), await api.user()
+        uri = await alice.new_chat()
+        await bob.join(uri)
+        reader = await Socket.open(a.base_url, bob.token)
+        await reader.subscribe(uri)
+        sender = await Socket.open(a.base_url, alice.token)
+
+        sending = defer.ensureDeferred(_send_until_closed(sender, uri))
+        posting = defer.ensureDeferred(_post_until_refused(api, alice.token, uri))
+        await sleep(0.7)
+        assert a.proc is not None
+        proc = a.proc
+        signalled = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        while proc.poll() is None and time.monotonic() - signalled < DEADLINE + 5:
+            await sleep(0.05)
+        took = time.monotonic() - signalled
+        assert proc.poll() is not None, "the daemon did not exit"
+        # twistd re-raises SIGTERM after a clean stop: -15 (143 in a shell) is a clean exit.
+        assert proc.returncode == -signal.SIGTERM, a.tail()
+        assert took < DEADLINE + 1.5, took
+        a.proc = None
+
+        sent, errors = await sending
+        created = await posting
+        assert sender.closed.called and await sender.closed == 1001
+        assert await reader.closed == 1001
+        assert len(sent) > 10 and len(created) > 3, (len(sent), len(created))
+        assert all(e["code"] == "unavailable" for e in errors), errors
+
+        log = a.log.read_text()
+        assert "Traceback" not in log and "Unhandled" not in log, log[-3000:]
+        assert "chatire stopped" in log
+
+        # Everything confirmed is in the store, once, in a gap-free sequence.
+        history: list[dict[str, Any]] = []
+        after = 0
+        while True:
+            status, page = await Api(b.base_url).call(
+                "GET", f"/api/chats/{uri}/messages?after={after}&limit=200", token=alice.token)
+            assert status == 200, page
+            history += page["messages"]
+            if not page["has_more"]:
+                break
+            after = history[-1]["seq"]
+        by_client = {m["client_id"]: m["seq"] for m in history}
+        assert [m["seq"] for m in history] == list(range(1, len(history) + 1))
+        for client_id, seq in {**sent, **created}.items():
+            assert by_client.get(client_id) == seq, client_id
+
+        # The reader resumes on the other daemon from the last seq it saw: nothing lost.
+        seen = []
+        while reader.frames.pending:
+            frame = await reader.frames.get()
+            if frame["type"] == "message":
+                seen.append(frame["seq"])
+        assert seen == list(range(1, len(seen) + 1))
+        again = await Socket.open(b.base_url, bob.token)
+        last = seen[-1] if seen else 0
+        subscribed = await again.subscribe(uri, after=last)
+        assert subscribed["last_seq"] == len(history)
+        while last < len(history):
+            frame = await again.next_of("message")
+            assert frame["seq"] == last + 1
+            last = frame["seq"]
+        await again.close()
+    finally:
+        for d in (a, b):
+            await d.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_http_only_daemon_stops_cleanly_on_sqlite(tmp_path: Path) -> None:
+    daemon = DaemonProcess(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", "memory://",
+                           "--shutdown-timeout", "3")
+    await daemon.start()
+    response = await treq.get(daemon.base_url + "/healthz", persistent=False)
+    await response.content()
+    started = time.monotonic()
+    code = await daemon.stop(signal.SIGTERM, timeout=10)
+    assert code == -signal.SIGTERM
+    assert time.monotonic() - started < 4
+    log = daemon.log.read_text()
+    assert "Traceback" not in log and "chatire stopped" in log
