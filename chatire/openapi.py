@@ -46,10 +46,18 @@ def _operation(summary: str, responses: dict[str, Spec], *, body: str | None = N
 _URI = {"name": "uri", "in": "path", "required": True, "schema": {"type": "string"}}
 _SEQ_QUERY = [
     {"name": name, "in": "query", "required": False,
+     "description": "give at most one of after and before (both: 400)",
      "schema": {"type": "integer", "minimum": minimum}}
     for name, minimum in (("after", 0), ("before", 1))
 ] + [{"name": "limit", "in": "query", "required": False,
       "schema": {"type": "integer", "minimum": 1, "maximum": 200}}]
+# The server strips a message, then takes 1 to --max-message-chars characters: so
+# the document asks for at least one character that is not white space.
+_NEW_MESSAGE: Spec = {**REQUESTS["NewMessage"], "properties": {
+    **REQUESTS["NewMessage"]["properties"],
+    "message": {"type": "string", "minLength": 1, "pattern": "\\S",
+                "description": "stripped of leading and trailing white space, then 1 to "
+                               "--max-message-chars (default 4000) characters"}}}
 _CHAT = _reply(["chat"], chat=_ref("Chat"))
 _USER = _reply(["user"], user=_ref("User"))
 _MESSAGE = _reply(["message"], message=_ref("Message"))
@@ -114,7 +122,7 @@ def build() -> Spec:
                  "description": "Realtime chat: HTTP API (live delivery is at GET /ws)."},
         "paths": paths,
         "components": {
-            "schemas": {**OBJECTS, **REQUESTS},
+            "schemas": {**OBJECTS, **REQUESTS, "NewMessage": _NEW_MESSAGE},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
