@@ -1,0 +1,150 @@
+"""The `chatire` admin command as a subprocess, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.threads import deferToThreadPool
+
+from tests.support.client import Api, Socket
+from tests.support.daemons import REPO, free_port, fresh_vhost
+from tests.support.services import fresh_database
+
+CHATIRE = str(Path(sys.executable).with_name("chatire"))
+
+
+def chatire(*args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+            script: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the admin command (the console script, or `python -m chatire`); blocking."""
+    command = [CHATIRE] if script else [sys.executable, "-m", "chatire"]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CHATIRE_")}
+    return subprocess.run([*command, *args], input=stdin if stdin is not None else "",
+                          capture_output=True, text=True, timeout=60, cwd=REPO,
+                          env={**clean, **(env or {})})
+
+
+async def run(*args: str, **kw: Any) -> subprocess.CompletedProcess[str]:
+    """The same, off the reactor thread (for tests that also talk to a daemon)."""
+    return await deferToThreadPool(reactor, reactor.getThreadPool(),
+                                   lambda: chatire(*args, **kw))
+
+
+def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("chatire: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'admin.db'}"
+    else:
+        with fresh_database() as url:
+            yield url
+
+
+@pytest_twisted.ensureDeferred
+async def test_admin_commands_against_a_daemon(store_url: str, make_daemon: Any) -> None:
+    db = ("--db", store_url)
+    if store_url.startswith("sqlite"):
+        result = await run("check", *db)
+        assert result.returncode == 1 and "no SQLite database" in result.stdout
+    result = await run("migrate", *db, script=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "schema migrated from version 0 to 1\n"
+    result = await run("migrate", env={"CHATIRE_DB": store_url})  # from the environment
+    assert (result.returncode, result.stdout) == (0, "schema up to date (version 1)\n")
+    result = await run("check", *db)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok (schema version 1)" in result.stdout and "bus memory://: ok" in result.stdout
+
+    result = await run("create-user", "Alice", "--password-stdin", "--display-name",
+                       "Alice A.", *db, stdin="first password\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("created user Alice (id ")
+    result = await run("create-user", "alice", "--password-stdin", *db, stdin="x" * 9 + "\n")
+    assert result.returncode == 1 and "taken" in one_error_line(result)
+    result = await run("create-user", "bad name", "--password-stdin", *db, stdin="x" * 9)
+    assert result.returncode == 1 and "username" in one_error_line(result)
+    result = await run("create-user", "bob", "--password-stdin", *db, stdin="short\n")
+    assert result.returncode == 1 and "password" in one_error_line(result)
+
+    daemon = await make_daemon(db=store_url)
+    api = Api(daemon.base_url)
+    status, body = await api.call("POST", "/api/auth/token",
+                                  {"username": "alice", "password": "first password"})
+    assert status == 200 and body["user"]["display_name"] == "Alice A."
+    token = body["token"]
+
+    result = await run("set-password", "alice", "--password-stdin", "--keep-tokens", *db,
+                       stdin="second password\n")
+    assert (result.returncode, result.stdout) == (0, "password of Alice set\n"), result.stderr
+    status, _ = await api.call("GET", "/api/me", token=token)
+    assert status == 200  # --keep-tokens
+    status, _ = await api.call("POST", "/api/auth/token",
+                               {"username": "alice", "password": "first password"})
+    assert status == 401
+    status, _ = await api.call("POST", "/api/auth/token",
+                               {"username": "alice", "password": "second password"})
+    assert status == 200
+
+    result = await run("revoke-tokens", "ALICE", *db)
+    assert (result.returncode, result.stdout) == (0, "revoked 2 token(s) of Alice\n")
+    status, _ = await api.call("GET", "/api/me", token=token)
+    assert status == 401
+    result = await run("revoke-tokens", "nobody", *db)
+    assert result.returncode == 1 and "no user named 'nobody'" in one_error_line(result)
+    result = await run("set-password", "nobody", "--password-stdin", *db, stdin="y" * 9)
+    assert result.returncode == 1 and "no user" in one_error_line(result)
+
+
+def test_usage_errors_exit_2(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'u.db'}"
+    for args in ([], ["frobnicate"], ["check", "--db", "mysql://x"],
+                 ["check", "--db", db, "--bus", "kafka://x"],
+                 ["create-user", "carol", "--db", db],  # no terminal, no --password-stdin
+                 ["create-user", "carol", "--password-stdin", "--db", db]):  # empty stdin
+        result = chatire(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "u.db").exists()
+
+
+def test_check_fails_with_one_line_per_unreachable_service(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    result = chatire("check", "--db", f"postgresql://root@127.0.0.1:{port}/x",
+                     "--bus", f"amqp://guest:secret@127.0.0.1:{port}/%2F", "--timeout", "1")
+    assert result.returncode == 1
+    assert one_error_line(result) == "chatire: check failed"
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 2 and all("FAILED" in line for line in lines), lines
+    assert "secret" not in result.stdout + result.stderr  # no password in messages
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+@pytest_twisted.ensureDeferred
+async def test_revoke_tokens_closes_open_sockets_through_the_bus(make_daemon: Any) -> None:
+    with fresh_database() as db, fresh_vhost() as (_, amqp):
+        daemon = await make_daemon(db=db, bus=amqp)
+        user = await Api(daemon.base_url).user()
+        socket = await Socket.open(daemon.base_url, user.token)
+        result = await run("check", "--db", db, "--bus", amqp)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "ok" in result.stdout.splitlines()[1]
+        result = await run("revoke-tokens", user.name, "--db", db, "--bus", amqp)
+        assert result.returncode == 0, result.stderr
+        closed = socket.closed
+        closed.addTimeout(5, reactor)
+        assert await closed == 4001
+        await daemon.stopService()
