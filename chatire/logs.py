@@ -99,6 +99,8 @@ def redact_path(path: str) -> str:
 class AccessLogSite(Site):
     """A Site whose access log is a structured event with no header, token or chat uri in it."""
 
+    noisy = False  # the service logs what it listens on
+
     def log(self, request: Request) -> None:
         address = request.getClientAddress()
         forwarded = request.getHeader(b"x-forwarded-for")
@@ -117,6 +119,8 @@ class AccessLogSite(Site):
 
 class QuietSite(Site):
     """A Site that writes no access log (the /metrics listener: scraped every few seconds)."""
+
+    noisy = False
 
     def log(self, request: Request) -> None:
         pass
