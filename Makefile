@@ -7,7 +7,7 @@ LISTEN ?= tcp:8000:interface=127.0.0.1
 DB ?= sqlite:///chatire.db
 BUS ?= memory://
 
-.PHONY: run test lint typecheck pytest services browser bench soak clean
+.PHONY: run test lint typecheck pytest services browser tools bench soak clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ services:
 browser:
 	bash .ci/ensure-browser
 
+tools:
+	bash .ci/ensure-nginx
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
@@ -35,7 +38,7 @@ lint: $(STAMP)
 pytest: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
-test: $(STAMP) services browser
+test: $(STAMP) services browser tools
 	$(VENV)/bin/twistd --help | grep -q chatire
 	$(MAKE) lint
 	$(MAKE) pytest
