@@ -151,66 +151,96 @@ async def remove_member(cur: Cursor, chat_id: int, user_id: int) -> bool:
     return cur.fetchone() is not None
 
 
-async def _existing(cur: Cursor, chat: Chat, post: Post) -> Message | None:
-    await cur.execute(
-        f"""SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM}
-            WHERE m.chat_id = %s AND m.user_id = %s AND m.client_id = %s""",
-        (chat.id, post.user_id, post.client_id),
-    )
-    row = cur.fetchone()
-    return None if row is None else _message(cur, chat.uri, row)
-
-
 async def append_messages(cur: Cursor, chat: Chat, posts: list[Post],
                           now: datetime) -> list[Appended | Forbidden]:
-    """Append posts in order under the chat row's lock; one seq each, no gap."""
-    results: list[Appended | Forbidden] = []
-    authors: dict[int, User | None] = {}
+    """Append posts in order under the chat row's lock; one seq each, no gap.
+
+    A batch costs the same few statements whatever its size: its authors'
+    memberships, the seq range (which takes the row lock), the idempotency keys
+    already stored (read under the lock, so a racing writer's are seen), and
+    one multi-row insert.
+    """
+    author_ids = sorted({post.user_id for post in posts})
+    await cur.execute(
+        f"""SELECT u.id, u.username, u.display_name FROM members m
+            JOIN users u ON u.id = m.user_id
+            WHERE m.chat_id = %s AND m.user_id IN ({", ".join(["%s"] * len(author_ids))})""",
+        (chat.id, *author_ids),
+    )
+    authors = {int(r[0]): User(int(r[0]), r[1], r[2]) for r in cur.fetchall()}
+    allowed = [post for post in posts if post.user_id in authors]
+    if not allowed:
+        return [Forbidden("you are not a member of this chat") for _ in posts]
+    # The row lock on the chat orders concurrent writers: seq N+1 commits after N.
+    await cur.execute(
+        """UPDATE chats SET last_seq = last_seq + %s, last_activity_at = %s
+           WHERE id = %s RETURNING last_seq""",
+        (len(allowed), now, chat.id),
+    )
+    seq_row = cur.fetchone()
+    assert seq_row is not None
+    base = int(seq_row[0]) - len(allowed)
+    stored = await _stored_keys(cur, chat, allowed)
+    # Per post: a refusal, the message stored earlier, or (index into fresh, created).
+    slots: list[Forbidden | Message | tuple[int, bool]] = []
+    fresh: list[Post] = []
+    first: dict[tuple[int, str], int] = {}
     for post in posts:
         if post.user_id not in authors:
-            await cur.execute(
-                """SELECT u.id, u.username, u.display_name FROM members m
-                   JOIN users u ON u.id = m.user_id
-                   WHERE m.chat_id = %s AND m.user_id = %s""",
-                (chat.id, post.user_id),
-            )
-            row = cur.fetchone()
-            authors[post.user_id] = None if row is None else User(int(row[0]), row[1], row[2])
-        author = authors[post.user_id]
-        if author is None:
-            results.append(Forbidden("you are not a member of this chat"))
+            slots.append(Forbidden("you are not a member of this chat"))
             continue
         if post.client_id is not None:
-            existing = await _existing(cur, chat, post)
-            if existing is not None:
-                results.append(Appended(existing, created=False))
+            key = (post.user_id, post.client_id)
+            if key in stored:
+                slots.append(stored[key])
                 continue
-        # The row lock on the chat orders concurrent writers: seq N+1 commits after N.
+            if key in first:  # the same key twice in one batch: one message
+                slots.append((first[key], False))
+                continue
+            first[key] = len(fresh)
+        slots.append((len(fresh), True))
+        fresh.append(post)
+    if len(fresh) < len(allowed):  # retries took no seq: give the unused ones back
+        await cur.execute("UPDATE chats SET last_seq = %s WHERE id = %s",
+                          (base + len(fresh), chat.id))
+    messages: list[Message] = []
+    if fresh:
         await cur.execute(
-            """UPDATE chats SET last_seq = last_seq + 1, last_activity_at = %s
-               WHERE id = %s RETURNING last_seq""",
-            (now, chat.id),
+            f"""INSERT INTO messages (chat_id, seq, user_id, body, client_id, created_at)
+                VALUES {", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(fresh))}
+                RETURNING seq, id""",
+            tuple(value for i, post in enumerate(fresh) for value in
+                  (chat.id, base + 1 + i, post.user_id, post.text, post.client_id, now)),
         )
-        seq_row = cur.fetchone()
-        assert seq_row is not None
-        seq = int(seq_row[0])
-        if post.client_id is not None:
-            # A concurrent writer may have stored the same key while we waited for
-            # the lock; READ COMMITTED lets this statement see it.
-            existing = await _existing(cur, chat, post)
-            if existing is not None:
-                raise _Retry()
-        await cur.execute(
-            """INSERT INTO messages (chat_id, seq, user_id, body, client_id, created_at)
-               VALUES (%s, %s, %s, %s, %s, %s) RETURNING id""",
-            (chat.id, seq, post.user_id, post.text, post.client_id, now),
-        )
-        id_row = cur.fetchone()
-        assert id_row is not None
-        message = Message(chat.uri, seq, int(id_row[0]), author, post.text,
-                          post.client_id, now)
-        results.append(Appended(message, created=True))
+        ids = {int(row[0]): int(row[1]) for row in cur.fetchall()}
+        messages = [Message(chat.uri, base + 1 + i, ids[base + 1 + i], authors[post.user_id],
+                            post.text, post.client_id, now) for i, post in enumerate(fresh)]
+    results: list[Appended | Forbidden] = []
+    for slot in slots:
+        if isinstance(slot, tuple):
+            results.append(Appended(messages[slot[0]], created=slot[1]))
+        elif isinstance(slot, Message):
+            results.append(Appended(slot, created=False))
+        else:
+            results.append(slot)
     return results
+
+
+async def _stored_keys(cur: Cursor, chat: Chat,
+                       posts: list[Post]) -> dict[tuple[int, str], Message]:
+    """The messages already stored under the posts' idempotency keys."""
+    keys = sorted({(post.user_id, post.client_id) for post in posts
+                   if post.client_id is not None})
+    if not keys:
+        return {}
+    await cur.execute(
+        f"""SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM}
+            WHERE m.chat_id = %s
+              AND (m.user_id, m.client_id) IN ({", ".join(["(%s, %s)"] * len(keys))})""",
+        (chat.id, *(value for key in keys for value in key)),
+    )
+    found = (_message(cur, chat.uri, row) for row in cur.fetchall())
+    return {(message.user.id, message.client_id or ""): message for message in found}
 
 
 class _Retry(Exception):
