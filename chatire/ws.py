@@ -256,7 +256,9 @@ class ChatSocket(WebSocketServerProtocol):
                 self.close(CLOSE_SLOW_READER, "reading too slowly; reconnect and resume")
 
     def send_json(self, body: dict[str, Any]) -> None:
-        if not self._gone:
+        # Not once the close handshake began (Autobahn raises): a reply finishing
+        # late (an auth, a commit) after the peer or a protocol error closed it.
+        if not self._gone and self.state == self.STATE_OPEN:
             self.sendMessage(encode(body))
 
     def close(self, code: int, reason: str) -> None:
