@@ -34,6 +34,7 @@ setup(
             "pytest-timeout>=2.3",
             "treq>=24.9",
             "hypothesis>=6.100",
+            "schemathesis>=4.0,<5",
             "mypy>=1.10",
             "mypy-zope>=1.0.5",
             "ruff>=0.6",
