@@ -33,6 +33,7 @@ from chatire.metrics import (
     MetricsResource,
     metered_socket_class,
 )
+from chatire.preflight import quiet_accept_errors
 from chatire.site import make_site
 from chatire.store import store_from_url
 from chatire.ws import CLOSE_GOING_AWAY, ChatSocketFactory
@@ -96,6 +97,7 @@ class ChatireService(Service):
         self.hub.start()
         for description in self.config.listen:
             port = await serverFromString(self.reactor, description).listen(self.site)
+            quiet_accept_errors(port, self.reactor)
             self.ports.append(port)
             address = port.getHost()
             log.info("chatire listening on {description} ({address})",
