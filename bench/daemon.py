@@ -213,7 +213,8 @@ def deployment(setup: str, *, options: tuple[str, ...] = ()) -> Iterator[Deploym
         if store == "sqlite":
             db = f"sqlite:///{workdir}/bench.db"
         else:
-            db = stack.enter_context(fresh_database()) + "?pool=8"
+            pool = os.environ.get("BENCH_PG_POOL", "16")
+            db = stack.enter_context(fresh_database()) + f"?pool={pool}"
         bus = "memory://" if bus_kind == "memory" else stack.enter_context(fresh_vhost())
         base = ("--send-rate", "0", "--max-connections", "100000", "--ping-interval", "30",
                 "--slow-reader-bytes", str(16 * 1024 * 1024))

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from bench.daemon import Deployment, count_messages, deployment, reset_hwm
@@ -68,6 +72,29 @@ class Watch:
                                           strict=True)]
 
 
+def start_profile(dep: Deployment, seconds: float) -> list[subprocess.Popen[bytes]]:
+    """With BENCH_PROFILE=PREFIX, py-spy records each daemon (collapsed stacks) for a while."""
+    prefix = os.environ.get("BENCH_PROFILE")
+    if not prefix:
+        return []
+    spy = str(Path(sys.executable).with_name("py-spy"))
+    return [subprocess.Popen([spy, "record", "--pid", str(d.pid), "--duration",
+                              str(round(seconds)), "--rate", "250", "--format", "raw",
+                              "--output", f"{prefix}-{i}.txt"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for i, d in enumerate(dep.daemons)]
+
+
+def end_profile(spies: list[subprocess.Popen[bytes]]) -> None:
+    """Wait for the py-spy children (they stop by themselves after their duration)."""
+    for spy in spies:
+        try:
+            spy.wait(60)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+            spy.wait()
+
+
 def _populate(dep: Deployment, chats: int, users: int = USERS) -> tuple[list[Account], list[str]]:
     return populate_sync(dep.daemons[0].base_url, users, chats)
 
@@ -77,6 +104,9 @@ def _step_row(step: Step, daemon_cpu: list[float]) -> dict[str, Any]:
     row["clean"] = step.clean
     row["daemon_cpu_percent"] = [round(c, 1) for c in daemon_cpu]
     row["generator_cpu_percent"] = round(100 * step.generator_cpu / max(step.elapsed, 1e-9), 1)
+    # Daemon CPU per delivery: steadier than a rate on a shared machine.
+    row["daemon_us_per_delivery"] = round(
+        sum(daemon_cpu) / 100 * 1e6 / step.rate, 2) if step.rate else 0.0
     return row
 
 
@@ -110,9 +140,12 @@ def fanout(setup: str, rooms: int, subscribers: int, rate: float, duration: floa
             _check_open(gen, len(receivers))
             gen.step(1.0, scale=0.2, target=rate * 0.2)  # warm-up: bindings, caches
             watch = Watch(dep)
+            spies = start_profile(dep, duration)
             for run in range(runs):
                 step_watch = Watch(dep)
                 step = gen.step(duration, target=rate)
+                end_profile(spies)
+                spies = []
                 row = _step_row(step, step_watch.cpu_percent())
                 result.steps.append(row)
                 log(f"  fanout {setup} {rooms}x{subscribers} @{rate:,.0f}/s run {run + 1}: "
@@ -220,11 +253,14 @@ def ingest(setup: str, rooms: int, senders_per_room: int, window: int, duration:
         try:
             gen.step(1.0, target=0.0)  # warm-up
             watch = Watch(dep)
+            spies = start_profile(dep, duration)
             for run in range(runs):
                 before = _stored(dep)
                 step_watch = Watch(dep)
                 step = gen.step(duration, target=0.0)
                 stored = _stored(dep) - before
+                end_profile(spies)
+                spies = []
                 row = _step_row(step, step_watch.cpu_percent())
                 row["stored"] = stored
                 row["stored_matches"] = stored == step.committed
@@ -264,12 +300,15 @@ def _describe(step: Step, row: dict[str, Any]) -> str:
     return (f"{step.rate:,.0f} deliveries/s, p50 {step.p50:.1f} p90 {step.p90:.1f} "
             f"p99 {step.p99:.1f} max {step.max:.1f} ms, lost {step.lost} dup "
             f"{step.duplicates} ooo {step.out_of_order} unanswered {step.unanswered} "
-            f"closed {step.closed}; daemon CPU {row['daemon_cpu_percent']} %, "
+            f"closed {step.closed}; send->sent p50 {step.rtt_p50:.1f} p99 {step.rtt_p99:.1f} ms; "
+            f"daemon CPU {row['daemon_cpu_percent']} % "
+            f"({row['daemon_us_per_delivery']} us/delivery), "
             f"generator CPU {row['generator_cpu_percent']} %")
 
 
 def _medians(steps: list[dict[str, Any]],
-             keys: tuple[str, ...] = ("rate", "p50", "p90", "p99", "max")) -> dict[str, Any]:
+             keys: tuple[str, ...] = ("rate", "p50", "p90", "p99", "max",
+                                      "daemon_us_per_delivery")) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for key in keys:
         values = [s[key] for s in steps]
