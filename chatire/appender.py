@@ -21,13 +21,19 @@ class Appender:
 
     Under no load a post is appended alone at once; under load the posts that
     queued while a commit ran share the next commit (a seq range, one fsync).
+    At most ``max_in_flight`` transactions run at once (the store's pool size):
+    the chats past that wait their turn in order, and their batches grow
+    meanwhile instead of queueing for a connection already cut small.
     """
 
-    def __init__(self, store: IStore, now: Callable[[], datetime]) -> None:
+    def __init__(self, store: IStore, now: Callable[[], datetime],
+                 max_in_flight: int = 4) -> None:
         self._store = store
         self._now = now
         self._waiting: dict[str, list[tuple[Post, Deferred[Appended]]]] = {}
         self._busy: set[str] = set()
+        self._ready: dict[str, Chat] = {}  # chats with posts waiting for a turn, oldest first
+        self._max_in_flight = max(1, max_in_flight)
         self._closed = False
         self._idle: list[Deferred[None]] = []
 
@@ -48,8 +54,15 @@ class Appender:
         d: Deferred[Appended] = Deferred()
         self._waiting.setdefault(chat.uri, []).append((post, d))
         if chat.uri not in self._busy:
-            self._flush(chat)
+            self._ready.setdefault(chat.uri, chat)
+            self._pump()
         return d
+
+    def _pump(self) -> None:
+        """Start the transactions of waiting chats while there is room."""
+        while self._ready and len(self._busy) < self._max_in_flight:
+            uri = next(iter(self._ready))
+            self._flush(self._ready.pop(uri))
 
     def _flush(self, chat: Chat) -> None:
         queue = self._waiting.get(chat.uri)
@@ -79,6 +92,13 @@ class Appender:
             else:  # a Failure: the whole transaction failed
                 for _, d in batch:
                     d.errback(results)
-            self._flush(chat)
+            self._busy.discard(chat.uri)
+            if chat.uri in self._waiting:
+                self._ready[chat.uri] = chat
+            self._pump()
+            if not self._busy and self._idle:
+                waiters, self._idle = self._idle, []
+                for waiter in waiters:
+                    waiter.callback(None)
 
         stored.addBoth(settle)
