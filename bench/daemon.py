@@ -19,6 +19,8 @@ from pathlib import Path
 import psycopg2
 
 REPO = Path(__file__).resolve().parents[1]
+#: The source tree the daemons run from (BENCH_DAEMON_TREE: another checkout, for A/B runs).
+DAEMON_TREE = Path(os.environ.get("BENCH_DAEMON_TREE", str(REPO)))
 PG_ADMIN = os.environ.get("CHATIRE_BENCH_PG", "postgresql://root@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("CHATIRE_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -95,14 +97,17 @@ def fresh_database() -> Iterator[str]:
         admin.close()
 
 
-def count_messages(db_url: str) -> int:
-    """Messages stored in a PostgreSQL database."""
+def count_messages(db_url: str) -> tuple[int, int]:
+    """Messages stored in a PostgreSQL database, and the transactions that stored them.
+
+    One append transaction stamps all its messages with one created_at.
+    """
     conn = psycopg2.connect(db_url)
     try:
         with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM messages")
+            cur.execute("SELECT count(*), count(DISTINCT (chat_id, created_at)) FROM messages")
             row = cur.fetchone()
-            return int(row[0]) if row else 0
+            return (int(row[0]), int(row[1])) if row else (0, 0)
     finally:
         conn.close()
 
@@ -148,9 +153,9 @@ class Daemon:
         command = [twistd, "-n", "--pidfile=", "--logfile", str(self.log), "chatire",
                    "--listen", f"tcp:{self.port}:interface=127.0.0.1:backlog=4096",
                    "--db", self.db, "--bus", self.bus, *self.options]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(DAEMON_TREE)}
         with self.log.with_suffix(".out").open("ab") as out:
-            self.proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=out,
+            self.proc = subprocess.Popen(command, cwd=DAEMON_TREE, env=env, stdout=out,
                                          stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -213,8 +218,8 @@ def deployment(setup: str, *, options: tuple[str, ...] = ()) -> Iterator[Deploym
         if store == "sqlite":
             db = f"sqlite:///{workdir}/bench.db"
         else:
-            pool = os.environ.get("BENCH_PG_POOL", "16")
-            db = stack.enter_context(fresh_database()) + f"?pool={pool}"
+            pool = os.environ.get("BENCH_PG_POOL")  # default: the daemon's own (4)
+            db = stack.enter_context(fresh_database()) + (f"?pool={pool}" if pool else "")
         bus = "memory://" if bus_kind == "memory" else stack.enter_context(fresh_vhost())
         base = ("--send-rate", "0", "--max-connections", "100000", "--ping-interval", "30",
                 "--slow-reader-bytes", str(16 * 1024 * 1024))

@@ -255,19 +255,23 @@ def ingest(setup: str, rooms: int, senders_per_room: int, window: int, duration:
             watch = Watch(dep)
             spies = start_profile(dep, duration)
             for run in range(runs):
-                before = _stored(dep)
+                before, txns_before = _stored(dep)
                 step_watch = Watch(dep)
                 step = gen.step(duration, target=0.0)
-                stored = _stored(dep) - before
+                stored, txns = _stored(dep)
+                stored -= before
+                txns -= txns_before
                 end_profile(spies)
                 spies = []
                 row = _step_row(step, step_watch.cpu_percent())
                 row["stored"] = stored
                 row["stored_matches"] = stored == step.committed
+                row["per_transaction"] = round(stored / txns, 2) if txns else 0.0
                 result.steps.append(row)
                 log(f"  ingest {setup} {rooms} chats x {senders_per_room} senders "
                     f"(window {window}) run {run + 1}: {step.commit_rate:,.0f} msg/s committed, "
                     f"{stored} stored ({'matches' if stored == step.committed else 'MISMATCH'}), "
+                    f"{row['per_transaction']} a transaction, "
                     f"errors {step.send_errors}, unanswered {step.unanswered}, "
                     f"rtt p50 {step.rtt_p50:.1f} ms p99 {step.rtt_p99:.1f} ms, "
                     f"daemon CPU {row['daemon_cpu_percent']} %, "
@@ -275,16 +279,20 @@ def ingest(setup: str, rooms: int, senders_per_room: int, window: int, duration:
             result.daemons = watch.figures()
         finally:
             gen.close()
-    result.summary = _medians(result.steps, keys=("commit_rate", "rtt_p50", "rtt_p99"))
+    result.summary = _medians(result.steps, keys=("commit_rate", "rtt_p50", "rtt_p99",
+                                                  "per_transaction"))
     result.summary["all_stored"] = all(r["stored_matches"] for r in result.steps)
     return result
 
 
-def _stored(dep: Deployment) -> int:
+def _stored(dep: Deployment) -> tuple[int, int]:
+    """Messages in the store, and the append transactions that stored them."""
     if dep.db.startswith("sqlite:"):
         conn = sqlite3.connect(dep.db.removeprefix("sqlite:///"))
         try:
-            return int(conn.execute("SELECT count(*) FROM messages").fetchone()[0])
+            row = conn.execute("SELECT count(*), count(DISTINCT chat_id || created_at) "
+                               "FROM messages").fetchone()
+            return int(row[0]), int(row[1])
         finally:
             conn.close()
     return count_messages(dep.db.split("?")[0])
