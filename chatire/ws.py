@@ -259,7 +259,11 @@ class ChatSocket(WebSocketServerProtocol):
         # Not once the close handshake began (Autobahn raises): a reply finishing
         # late (an auth, a commit) after the peer or a protocol error closed it.
         if not self._gone and self.state == self.STATE_OPEN:
-            self.sendMessage(encode(body))
+            if self._perMessageCompress is None and not self.send_queue:
+                # As deliver(): framed here, no per-call debug formatting in sendData.
+                write_now(self.transport, self.factory.prepare(encode(body)).payloadHybi)
+            else:
+                self.sendMessage(encode(body))
 
     def close(self, code: int, reason: str) -> None:
         if self._gone:
