@@ -93,7 +93,7 @@ async def test_sigterm_drains_posts_closes_1001_and_loses_nothing(
         assert proc.poll() is not None, "the daemon did not exit"
         # twistd re-raises SIGTERM after a clean stop: -15 (143 in a shell) is a clean exit.
         assert proc.returncode == -signal.SIGTERM, a.tail()
-        assert took < DEADLINE + 1.5, took
+        assert took < DEADLINE + 2.0, took  # the stop is bounded by --shutdown-timeout
         a.proc = None
 
         sent, errors = await sending
