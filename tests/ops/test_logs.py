@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -11,7 +16,7 @@ import pytest_twisted
 
 from chatire.logs import event_as_json, redact_path
 from tests.support.client import Api, Socket
-from tests.support.daemons import DaemonProcess
+from tests.support.daemons import REPO, DaemonProcess, free_port
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
@@ -95,3 +100,29 @@ def test_json_lines_carry_fields_and_failures() -> None:
     assert record["text"] == "failed thing" and record["what"] == "thing"
     assert record["error"] == "boom" and "ValueError" in record["traceback"]
     assert record["obj"].startswith("<object object")
+
+
+def test_the_tac_file_writes_json_logs_too(tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO), "CHATIRE_LOG_FORMAT": "json",
+           "CHATIRE_LISTEN": f"tcp:{port}:interface=127.0.0.1",
+           "CHATIRE_DB": f"sqlite:///{tmp_path / 'tac.db'}"}
+    log = tmp_path / "tac.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).with_name("twistd")), "-n", "--pidfile=", "-y",
+             str(REPO / "chatire.tac")], cwd=tmp_path, env=env, stdout=out,
+            stderr=subprocess.STDOUT)
+    try:
+        for _ in range(150):
+            assert proc.poll() is None, log.read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)  # our child, by its PID
+        proc.wait(timeout=15)
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert any(r["namespace"] == "chatire.access" and r["path"] == "/healthz" for r in records)
