@@ -225,8 +225,8 @@ class Member:
 
 
 @attrs.define
-class Member0:
-    """A registered user, before it is a Member."""
+class Account:
+    """A registered, signed-in user, before it is a Member."""
 
     name: str
     token: str
@@ -255,12 +255,12 @@ class Workload:
         apis = [Api(url) for url in self.urls]
         run = secrets.token_hex(3)
 
-        async def register(i: int) -> Member0:
+        async def register(i: int) -> Account:
             api = apis[i % len(apis)]
             user = await api.user(f"m{run}-{i}", password="reliable horse")
-            return Member0(user.name, user.token, user.id)
+            return Account(user.name, user.token, user.id)
 
-        users: list[Member0] = []
+        users: list[Account] = []
         for start in range(0, self.clients, 20):
             batch = range(start, min(start + 20, self.clients))
             users += await defer.gatherResults(
@@ -322,9 +322,6 @@ class Workload:
     def stop_sending(self) -> None:
         if self._ticker is not None and self._ticker.running:
             self._ticker.stop()
-
-    async def run_for(self, seconds: float) -> None:
-        await sleep(seconds)
 
     async def sent_at_least(self, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout

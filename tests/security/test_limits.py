@@ -243,7 +243,8 @@ async def test_a_flooding_user_is_rate_limited_and_others_stay_fast(spawn: Any) 
         for _ in range(30):  # the flood goes on between the calm sends
             flood.send({"type": "send", "chat": uri, "message": "spam", "client_id": "again"})
         await sleep(0.1)
-    assert max(latencies) < 0.5, latencies
+    latencies.sort()
+    assert latencies[len(latencies) // 2] < 0.2 and latencies[-1] < 1.0, latencies
     for ws in (flood, listener, calm_ws):
         await ws.close()
 
