@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import pytest_twisted
 import treq
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
 from twisted.internet.defer import succeed
+from twisted.internet.threads import deferToThreadPool
 
 from chatire.metrics import MeteredBus, Metrics
 from tests.support.client import Api, Socket
-from tests.support.daemons import free_port
+from tests.support.daemons import free_port, fresh_vhost, rabbitmqctl, sleep
 
 
 async def scrape(url: str) -> dict[str, float]:
@@ -151,3 +153,27 @@ def test_bus_reconnects_confirms_and_failures_are_counted() -> None:
     assert len(errors) == 1
     assert metrics.bus_confirms._value.get() == 1
     assert metrics.bus_failures._value.get() == 1
+
+
+@pytest.mark.rabbitmq
+@pytest_twisted.ensureDeferred
+async def test_a_broker_fault_shows_as_a_reconnect(make_daemon: Any) -> None:
+    with fresh_vhost() as (vhost, amqp):
+        daemon = await make_daemon(bus=amqp)
+        url = daemon.base_url + "/metrics"
+        for _ in range(100):
+            if (await scrape(url))["chatire_bus_connected"] == 1:
+                break
+            await sleep(0.05)
+        assert (await scrape(url))["chatire_bus_reconnects_total"] == 0
+        await deferToThreadPool(reactor, reactor.getThreadPool(), rabbitmqctl,
+                                "close_all_connections", "--vhost", vhost, "test fault")
+        for _ in range(200):
+            samples = await scrape(url)
+            if samples["chatire_bus_reconnects_total"] == 1 and samples[
+                    "chatire_bus_connected"] == 1:
+                break
+            await sleep(0.05)
+        else:
+            raise AssertionError(f"no reconnect seen: {samples}")
+        await daemon.stopService()
