@@ -202,6 +202,10 @@ class ChatService:
         return self._appender.append(chat, Post(user.id, text, client_id)).addCallback(
             self._committed)
 
+    def stop_posting(self) -> Deferred[None]:
+        """Refuse posts from now on (Unavailable); fire once the ones taken are settled."""
+        return self._appender.close()
+
     def _committed(self, appended: Appended) -> tuple[Message, bool]:
         if appended.created:
             self.events.message_committed(appended.message)

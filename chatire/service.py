@@ -133,9 +133,9 @@ class ChatireService(Service):
 
         await DeferredList([Deferred.fromCoroutine(_stop_port(p)) for p in self.ports])
         self.ports.clear()
-        # ChatService owns the Appender: from now on a post is refused ('unavailable',
-        # HTTP 503) and the ones taken already are committed and confirmed first.
-        drained = self.chats._appender.close()
+        # From now on a post is refused ('unavailable', HTTP 503); the ones taken
+        # already are committed and confirmed first.
+        drained = self.chats.stop_posting()
         if not await _within(drained, self.config.shutdown_timeout / 2, clock):
             log.warn("chatire stopping: posts still being stored at the deadline")
         self.sockets.close_all(CLOSE_GOING_AWAY, "server shutting down")
