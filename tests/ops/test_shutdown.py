@@ -12,6 +12,7 @@ import pytest
 import pytest_twisted
 import treq
 from twisted.internet import defer
+from twisted.internet.defer import Deferred
 
 from tests.support.client import Api, Socket
 from tests.support.daemons import DaemonProcess, fresh_vhost, sleep
@@ -157,3 +158,48 @@ async def test_http_only_daemon_stops_cleanly_on_sqlite(tmp_path: Path) -> None:
     assert time.monotonic() - started < 4
     log = daemon.log.read_text()
     assert "Traceback" not in log and "chatire stopped" in log
+
+
+class _SlowStore:
+    """append_messages answers only when the test says so."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, Deferred[Any]]] = []
+
+    def append_messages(self, chat: Any, posts: list[Any], now: Any) -> Deferred[Any]:
+        d: Deferred[Any] = Deferred()
+        self.calls.append((posts, d))
+        return d
+
+
+def test_the_appender_drains_then_refuses() -> None:
+    from datetime import UTC, datetime
+
+    from chatire.appender import Appender
+    from chatire.errors import Unavailable
+    from chatire.model import Appended, Chat, Message, Post, User
+
+    store = _SlowStore()
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    user = User(1, "u", "u")
+    chat = Chat(1, "c" * 24, "", user, now, 0)
+    appender = Appender(store, lambda: now)  # type: ignore[arg-type]
+    first = appender.append(chat, Post(1, "one", None))
+    second = appender.append(chat, Post(1, "two", None))  # waits for the first commit
+    drained = appender.close()
+    assert not drained.called
+    refused: list[Any] = []
+    appender.append(chat, Post(1, "late", None)).addErrback(refused.append)
+    assert refused and refused[0].check(Unavailable)
+
+    def stored(posts: list[Post], seq: int) -> list[Appended]:
+        return [Appended(Message(chat.uri, seq + i, seq + i, user, p.text, None, now), True)
+                for i, p in enumerate(posts)]
+
+    posts, d = store.calls.pop(0)
+    d.callback(stored(posts, 1))
+    assert first.called and not second.called and not drained.called
+    posts, d = store.calls.pop(0)
+    d.callback(stored(posts, 2))
+    assert second.called and drained.called
+    assert appender.close().called  # idle: at once
