@@ -147,13 +147,18 @@ async def _announce_revocation(args: argparse.Namespace, reactor: Any, count: in
 
     if hashes is None:
         return  # set-password: the store no longer has them; new calls fail at once
-    bus = await _bus_up(args, reactor)
     try:
-        payload = encode({"kind": "revoke", "tokens": hashes})
-        await _within(bus.publish(CONTROL, EPHEMERAL, payload), args.timeout, reactor,
-                      "tokens revoked in the store, but the bus did not confirm the notice")
-    finally:
-        await bus.stop()
+        bus = await _bus_up(args, reactor)
+        try:
+            payload = encode({"kind": "revoke", "tokens": hashes})
+            await _within(bus.publish(CONTROL, EPHEMERAL, payload), args.timeout, reactor,
+                          "the bus did not confirm the notice")
+        finally:
+            await bus.stop()
+    except CommandFailed as e:
+        raise CommandFailed(f"revoked {count} token(s) in the store (new requests fail), but "
+                            f"could not tell the running daemons, so open sockets stay "
+                            f"open until they reconnect: {e}") from None
 
 
 async def _bus_up(args: argparse.Namespace, reactor: Any) -> Any:

@@ -110,6 +110,14 @@ async def test_admin_commands_against_a_daemon(store_url: str, make_daemon: Any)
         assert result.returncode == 1 and "no user named 'nobody'" in one_error_line(result)
         result = await run("set-password", "nobody", "--password-stdin", *db, stdin="y" * 9)
         assert result.returncode == 1 and "no user" in one_error_line(result)
+        # The bus cannot be reached: the store's revocation stands, and it says so.
+        status, _ = await api.call("POST", "/api/auth/token",
+                                   {"username": "alice", "password": "second password"})
+        assert status == 200
+        result = await run("revoke-tokens", "alice", *db, "--timeout", "1",
+                           "--bus", f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F")
+        assert result.returncode == 1
+        assert "revoked 1 token(s) in the store" in one_error_line(result)
 
 
 def test_usage_errors_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
