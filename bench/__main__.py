@@ -61,7 +61,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
     p.add_argument("--json", type=Path, default=REPO / "build" / "bench-results.json")
 
+    p = sub.add_parser("report", help="rewrite docs/benchmarks.md from a saved `all` run")
+    p.add_argument("--json", type=Path, default=REPO / "build" / "bench-results.json")
+
     args = parser.parse_args(argv)
+    if args.scenario == "report":
+        from bench import report
+
+        saved = json.loads(args.json.read_text())
+        report.write(saved["environment"], saved["results"])
+        return 0
     scenarios.prepare()
     if args.scenario == "all":
         from bench.suite import run_all

@@ -153,7 +153,7 @@ class Daemon:
         command = [twistd, "-n", "--pidfile=", "--logfile", str(self.log), "chatire",
                    "--listen", f"tcp:{self.port}:interface=127.0.0.1:backlog=4096",
                    "--db", self.db, "--bus", self.bus, *self.options]
-        env = {**os.environ, "PYTHONPATH": str(DAEMON_TREE)}
+        env = {**os.environ, "PYTHONPATH": str(DAEMON_TREE), **_extra_env()}
         with self.log.with_suffix(".out").open("ab") as out:
             self.proc = subprocess.Popen(command, cwd=DAEMON_TREE, env=env, stdout=out,
                                          stderr=subprocess.STDOUT)
@@ -232,3 +232,9 @@ def deployment(setup: str, *, options: tuple[str, ...] = ()) -> Iterator[Deploym
         finally:
             for daemon in daemons:
                 daemon.stop()
+
+
+def _extra_env() -> dict[str, str]:
+    """BENCH_DAEMON_ENV='A=1 B=2': extra environment for the daemons (experiments)."""
+    pairs = os.environ.get("BENCH_DAEMON_ENV", "").split()
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
