@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     _common(p)
     p.add_argument("--connections", type=int, default=5000)
     p.add_argument("--rooms", type=int, default=100)
+    p.add_argument("--cycles", type=int, default=2, help="open and close this many times")
 
     p = sub.add_parser("ingest", help="messages committed a second on the socket path")
     _common(p)
@@ -86,7 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                                     args.duration, args.workers, args.p99_limit,
                                     args.max_steps)
     elif args.scenario == "idle":
-        result = scenarios.idle(args.setup, args.connections, args.rooms, args.workers)
+        result = scenarios.idle(args.setup, args.connections, args.rooms, args.workers,
+                                args.cycles)
     else:
         result = scenarios.ingest(args.setup, args.rooms, args.senders_per_room, args.window,
                                   args.duration, args.runs, args.workers)

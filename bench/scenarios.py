@@ -195,10 +195,16 @@ def max_rate(setup: str, rooms: int, subscribers: int, start_rate: float, durati
     return result
 
 
-def idle(setup: str, connections: int, rooms: int, workers: int) -> Result:
-    """Hold ``connections`` subscribed sockets: RSS per connection, connection set-up rate."""
-    result = Result("idle", setup, {"connections": connections, "rooms": rooms})
+def idle(setup: str, connections: int, rooms: int, workers: int, cycles: int = 2) -> Result:
+    """Hold ``connections`` subscribed sockets: RSS per connection, connection set-up rate.
+
+    Done ``cycles`` times on the same daemons: RSS after each close shows whether
+    closed connections leave anything behind.
+    """
+    result = Result("idle", setup, {"connections": connections, "rooms": rooms,
+                                    "cycles": cycles})
     workers = max(workers, -(-connections // 4000))
+    after_close: list[list[int]] = []
     with deployment(setup) as dep:
         accounts, uris = _populate(dep, rooms, users=20)
         daemons = dep.daemons
@@ -207,34 +213,40 @@ def idle(setup: str, connections: int, rooms: int, workers: int) -> Result:
                      for i in range(connections)]
         time.sleep(0.5)
         watch = Watch(dep)
-        started = time.monotonic()
-        gen = Generator(receivers, [], workers)
-        try:
-            opened = gen.receivers
-            seconds = time.monotonic() - started
-            time.sleep(2.0)
-            held = [d.rss_kib() for d in daemons]
-            open_now = gen.open_count()
-            step = gen.step(2.0, target=0.0)  # are they all still there?
-        finally:
-            gen.close()
-        time.sleep(3.0)
+        for cycle in range(max(1, cycles)):
+            started = time.monotonic()
+            gen = Generator(receivers, [], workers)
+            try:
+                opened = gen.receivers
+                seconds = time.monotonic() - started
+                time.sleep(2.0)
+                if cycle == 0:
+                    held = [d.rss_kib() for d in daemons]
+                    open_now = gen.open_count()
+                    step = gen.step(2.0, target=0.0)  # are they all still there?
+                    first = (opened, seconds, gen.connect_failures, gen.first_error)
+            finally:
+                gen.close()
+            time.sleep(3.0)
+            after_close.append([d.rss_kib() for d in daemons])
         result.daemons = watch.figures()
+    opened, seconds, failed, first_error = first
     per_daemon = max(1, opened // len(daemons))
     per_conn = [(h - f.rss_before_kib) / per_daemon for h, f in zip(held, result.daemons,
                                                                     strict=True)]
     result.summary = {
-        "opened": opened, "failed": gen.connect_failures, "first_error": gen.first_error,
+        "opened": opened, "failed": failed, "first_error": first_error,
         "open_after_2s": open_now, "closed_during": step.closed,
         "setup_per_s": round(opened / seconds), "setup_seconds": round(seconds, 2),
         "rss_held_kib": held, "kib_per_connection": round(max(per_conn), 2),
+        "rss_after_each_close_kib": after_close,
     }
-    log(f"  idle {setup} {connections}: opened {opened} ({gen.connect_failures} failed) in "
+    log(f"  idle {setup} {connections}: opened {opened} ({failed} failed) in "
         f"{seconds:.1f} s = {opened / seconds:,.0f}/s; RSS "
-        f"{[f.rss_before_kib for f in result.daemons]} -> {held} -> "
-        f"{[f.rss_after_kib for f in result.daemons]} KiB; "
+        f"{[f.rss_before_kib for f in result.daemons]} -> {held} KiB held -> "
+        f"{after_close} KiB after each of {cycles} close(s); "
         f"{result.summary['kib_per_connection']} KiB/conn"
-        + (f"; first error {gen.first_error}" if gen.first_error else ""))
+        + (f"; first error {first_error}" if first_error else ""))
     return result
 
 

@@ -39,7 +39,7 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
          lambda: scenarios.max_rate("production", 1, 1000, 20_000, step, workers,
                                     max_steps=max_steps)),
         ("max production 100x10",
-         lambda: scenarios.max_rate("production", 100, 10, 5_000, step, workers,
+         lambda: scenarios.max_rate("production", 100, 10, 2_000, step, workers,
                                     max_steps=max_steps)),
         ("max production-2 1x1000",
          lambda: scenarios.max_rate("production-2", 1, 1000, 20_000, step, workers,
@@ -47,7 +47,7 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
     ]
     for setup in ("embedded", "production", "production-2"):
         items.append((f"idle {setup} {idle_conns}",
-                      lambda s=setup: scenarios.idle(s, idle_conns, 100, workers)))  # type: ignore[misc]
+                      lambda s=setup: scenarios.idle(s, idle_conns, 100, workers, 2)))  # type: ignore[misc]
     for setup in ("embedded", "production", "production-2"):
         items.append((f"ingest {setup}",
                       lambda s=setup: scenarios.ingest(s, 100, 1, 8, duration, runs, workers)))  # type: ignore[misc]
