@@ -90,7 +90,7 @@ class ChatireAPI:
         raw = request.content.read(self.max_body_bytes + 1) if request.content else b""
         if len(raw) > self.max_body_bytes:
             raise TooLarge(f"request body over {self.max_body_bytes} bytes")
-        if not raw.strip():
+        if not raw:  # no body at all is {}; white space alone is not JSON
             raw = b"{}"
         try:
             value = json.loads(raw.decode("utf-8"))

@@ -28,12 +28,12 @@ def _reply(required: list[str], **properties: Spec) -> Spec:
 
 def _operation(summary: str, responses: dict[str, Spec], *, body: str | None = None,
                auth: bool = True, errors: tuple[str, ...] = (), params: list[Spec] | None = None,
-               ) -> Spec:
+               body_required: bool = True) -> Spec:
     operation: Spec = {"summary": summary, "responses": dict(responses)}
     for status in errors + (("401",) if auth else ()) + ("400",):
         operation["responses"].setdefault(status, _json(_ref("Error"), _ERRORS[status]))
     if body is not None:
-        operation["requestBody"] = {"required": True,
+        operation["requestBody"] = {"required": body_required,
                                     "content": {"application/json": {"schema": _ref(body)}}}
         operation["responses"].setdefault("413", _json(_ref("Error"), "too_large"))
     if not auth:
@@ -81,7 +81,7 @@ def build() -> Spec:
         "/api/me": {"get": _operation("The signed-in user", {"200": _json(_USER)})},
         "/api/chats": {
             "post": _operation("Create a chat", {"201": _json(_CHAT, "Created")},
-                               body="NewChat"),
+                               body="NewChat", body_required=False),  # none: untitled
             "get": _operation("My chats, latest activity first",
                               {"200": _json(_reply(["chats"], chats={
                                   "type": "array", "items": _ref("Chat")}))}),
