@@ -129,7 +129,12 @@ async def test_readers_that_stop_reading_are_closed_4008_and_memory_stays_bounde
     for reader in stalled:
         reader.protocol.transport.resumeProducing()
     codes = [(await closed_within(reader, 15))[0] for reader in stalled]
-    assert codes == [4008] * len(stalled), codes
+    # The daemon closed each with 4008; a client that read nothing may never see that
+    # frame: past Autobahn's close handshake timeout the daemon drops the connection,
+    # and the client's kernel throws the unread bytes away (1006).
+    assert set(codes) <= {4008, 1006}, codes
+    log = daemon.log.read_text(errors="replace")
+    assert log.count("closing a slow reader") == len(stalled)
     assert not healthy.closed.called
     for ws in (healthy, writer):
         await ws.close()
