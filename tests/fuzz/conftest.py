@@ -17,6 +17,10 @@ import pytest
 
 from tests.support.daemons import REPO, DaemonProcess
 
+#: ``CHATIRE_FUZZ_EXPLORE=1``: fresh random cases each run; else the same cases each
+#: time (``make test`` stays reproducible).
+EXPLORE = os.environ.get("CHATIRE_FUZZ_EXPLORE") == "1"
+
 
 class SyncDaemon(DaemonProcess):
     """A DaemonProcess started and stopped without the reactor (for blocking fuzzers)."""

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 
 from chatire import openapi
-from tests.fuzz.conftest import SyncDaemon
+from tests.fuzz.conftest import EXPLORE, SyncDaemon
 
 EXAMPLES = 60  # per operation and mode: 20 of them, about 1,200 cases
 
@@ -65,7 +65,7 @@ def test_the_api_holds_to_its_schema(api_schema: Any, target: Target, method: st
     operation = api_schema[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=not EXPLORE,
               suppress_health_check=list(HealthCheck), phases=[Phase.generate])
     def fuzz(case: Any) -> None:
         token = target.token

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from chatire.schemas import FRAMES
 from tests.fuzz import rawws
-from tests.fuzz.conftest import SyncDaemon
+from tests.fuzz.conftest import EXPLORE, SyncDaemon
 
 MAX_FRAME = 16384  # the fuzz daemon's --max-frame-bytes
 REPLY_TYPES = {"ready", "subscribed", "unsubscribed", "message", "sent", "typing", "error"}
@@ -130,7 +130,7 @@ def account(fuzz_daemon: SyncDaemon) -> tuple[str, str]:
     return token, body["chat"]["uri"]
 
 
-@settings(max_examples=250, deadline=None, database=None,
+@settings(max_examples=250, deadline=None, database=None, derandomize=not EXPLORE,
           suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_random_frames_get_protocol_replies_or_protocol_closes(
