@@ -34,6 +34,7 @@ class Appender:
         self._busy: set[str] = set()
         self._ready: dict[str, Chat] = {}  # chats with posts waiting for a turn, oldest first
         self._max_in_flight = max(1, max_in_flight)
+        self._in_flight = 0
         self._closed = False
         self._idle: list[Deferred[None]] = []
 
@@ -59,10 +60,57 @@ class Appender:
         return d
 
     def _pump(self) -> None:
-        """Start the transactions of waiting chats while there is room."""
-        while self._ready and len(self._busy) < self._max_in_flight:
-            uri = next(iter(self._ready))
-            self._flush(self._ready.pop(uri))
+        """Start transactions while there is room; one takes the waiting chats, oldest first.
+
+        Several chats share a transaction (up to MAX_BATCH posts): a statement
+        costs the same for one post or many, so under load the cost per post falls.
+        """
+        while self._ready and self._in_flight < self._max_in_flight:
+            chats: list[Chat] = []
+            posts = 0
+            while self._ready and posts < MAX_BATCH:
+                chat = self._ready.pop(next(iter(self._ready)))
+                chats.append(chat)
+                posts += len(self._waiting.get(chat.uri, ()))
+            self._flush_many(chats)
+
+    def _flush_many(self, chats: list[Chat]) -> None:
+        if len(chats) == 1:
+            self._flush(chats[0])
+            return
+        batches: list[tuple[Chat, list[tuple[Post, Deferred[Appended]]]]] = []
+        room = MAX_BATCH
+        for chat in chats:
+            queue = self._waiting.pop(chat.uri, [])
+            batch, rest = queue[:max(1, room)], queue[max(1, room):]
+            room -= len(batch)
+            if rest:
+                self._waiting[chat.uri] = rest
+            self._busy.add(chat.uri)
+            batches.append((chat, batch))
+        self._in_flight += 1
+        stored = self._store.append_chats(
+            [(chat, [post for post, _ in batch]) for chat, batch in batches], self._now())
+
+        def settle(results: list[list[Appended | Forbidden]] | Failure) -> None:
+            for i, (_, batch) in enumerate(batches):
+                _settle(batch, results if isinstance(results, Failure) else results[i])
+            self._done([chat for chat, _ in batches])
+
+        stored.addBoth(settle)
+
+    def _done(self, chats: list[Chat]) -> None:
+        """A transaction ended: its chats may take another turn; wake close() when idle."""
+        self._in_flight -= 1
+        for chat in chats:
+            self._busy.discard(chat.uri)
+            if chat.uri in self._waiting:
+                self._ready[chat.uri] = chat
+        self._pump()
+        if not self._busy and self._idle:
+            waiters, self._idle = self._idle, []
+            for waiter in waiters:
+                waiter.callback(None)
 
     def _flush(self, chat: Chat) -> None:
         queue = self._waiting.get(chat.uri)
@@ -80,25 +128,25 @@ class Appender:
         else:
             del self._waiting[chat.uri]
         self._busy.add(chat.uri)
+        self._in_flight += 1
         stored = self._store.append_messages(chat, [post for post, _ in batch], self._now())
 
         def settle(results: list[Appended | Forbidden] | Failure) -> None:
-            if isinstance(results, list):
-                for (_, d), result in zip(batch, results, strict=True):
-                    if isinstance(result, Forbidden):
-                        d.errback(result)
-                    else:
-                        d.callback(result)
-            else:  # a Failure: the whole transaction failed
-                for _, d in batch:
-                    d.errback(results)
-            self._busy.discard(chat.uri)
-            if chat.uri in self._waiting:
-                self._ready[chat.uri] = chat
-            self._pump()
-            if not self._busy and self._idle:
-                waiters, self._idle = self._idle, []
-                for waiter in waiters:
-                    waiter.callback(None)
+            _settle(batch, results)
+            self._done([chat])
 
         stored.addBoth(settle)
+
+
+def _settle(batch: list[tuple[Post, Deferred[Appended]]],
+            results: list[Appended | Forbidden] | Failure) -> None:
+    """Fire each post's Deferred with its result (all with the failure of the transaction)."""
+    if isinstance(results, list):
+        for (_, d), result in zip(batch, results, strict=True):
+            if isinstance(result, Forbidden):
+                d.errback(result)
+            else:
+                d.callback(result)
+    else:  # a Failure: the whole transaction failed
+        for _, d in batch:
+            d.errback(results)

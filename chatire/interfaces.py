@@ -85,6 +85,10 @@ class IStore(Interface):
         author is no longer a member gets ``Forbidden`` in its place.
         """
 
+    def append_chats(batches: list[tuple[Chat, list[Post]]],
+                     now: datetime) -> Deferred[list[list[Appended | Forbidden]]]:
+        """append_messages for several chats in one transaction: one result list a chat."""
+
     def history(chat: Chat, after: int | None, before: int | None,
                 limit: int) -> Deferred[Page]:
         """Fire with a ``Page``: seq > after, or seq < before, or the latest."""

@@ -153,94 +153,124 @@ async def remove_member(cur: Cursor, chat_id: int, user_id: int) -> bool:
 
 async def append_messages(cur: Cursor, chat: Chat, posts: list[Post],
                           now: datetime) -> list[Appended | Forbidden]:
-    """Append posts in order under the chat row's lock; one seq each, no gap.
+    """Append posts in order under the chat row's lock; one seq each, no gap."""
+    return (await append_chats(cur, [(chat, posts)], now))[0]
 
-    A batch costs the same few statements whatever its size: its authors'
-    memberships, the seq range (which takes the row lock), the idempotency keys
-    already stored (read under the lock, so a racing writer's are seen), and
-    one multi-row insert.
+
+async def append_chats(cur: Cursor, batches: list[tuple[Chat, list[Post]]],
+                       now: datetime) -> list[list[Appended | Forbidden]]:
+    """Append the posts of several chats in one transaction; per chat as append_messages.
+
+    The transaction costs the same few statements whatever the number of chats
+    and posts: the authors' memberships, the seq ranges (which take the chat rows'
+    locks, in id order when there are several, so concurrent writers cannot
+    deadlock), the idempotency keys already stored (read under the locks, so a
+    racing writer's are seen), one multi-row insert.
     """
-    author_ids = sorted({post.user_id for post in posts})
+    chats = {chat.id: chat for chat, _ in batches}
+    pairs = sorted({(chat.id, post.user_id) for chat, posts in batches for post in posts})
     await cur.execute(
-        f"""SELECT u.id, u.username, u.display_name FROM members m
+        f"""SELECT m.chat_id, u.id, u.username, u.display_name FROM members m
             JOIN users u ON u.id = m.user_id
-            WHERE m.chat_id = %s AND m.user_id IN ({", ".join(["%s"] * len(author_ids))})""",
-        (chat.id, *author_ids),
+            WHERE (m.chat_id, m.user_id) IN ({", ".join(["(%s, %s)"] * len(pairs))})""",
+        tuple(value for pair in pairs for value in pair),
     )
-    authors = {int(r[0]): User(int(r[0]), r[1], r[2]) for r in cur.fetchall()}
-    allowed = [post for post in posts if post.user_id in authors]
-    if not allowed:
-        return [Forbidden("you are not a member of this chat") for _ in posts]
-    # The row lock on the chat orders concurrent writers: seq N+1 commits after N.
-    await cur.execute(
-        """UPDATE chats SET last_seq = last_seq + %s, last_activity_at = %s
-           WHERE id = %s RETURNING last_seq""",
-        (len(allowed), now, chat.id),
-    )
-    seq_row = cur.fetchone()
-    assert seq_row is not None
-    base = int(seq_row[0]) - len(allowed)
-    stored = await _stored_keys(cur, chat, allowed)
+    authors = {(int(r[0]), int(r[1])): User(int(r[1]), r[2], r[3]) for r in cur.fetchall()}
+    allowed = {chat.id: sum((chat.id, post.user_id) in authors for post in posts)
+               for chat, posts in batches}
+    wanted = sorted(chat_id for chat_id, count in allowed.items() if count)
+    if len(wanted) > 1 and cur.dialect == "postgresql":
+        # One UPDATE locks its rows in no set order: take them in id order first.
+        await cur.execute(f"""SELECT id FROM chats WHERE id IN ({", ".join(["%s"] * len(wanted))})
+                              ORDER BY id FOR UPDATE""", tuple(wanted))
+    top: dict[int, int] = {}
+    if wanted:
+        # The row lock on a chat orders concurrent writers: seq N+1 commits after N.
+        await cur.execute(
+            f"""UPDATE chats SET last_seq = last_seq + CASE id
+                    {" ".join(["WHEN %s THEN %s"] * len(wanted))} END,
+                    last_activity_at = %s
+                WHERE id IN ({", ".join(["%s"] * len(wanted))}) RETURNING id, last_seq""",
+            (*(value for chat_id in wanted for value in (chat_id, allowed[chat_id])), now,
+             *wanted),
+        )
+        top = {int(r[0]): int(r[1]) for r in cur.fetchall()}
+    stored = await _stored_keys(cur, chats, [(chat, post) for chat, posts in batches
+                                             for post in posts
+                                             if (chat.id, post.user_id) in authors])
     # Per post: a refusal, the message stored earlier, or (index into fresh, created).
-    slots: list[Forbidden | Message | tuple[int, bool]] = []
-    fresh: list[Post] = []
-    first: dict[tuple[int, str], int] = {}
-    for post in posts:
-        if post.user_id not in authors:
-            slots.append(Forbidden("you are not a member of this chat"))
-            continue
-        if post.client_id is not None:
-            key = (post.user_id, post.client_id)
-            if key in stored:
-                slots.append(stored[key])
+    slots: list[list[Forbidden | Message | tuple[int, bool]]] = []
+    fresh: list[tuple[Chat, int, Post]] = []
+    first: dict[tuple[int, int, str], int] = {}
+    used: dict[int, int] = dict.fromkeys(wanted, 0)
+    for chat, posts in batches:
+        mine: list[Forbidden | Message | tuple[int, bool]] = []
+        slots.append(mine)
+        for post in posts:
+            if (chat.id, post.user_id) not in authors:
+                mine.append(Forbidden("you are not a member of this chat"))
                 continue
-            if key in first:  # the same key twice in one batch: one message
-                slots.append((first[key], False))
-                continue
-            first[key] = len(fresh)
-        slots.append((len(fresh), True))
-        fresh.append(post)
-    if len(fresh) < len(allowed):  # retries took no seq: give the unused ones back
-        await cur.execute("UPDATE chats SET last_seq = %s WHERE id = %s",
-                          (base + len(fresh), chat.id))
+            if post.client_id is not None:
+                key = (chat.id, post.user_id, post.client_id)
+                if key in stored:
+                    mine.append(stored[key])
+                    continue
+                if key in first:  # the same key twice in one batch: one message
+                    mine.append((first[key], False))
+                    continue
+                first[key] = len(fresh)
+            used[chat.id] += 1
+            mine.append((len(fresh), True))
+            fresh.append((chat, top[chat.id] - allowed[chat.id] + used[chat.id], post))
+    for chat_id in wanted:
+        if used[chat_id] < allowed[chat_id]:  # retries took no seq: give the unused back
+            await cur.execute("UPDATE chats SET last_seq = %s WHERE id = %s",
+                              (top[chat_id] - allowed[chat_id] + used[chat_id], chat_id))
     messages: list[Message] = []
     if fresh:
         await cur.execute(
             f"""INSERT INTO messages (chat_id, seq, user_id, body, client_id, created_at)
                 VALUES {", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(fresh))}
-                RETURNING seq, id""",
-            tuple(value for i, post in enumerate(fresh) for value in
-                  (chat.id, base + 1 + i, post.user_id, post.text, post.client_id, now)),
+                RETURNING chat_id, seq, id""",
+            tuple(value for chat, seq, post in fresh for value in
+                  (chat.id, seq, post.user_id, post.text, post.client_id, now)),
         )
-        ids = {int(row[0]): int(row[1]) for row in cur.fetchall()}
-        messages = [Message(chat.uri, base + 1 + i, ids[base + 1 + i], authors[post.user_id],
-                            post.text, post.client_id, now) for i, post in enumerate(fresh)]
-    results: list[Appended | Forbidden] = []
-    for slot in slots:
-        if isinstance(slot, tuple):
-            results.append(Appended(messages[slot[0]], created=slot[1]))
-        elif isinstance(slot, Message):
-            results.append(Appended(slot, created=False))
-        else:
-            results.append(slot)
+        ids = {(int(row[0]), int(row[1])): int(row[2]) for row in cur.fetchall()}
+        messages = [Message(chat.uri, seq, ids[(chat.id, seq)],
+                            authors[(chat.id, post.user_id)], post.text, post.client_id, now)
+                    for chat, seq, post in fresh]
+    results: list[list[Appended | Forbidden]] = []
+    for mine in slots:
+        out: list[Appended | Forbidden] = []
+        for slot in mine:
+            if isinstance(slot, tuple):
+                out.append(Appended(messages[slot[0]], created=slot[1]))
+            elif isinstance(slot, Message):
+                out.append(Appended(slot, created=False))
+            else:
+                out.append(slot)
+        results.append(out)
     return results
 
 
-async def _stored_keys(cur: Cursor, chat: Chat,
-                       posts: list[Post]) -> dict[tuple[int, str], Message]:
+async def _stored_keys(cur: Cursor, chats: dict[int, Chat], posts: list[tuple[Chat, Post]],
+                       ) -> dict[tuple[int, int, str], Message]:
     """The messages already stored under the posts' idempotency keys."""
-    keys = sorted({(post.user_id, post.client_id) for post in posts
+    keys = sorted({(chat.id, post.user_id, post.client_id) for chat, post in posts
                    if post.client_id is not None})
     if not keys:
         return {}
     await cur.execute(
-        f"""SELECT {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM}
-            WHERE m.chat_id = %s
-              AND (m.user_id, m.client_id) IN ({", ".join(["(%s, %s)"] * len(keys))})""",
-        (chat.id, *(value for key in keys for value in key)),
+        f"""SELECT m.chat_id, {_MESSAGE_COLUMNS} FROM {_MESSAGE_FROM}
+            WHERE (m.chat_id, m.user_id, m.client_id)
+                  IN ({", ".join(["(%s, %s, %s)"] * len(keys))})""",
+        tuple(value for key in keys for value in key),
     )
-    found = (_message(cur, chat.uri, row) for row in cur.fetchall())
-    return {(message.user.id, message.client_id or ""): message for message in found}
+    found: dict[tuple[int, int, str], Message] = {}
+    for row in cur.fetchall():
+        message = _message(cur, chats[int(row[0])].uri, row[1:])
+        found[(int(row[0]), message.user.id, message.client_id or "")] = message
+    return found
 
 
 class _Retry(Exception):

@@ -112,6 +112,10 @@ class SQLStore:
                 if attempts == 0:
                     raise
 
+    def append_chats(self, batches: list[tuple[Chat, list[Post]]],
+                     now: datetime) -> Deferred[list[list[Appended | Forbidden]]]:
+        return self.engine.run(queries.append_chats, batches, now)
+
     def history(self, chat: Chat, after: int | None, before: int | None,
                 limit: int) -> Deferred[Page]:
         return self.engine.run(queries.history, chat, after, before, limit)
