@@ -18,7 +18,7 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
     runs = 3
     duration = 3.0 if short else 8.0
     step = 3.0 if short else 5.0
-    idle_conns = 3000 if short else 19_900
+    idle_conns = 3000 if short else 10_000
     max_steps = 6 if short else 10
     fan = scenarios.fanout
     items: list[tuple[str, Callable[[], Result]]] = [
@@ -45,7 +45,11 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
          lambda: scenarios.max_rate("production-2", 1, 1000, 20_000, step, workers,
                                     max_steps=max_steps)),
     ]
-    for setup in ("embedded", "production", "production-2"):
+    # The 20,000-socket target on one daemon (19,900: the hard open-file limit here is
+    # 20,000 a process); the others open and close twice (leak check).
+    items.append(("idle production 19900",
+                  lambda: scenarios.idle("production", 19_900, 100, workers, 1)))
+    for setup in ("embedded", "production-2"):
         items.append((f"idle {setup} {idle_conns}",
                       lambda s=setup: scenarios.idle(s, idle_conns, 100, workers, 2)))  # type: ignore[misc]
     for setup in ("embedded", "production", "production-2"):
