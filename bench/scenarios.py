@@ -302,7 +302,7 @@ def _stored(dep: Deployment) -> tuple[int, int]:
     if dep.db.startswith("sqlite:"):
         conn = sqlite3.connect(dep.db.removeprefix("sqlite:///"))
         try:
-            row = conn.execute("SELECT count(*), count(DISTINCT chat_id || created_at) "
+            row = conn.execute("SELECT count(*), count(DISTINCT created_at) "
                                "FROM messages").fetchone()
             return int(row[0]), int(row[1])
         finally:
