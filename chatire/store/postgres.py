@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg2
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from txpostgres import reconnection, txpostgres
@@ -56,6 +56,42 @@ def split_url(url: str) -> tuple[str, int]:
     return urlunsplit(parts._replace(query=urlencode(query))), size
 
 
+class _Connection(txpostgres.Connection):
+    """A connection whose socket dying while idle is a lost connection, not an error.
+
+    txpostgres polls an idle connection from ``doRead``; when the server went away
+    (a terminated backend, a restart) the poll raises and the reactor logs an
+    "Unhandled Error" with a traceback. Returned instead, the reactor closes the
+    connection the same way, and the detector reconnects it.
+    """
+
+    def doRead(self) -> Any:
+        try:
+            return super().doRead()
+        except (psycopg2.InterfaceError, psycopg2.OperationalError) as e:
+            log.warn("PostgreSQL connection lost: {error}", error=str(e).strip())
+            return e
+
+    def _runInteraction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+        # txpostgres' own, less its log.err when the rollback fails (as it must on a
+        # dead connection): the engine reports that failure once, as 'unavailable'.
+        cursor = self.cursor()
+        d: Deferred[Any] = cursor.execute("begin")
+        d.addCallback(interaction, *args, **kwargs)
+
+        def commit(result: Any) -> Deferred[Any]:
+            return cursor.execute("commit").addCallback(lambda _: result)
+
+        def rollback(failure: Failure) -> Deferred[Any]:
+            undone: Deferred[Any] = maybeDeferred(cursor.execute, "rollback")
+            undone.addErrback(lambda _: fail(txpostgres.RollbackFailed(self, failure)))
+            return undone.addCallback(lambda _: failure)
+
+        d.addCallback(commit)
+        d.addErrback(rollback)
+        return d
+
+
 class PostgresEngine:
     """A txpostgres ConnectionPool whose connections each detect death and reconnect."""
 
@@ -67,7 +103,7 @@ class PostgresEngine:
 
         def connection(_reactor: Any, cooperator: Any) -> txpostgres.Connection:
             detector = reconnection.DeadConnectionDetector(reactor=reactor)
-            return txpostgres.Connection(reactor, cooperator, detector=detector)
+            return _Connection(reactor, cooperator, detector=detector)
 
         pool_class = type("Pool", (txpostgres.ConnectionPool,),
                           {"connectionFactory": staticmethod(connection),
@@ -107,6 +143,9 @@ class PostgresEngine:
 
     def _unavailable(self, failure: Failure) -> Failure:
         if failure.check(*_DEAD):
-            log.warn("store unavailable: {error}", error=str(failure.value).strip())
+            error = failure.value
+            if isinstance(error, txpostgres.RollbackFailed):  # say why it was rolled back
+                error = error.originalFailure.value
+            log.warn("store unavailable: {error}", error=str(error).strip())
             raise Unavailable("the database cannot be reached right now")
         return failure
