@@ -115,6 +115,8 @@ async def test_postgresql_backends_terminated(tmp_path: Path) -> None:
 
     async with cluster(tmp_path) as c:
         await run_scenario(c, terminate)
+        for i in (0, 1):  # a dead database connection is a warning, not a traceback
+            assert "Traceback" not in c.log(i) and "Unhandled" not in c.log(i)
 
 
 @pytest_twisted.ensureDeferred
