@@ -188,4 +188,6 @@ async def test_soak_with_every_fault(tmp_path: Path) -> None:
         write_doc(report, w, seconds, faults)
         assert report.clean, report.details
         assert report.sends >= MESSAGES
+        for i in range(len(c.daemons)):
+            assert "Traceback" not in c.log(i) and "Unhandled" not in c.log(i)
         assert report.ok >= MESSAGES * 0.9, report.summary()
