@@ -318,8 +318,11 @@ class Hub:
                 for message in page.messages:
                     if sub.live and message.seq == sub.last_sent + 1:
                         sub.last_sent = message.seq
-                        sub.conn.deliver(self._frame(sub.chat, message.seq,
-                                                     message_payload(message)))
+                        frame = self._frames.get((sub.chat, message.seq))
+                        if frame is None:  # encode once; the others reuse the frame
+                            frame = self._remember(sub.chat, message.seq,
+                                                   message_payload(message))
+                        sub.conn.deliver(frame)
                 if sub.last_sent == before:
                     return  # the store has nothing newer yet: the next sweep retries
         except ChatireError as e:
