@@ -152,8 +152,8 @@ def _tables(results: list[dict[str, Any]]) -> list[str]:
             f"{s['generator_cpu_percent']} | {_rss(r)} |")
     out += ["", "## Max", "",
             "The rate is raised x1.3 a step until p99 passes 250 ms, anything is lost, or "
-            "less than 90 % of the target arrives; the highest delivered rate of a passing "
-            "step is the result.", "",
+            "the senders could not commit 90 % of the messages the rate asks for; the "
+            "highest delivered rate of a passing step is the result.", "",
             "| run | set-up | chats x subs | highest sustained deliveries/s | steps "
             "(target → delivered, p99 ms) | RSS MiB |", "|---|---|---|---|---|---|"]
     for r in results:

@@ -15,7 +15,7 @@ from bench.scenarios import Result, log
 
 def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
     """(label, run) of every measurement; the short plan fits in a few minutes."""
-    runs = 3
+    runs = 5 if short else 7
     duration = 3.0 if short else 8.0
     step = 3.0 if short else 5.0
     idle_conns = 3000 if short else 10_000
@@ -54,7 +54,7 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
                       lambda s=setup: scenarios.idle(s, idle_conns, 100, workers, 2)))  # type: ignore[misc]
     for setup in ("embedded", "production", "production-2"):
         items.append((f"ingest {setup}",
-                      lambda s=setup: scenarios.ingest(s, 100, 1, 8, duration, runs, workers)))  # type: ignore[misc]
+                      lambda s=setup: scenarios.ingest(s, 100, 1, 8, duration, 3, workers)))  # type: ignore[misc]
     return items
 
 
