@@ -19,7 +19,7 @@ $(STAMP): $(VENV)/bin/python setup.py
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(VENV)/bin/twistd --help | grep -q chatire
+	$(VENV)/bin/twistd --help | grep chatire > /dev/null
 	$(VENV)/bin/twistd -n --pidfile= chatire --listen '$(LISTEN)' --db '$(DB)' --bus '$(BUS)'
 
 services:
@@ -39,7 +39,7 @@ pytest: $(STAMP)
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 test: $(STAMP) services browser tools
-	$(VENV)/bin/twistd --help | grep -q chatire
+	$(VENV)/bin/twistd --help | grep chatire > /dev/null
 	$(MAKE) lint
 	$(MAKE) pytest
 
