@@ -176,19 +176,28 @@ def max_rate(setup: str, rooms: int, subscribers: int, start_rate: float, durati
             gen.step(1.0, scale=0.2, target=start_rate * 0.2)
             watch = Watch(dep)
             scale = 1.0
+            retried = False
             for _ in range(max_steps):
                 step_watch = Watch(dep)
                 step = gen.step(duration, scale=scale, target=start_rate * scale)
                 row = _step_row(step, step_watch.cpu_percent())
                 result.steps.append(row)
                 # Sustained: nothing lost, p99 within the limit, and the load was really
-                # offered (the senders committed 90 % of the messages the rate asks for).
+                # offered (90 % of the messages the rate asks for, less one a sender for
+                # the pacing's rounding down).
                 wanted = step.target / subscribers * duration
-                ok = step.clean and step.p99 <= p99_limit and step.committed >= 0.9 * wanted
+                ok = (step.clean and step.p99 <= p99_limit
+                      and step.committed >= 0.9 * wanted - rooms)
                 log(f"  max {setup} {rooms}x{subscribers} @{step.target:,.0f}/s: "
                     + _describe(step, row) + ("" if ok else "  <- limit"))
                 if not ok:
-                    break
+                    if retried:
+                        break
+                    # The machine is shared: a step fails only if it fails twice.
+                    retried = True
+                    row["retried"] = True
+                    continue
+                retried = False
                 best = max(best, step.rate)
                 scale *= factor
             result.daemons = watch.figures()
