@@ -11,12 +11,15 @@ class Cursor(Protocol):
     """What a transaction function may do: run a statement, read its rows.
 
     SQL uses ``%s`` placeholders; each engine adapts them. Times are passed and
-    returned as aware ``datetime`` values whatever the column type.
+    returned as aware ``datetime`` values whatever the column type. A statement
+    run ``alone`` is the whole transaction: the engine may skip BEGIN and COMMIT
+    (PostgreSQL does: one round trip instead of three).
     """
 
     dialect: str
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+    async def execute(self, sql: str, params: Sequence[Any] = (), *,
+                      alone: bool = False) -> None: ...
 
     def fetchone(self) -> tuple[Any, ...] | None: ...
 

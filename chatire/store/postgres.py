@@ -23,15 +23,37 @@ _DEAD = (psycopg2.InterfaceError, psycopg2.OperationalError, reconnection.Connec
 
 
 class PostgresCursor:
-    """The Cursor protocol over a txpostgres cursor."""
+    """The Cursor protocol over a txpostgres cursor, in a transaction begun on first use.
+
+    Every statement is a round trip through the reactor, so none is spent on its
+    own BEGIN: it rides with the first statement. A statement run ``alone`` gets
+    no transaction at all (psycopg2's asynchronous connections autocommit, and a
+    single statement is atomic), so it costs one round trip in all.
+    """
 
     dialect = "postgresql"
 
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
+        self.state = "new"  # then "begun" (COMMIT or ROLLBACK due) or "alone" (done)
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+    async def execute(self, sql: str, params: Sequence[Any] = (), *,
+                      alone: bool = False) -> None:
+        if self.state == "alone":
+            raise RuntimeError("a statement run alone must be its transaction's only one")
+        if self.state == "new":
+            if alone:
+                self.state = "alone"
+            else:
+                self.state = "begun"
+                sql = "BEGIN; " + sql
         await self._cursor.execute(sql, tuple(params))
+
+    def finish(self, verb: str) -> Deferred[Any]:
+        """COMMIT or ROLLBACK the transaction begun by the first statement."""
+        self.state = "alone"
+        d: Deferred[Any] = self._cursor.execute(verb)
+        return d
 
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cursor.fetchone()
@@ -73,22 +95,27 @@ class _Connection(txpostgres.Connection):
             return e
 
     def _runInteraction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
-        # txpostgres' own, less its log.err when the rollback fails (as it must on a
-        # dead connection): the engine reports that failure once, as 'unavailable'.
-        cursor = self.cursor()
-        d: Deferred[Any] = cursor.execute("begin")
-        d.addCallback(interaction, *args, **kwargs)
+        # txpostgres' own sends BEGIN and COMMIT as statements of their own and logs
+        # (log.err) a failed rollback, as one must fail on a dead connection. Here
+        # BEGIN rides with the first statement, nothing is sent for a statement run
+        # alone, and a failed rollback is reported once, by the engine, as
+        # 'unavailable'.
+        cursor = PostgresCursor(self.cursor())
+        d: Deferred[Any] = maybeDeferred(interaction, cursor, *args, **kwargs)
 
-        def commit(result: Any) -> Deferred[Any]:
-            return cursor.execute("commit").addCallback(lambda _: result)
+        def commit(result: Any) -> Any:
+            if cursor.state != "begun":
+                return result
+            return cursor.finish("commit").addCallback(lambda _: result)
 
-        def rollback(failure: Failure) -> Deferred[Any]:
-            undone: Deferred[Any] = maybeDeferred(cursor.execute, "rollback")
+        def rollback(failure: Failure) -> Any:
+            if cursor.state != "begun":
+                return failure
+            undone: Deferred[Any] = maybeDeferred(cursor.finish, "rollback")
             undone.addErrback(lambda _: fail(txpostgres.RollbackFailed(self, failure)))
             return undone.addCallback(lambda _: failure)
 
-        d.addCallback(commit)
-        d.addErrback(rollback)
+        d.addCallbacks(commit, rollback)
         return d
 
 
@@ -134,8 +161,8 @@ class PostgresEngine:
         return succeed(None)
 
     def run(self, txn: Callable[..., Awaitable[T]], *args: Any) -> Deferred[T]:
-        def interaction(cursor: Any) -> Deferred[T]:
-            return Deferred.fromCoroutine(txn(PostgresCursor(cursor), *args))  # type: ignore[arg-type]
+        def interaction(cursor: PostgresCursor) -> Deferred[T]:
+            return Deferred.fromCoroutine(txn(cursor, *args))  # type: ignore[arg-type]
 
         d: Deferred[T] = self._pool.runInteraction(interaction)
         d.addErrback(self._unavailable)

@@ -163,10 +163,13 @@ async def append_chats(cur: Cursor, batches: list[tuple[Chat, list[Post]]],
 
     The transaction costs the same few statements whatever the number of chats
     and posts: the authors' memberships, the seq ranges (which take the chat rows'
-    locks, in id order when there are several, so concurrent writers cannot
-    deadlock), the idempotency keys already stored (read under the locks, so a
-    racing writer's are seen), one multi-row insert.
+    locks), the idempotency keys already stored (read under the locks, so a racing
+    writer's are seen), one multi-row insert. On PostgreSQL the same steps run in
+    the server as one statement (``chatire_append``), so a batch costs one round
+    trip: the latency of a post is mostly round trips, not work.
     """
+    if cur.dialect == "postgresql":
+        return await _append_in_server(cur, batches, now)
     chats = {chat.id: chat for chat, _ in batches}
     pairs = sorted({(chat.id, post.user_id) for chat, posts in batches for post in posts})
     await cur.execute(
@@ -179,10 +182,6 @@ async def append_chats(cur: Cursor, batches: list[tuple[Chat, list[Post]]],
     allowed = {chat.id: sum((chat.id, post.user_id) in authors for post in posts)
                for chat, posts in batches}
     wanted = sorted(chat_id for chat_id, count in allowed.items() if count)
-    if len(wanted) > 1 and cur.dialect == "postgresql":
-        # One UPDATE locks its rows in no set order: take them in id order first.
-        await cur.execute(f"""SELECT id FROM chats WHERE id IN ({", ".join(["%s"] * len(wanted))})
-                              ORDER BY id FOR UPDATE""", tuple(wanted))
     top: dict[int, int] = {}
     if wanted:
         # The row lock on a chat orders concurrent writers: seq N+1 commits after N.
@@ -253,6 +252,35 @@ async def append_chats(cur: Cursor, batches: list[tuple[Chat, list[Post]]],
     return results
 
 
+async def _append_in_server(cur: Cursor, batches: list[tuple[Chat, list[Post]]],
+                            now: datetime) -> list[list[Appended | Forbidden]]:
+    """append_chats as one call of the server-side function (see chatire.store.schema)."""
+    flat = [(chat, post) for chat, posts in batches for post in posts]
+    await cur.execute(
+        "SELECT * FROM chatire_append(%s::bigint[], %s::bigint[], %s::text[], %s::text[], %s)",
+        ([chat.id for chat, _ in flat], [post.user_id for _, post in flat],
+         [post.text for _, post in flat], [post.client_id for _, post in flat], now),
+        alone=True,
+    )
+    rows = {int(row[0]): row for row in cur.fetchall()}
+    results: list[list[Appended | Forbidden]] = []
+    position = 0
+    for chat, posts in batches:
+        out: list[Appended | Forbidden] = []
+        for post in posts:
+            position += 1
+            row = rows.get(position)
+            if row is None:
+                out.append(Forbidden("you are not a member of this chat"))
+                continue
+            _, seq, message_id, created, body, client_id, at, username, display = row
+            author = User(post.user_id, username, display)
+            out.append(Appended(Message(chat.uri, int(seq), int(message_id), author, body,
+                                        client_id, cur.time(at)), created=bool(created)))
+        results.append(out)
+    return results
+
+
 async def _stored_keys(cur: Cursor, chats: dict[int, Chat], posts: list[tuple[Chat, Post]],
                        ) -> dict[tuple[int, int, str], Message]:
     """The messages already stored under the posts' idempotency keys."""
@@ -271,13 +299,6 @@ async def _stored_keys(cur: Cursor, chats: dict[int, Chat], posts: list[tuple[Ch
         message = _message(cur, chats[int(row[0])].uri, row[1:])
         found[(int(row[0]), message.user.id, message.client_id or "")] = message
     return found
-
-
-class _Retry(Exception):
-    """Roll back and run the batch again: a racing writer stored one of its keys."""
-
-
-RETRY = _Retry
 
 
 async def history(cur: Cursor, chat: Chat, after: int | None, before: int | None,

@@ -11,9 +11,66 @@ _TYPES = {
     "sqlite": {"id": "INTEGER PRIMARY KEY AUTOINCREMENT", "time": "TEXT", "bigint": "INTEGER"},
 }
 
-#: Migrations in order; each is a list of statements. Never edit a released one:
-#: append a new one.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+#: PostgreSQL's append in one statement (see chatire.store.queries.append_chats): the
+#: chat rows are locked in id order, then a new statement (a new snapshot, so keys a
+#: racing writer committed are seen) numbers the fresh posts, bumps ``last_seq`` and
+#: inserts them. One row per accepted post, by 1-based input position; a post whose
+#: author is not a member has no row. A repeated idempotency key answers with the
+#: message stored under it (``created`` false).
+APPEND_FUNCTION = """
+CREATE FUNCTION chatire_append(p_chat BIGINT[], p_user BIGINT[], p_body TEXT[],
+                               p_client TEXT[], p_now TIMESTAMPTZ)
+RETURNS TABLE (r_ord BIGINT, r_seq BIGINT, r_id BIGINT, r_created BOOLEAN, r_body TEXT,
+               r_client TEXT, r_at TIMESTAMPTZ, r_username TEXT, r_display TEXT)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM 1 FROM chats c
+     WHERE c.id IN (SELECT p.chat FROM unnest(p_chat, p_user) AS p (chat, author)
+                    JOIN members m ON m.chat_id = p.chat AND m.user_id = p.author)
+     ORDER BY c.id FOR UPDATE;
+    RETURN QUERY
+    WITH posts AS (
+        SELECT p.ord, p.chat, p.author, p.body, p.client, u.username, u.display_name,
+               CASE WHEN p.client IS NULL THEN p.ord
+                    ELSE min(p.ord) OVER (PARTITION BY p.chat, p.author, p.client)
+               END AS first
+          FROM unnest(p_chat, p_user, p_body, p_client) WITH ORDINALITY
+               AS p (chat, author, body, client, ord)
+          JOIN members m ON m.chat_id = p.chat AND m.user_id = p.author
+          JOIN users u ON u.id = p.author
+    ), stored AS (
+        SELECT p.ord, s.seq, s.id, s.body, s.client_id, s.created_at
+          FROM posts p JOIN messages s
+            ON s.chat_id = p.chat AND s.user_id = p.author AND s.client_id = p.client
+    ), fresh AS (
+        SELECT p.ord, p.chat, p.author, p.body, p.client,
+               c.last_seq + row_number() OVER (PARTITION BY p.chat ORDER BY p.ord) AS seq
+          FROM posts p JOIN chats c ON c.id = p.chat
+         WHERE p.ord = p.first AND NOT EXISTS (SELECT 1 FROM stored s WHERE s.ord = p.ord)
+    ), bumped AS (
+        UPDATE chats c SET last_seq = c.last_seq + n.fresh, last_activity_at = p_now
+          FROM (SELECT p.chat, count(f.ord) AS fresh FROM posts p
+                  LEFT JOIN fresh f ON f.ord = p.ord GROUP BY p.chat) n
+         WHERE c.id = n.chat
+    ), inserted AS (
+        INSERT INTO messages (chat_id, seq, user_id, body, client_id, created_at)
+        SELECT f.chat, f.seq, f.author, f.body, f.client, p_now FROM fresh f
+        RETURNING chat_id, seq, id
+    )
+    SELECT p.ord, coalesce(s.seq, f.seq), coalesce(s.id, i.id),
+           s.ord IS NULL AND p.ord = p.first, coalesce(s.body, f.body),
+           coalesce(s.client_id, f.client), coalesce(s.created_at, p_now),
+           p.username, p.display_name
+      FROM posts p
+      LEFT JOIN stored s ON s.ord = p.ord
+      LEFT JOIN fresh f ON f.ord = p.first
+      LEFT JOIN inserted i ON i.chat_id = f.chat AND i.seq = f.seq;
+END $$"""
+
+#: Migrations in order; each is a list of statements, the same for both dialects or
+#: a ``{dialect: statement}`` mapping (a dialect it does not name skips it). Never
+#: edit a released one: append a new one.
+MIGRATIONS: tuple[tuple[str | dict[str, str], ...], ...] = (
     (
         """CREATE TABLE users (
             id {id},
@@ -52,6 +109,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (chat_id, seq),
             UNIQUE (chat_id, user_id, client_id))""",
     ),
+    ({"postgresql": APPEND_FUNCTION},),
 )
 
 #: Any constant: the advisory lock that keeps two daemons from migrating at once.
@@ -73,7 +131,11 @@ async def migrate(cur: Cursor) -> int:
         if version <= current:
             continue
         for statement in statements:
-            await cur.execute(statement.format(**types))
+            if isinstance(statement, dict):
+                if cur.dialect in statement:
+                    await cur.execute(statement[cur.dialect])
+            else:
+                await cur.execute(statement.format(**types))
         await cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
         current = version
     return current

@@ -25,7 +25,8 @@ class SQLiteCursor:
     def __init__(self, cursor: sqlite3.Cursor) -> None:
         self._cursor = cursor
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+    async def execute(self, sql: str, params: Sequence[Any] = (), *,
+                      alone: bool = False) -> None:
         values = tuple(_to_sql(value) for value in params)
         self._cursor.execute(sql.replace("%s", "?"), values)
 

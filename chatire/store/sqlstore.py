@@ -99,18 +99,7 @@ class SQLStore:
 
     def append_messages(self, chat: Chat, posts: list[Post],
                         now: datetime) -> Deferred[list[Appended | Forbidden]]:
-        return Deferred.fromCoroutine(self._append(chat, posts, now))
-
-    async def _append(self, chat: Chat, posts: list[Post],
-                      now: datetime) -> list[Appended | Forbidden]:
-        attempts = 3
-        while True:
-            try:
-                return await self.engine.run(queries.append_messages, chat, posts, now)
-            except queries.RETRY:
-                attempts -= 1
-                if attempts == 0:
-                    raise
+        return self.engine.run(queries.append_messages, chat, posts, now)
 
     def append_chats(self, batches: list[tuple[Chat, list[Post]]],
                      now: datetime) -> Deferred[list[list[Appended | Forbidden]]]:
