@@ -8,6 +8,7 @@ import attrs
 from twisted.application.service import IService
 from twisted.python import usage
 
+from chatire import collector
 from chatire.config import MULTI_OPTIONS, SCALAR_OPTIONS, Config, attribute, parse_value
 from chatire.logs import RootService
 from chatire.preflight import preflight
@@ -93,6 +94,8 @@ def makeService(options: Options) -> IService:
     config: Config = options.config
     preflight(config)
     top = RootService(config.log_format)
-    ChatireService(config, reactor).setServiceParent(top)
+    service = ChatireService(config, reactor)
+    service.setServiceParent(top)
+    service.ready.addCallback(lambda _: collector.settle())
     return top
 
