@@ -105,8 +105,8 @@ def quick_check(schema: Schema) -> Check | None:
         least = schema["minimum"]
         checks.append(lambda v: type(v) not in (int, float) or v >= least)
     if "required" in schema:
-        required = tuple(schema["required"])
-        checks.append(lambda v: type(v) is not dict or all(k in v for k in required))
+        required = frozenset(schema["required"])
+        checks.append(lambda v: type(v) is not dict or required <= v.keys())
     if "properties" in schema:
         props: list[tuple[str, Check]] = []
         for key, sub in schema["properties"].items():
@@ -114,15 +114,45 @@ def quick_check(schema: Schema) -> Check | None:
             if check is None:
                 return None
             props.append((key, check))
-        checks.append(lambda v: type(v) is not dict
-                      or all(k not in v or c(v[k]) for k, c in props))
+        checks.append(_properties(tuple(props)))
     if "anyOf" in schema:
         options = [quick_check(sub) for sub in schema["anyOf"]]
         if any(option is None for option in options):
             return None
-        choices = tuple(option for option in options if option is not None)
-        checks.append(lambda v: any(choice(v) for choice in choices))
-    return lambda v: all(check(v) for check in checks)
+        checks.append(_any(tuple(option for option in options if option is not None)))
+    return _all(tuple(checks))
+
+
+# The combinators loop instead of calling all()/any() on a generator: a frame is
+# checked without allocating, so it does not bring the next garbage collection nearer.
+
+def _all(checks: tuple[Check, ...]) -> Check:
+    def check(value: Any) -> bool:
+        for one in checks:
+            if not one(value):
+                return False
+        return True
+    return check
+
+
+def _any(choices: tuple[Check, ...]) -> Check:
+    def check(value: Any) -> bool:
+        for one in choices:
+            if one(value):
+                return True
+        return False
+    return check
+
+
+def _properties(props: tuple[tuple[str, Check], ...]) -> Check:
+    def check(value: Any) -> bool:
+        if type(value) is not dict:
+            return True
+        for key, one in props:
+            if key in value and not one(value[key]):
+                return False
+        return True
+    return check
 
 
 _quick = {name: quick_check(validator.schema) for name, validator in _validators.items()}
