@@ -14,6 +14,7 @@ The parent sends commands, the worker answers each with one reply:
 from __future__ import annotations
 
 import asyncio
+import random
 import resource
 import time
 from array import array
@@ -265,6 +266,11 @@ class Worker:
         end = start + duration
         tick = 0.002
         paced = [s for s in self.senders if not s.spec.window]
+        # Each paced sender starts at its own point of its interval. In lockstep (as
+        # before) every sender's next message fell due at the same instant: 100
+        # chats at 2 messages a second each were bursts of 100 every 500 ms, and
+        # the latency measured the burst, not the rate.
+        phases = [random.Random(sender.tag).random() for sender in paced]
         for sender in self.senders:
             if sender.spec.window:
                 sender.until = end
@@ -273,8 +279,8 @@ class Worker:
         while True:
             now = time.monotonic()
             elapsed = min(now, end) - start
-            for sender in paced:
-                due = int(sender.spec.rate * scale * elapsed) - sender.count
+            for sender, phase in zip(paced, phases, strict=True):
+                due = int(sender.spec.rate * scale * elapsed + phase) - sender.count
                 for _ in range(min(due, 2000)):
                     sender.send(sender.spec.chat)
             if now >= end:
