@@ -35,23 +35,23 @@ class PostgresCursor:
 
     def __init__(self, cursor: Any) -> None:
         self._cursor = cursor
-        self.state = "new"  # then "begun" (COMMIT or ROLLBACK due) or "alone" (done)
+        self.state = "new"  # then "open" (COMMIT or ROLLBACK due), then "done"
 
     async def execute(self, sql: str, params: Sequence[Any] = (), *,
                       alone: bool = False) -> None:
-        if self.state == "alone":
+        if self.state == "done":
             raise RuntimeError("a statement run alone must be its transaction's only one")
         if self.state == "new":
             if alone:
-                self.state = "alone"
+                self.state = "done"
             else:
-                self.state = "begun"
+                self.state = "open"
                 sql = "BEGIN; " + sql
         await self._cursor.execute(sql, tuple(params))
 
     def finish(self, verb: str) -> Deferred[Any]:
         """COMMIT or ROLLBACK the transaction begun by the first statement."""
-        self.state = "alone"
+        self.state = "done"
         d: Deferred[Any] = self._cursor.execute(verb)
         return d
 
@@ -104,12 +104,12 @@ class _Connection(txpostgres.Connection):
         d: Deferred[Any] = maybeDeferred(interaction, cursor, *args, **kwargs)
 
         def commit(result: Any) -> Any:
-            if cursor.state != "begun":
+            if cursor.state != "open":
                 return result
             return cursor.finish("commit").addCallback(lambda _: result)
 
         def rollback(failure: Failure) -> Any:
-            if cursor.state != "begun":
+            if cursor.state != "open":
                 return failure
             undone: Deferred[Any] = maybeDeferred(cursor.finish, "rollback")
             undone.addErrback(lambda _: fail(txpostgres.RollbackFailed(self, failure)))

@@ -12,6 +12,7 @@ from chatire.chats import ChatService
 from chatire.config import Config
 from chatire.model import Post
 from chatire.store import store_from_url
+from chatire.store.cursor import Cursor
 from chatire.store.schema import MIGRATIONS
 from chatire.store.sqlstore import SQLStore
 from tests.support.services import fresh_database
@@ -72,4 +73,36 @@ async def test_sign_in_rehashes_a_password_with_old_parameters(pg_url: str) -> N
         (stored,) = cur.fetchone()
     assert stored.startswith("$argon2id$") and "m=19456,t=2,p=1" in stored
     await strong.sign_in("old", "password123")  # the new hash still verifies
+    await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_transactions_begin_with_their_first_statement_and_roll_back(pg_url: str) -> None:
+    (store,) = await _stores(pg_url + "?pool=1", 1)  # one connection: it must stay usable
+
+    async def half_done(cur: Cursor) -> None:
+        await cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (99,))
+        await cur.execute("SELECT no_such_column FROM schema_version")
+
+    with pytest.raises(psycopg2.errors.UndefinedColumn):
+        await store.engine.run(half_done)
+
+    async def twice_alone(cur: Cursor) -> None:
+        await cur.execute("SELECT 1", alone=True)
+        await cur.execute("SELECT 2", alone=True)
+
+    with pytest.raises(RuntimeError):
+        await store.engine.run(twice_alone)
+
+    async def alone_inside(cur: Cursor) -> int:
+        await cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (98,))
+        await cur.execute("SELECT count(*) FROM schema_version WHERE version > 90", alone=True)
+        row = cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    assert await store.engine.run(alone_inside) == 1  # ran in the open transaction
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version FROM schema_version WHERE version > 90")
+        assert cur.fetchall() == [(98,)]  # 99 was rolled back, 98 committed
     await store.stop()
