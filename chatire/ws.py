@@ -11,6 +11,7 @@ from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
+from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -278,6 +279,13 @@ class ChatSocket(WebSocketServerProtocol):
         self.factory.hub.connection_closed(self)
         # sendClose refuses 1001 (going away), which PROTOCOL.md uses at shutdown.
         self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123], isReply=False)
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        super().connectionLost(reason)
+        # Autobahn resolves is_closed with the protocol itself: a cycle that only a
+        # full collection frees, and the daemon runs those rarely (chatire.collector).
+        # Nothing here awaits these, so a closed socket goes by reference counting.
+        self.is_closed = self.is_open = None
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self._gone = True

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
+import weakref
 from typing import Any
 
 import pytest
@@ -244,3 +246,28 @@ async def test_a_peer_that_stops_answering_pings_is_dropped(make_daemon: Any) ->
     assert daemon.sockets.open_count == 1  # the quiet one was dropped, the lively one stays
     await lively.subscribe(await alice.new_chat())
     await lively.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_closed_socket_is_freed_without_the_cycle_collector(make_daemon: Any) -> None:
+    # The daemon runs full collections rarely (chatire.collector), so a closed
+    # socket must not hang on a reference cycle until one comes.
+    service = await make_daemon()
+    alice = await Api(service.base_url).user()
+    uri = await alice.new_chat()
+    ws = await Socket.open(service.base_url, alice.token)
+    await ws.subscribe(uri)
+    ws.send({"type": "send", "chat": uri, "message": "hello", "client_id": "c1"})
+    await ws.next_of("sent")
+    server_side = weakref.ref(next(iter(service.hub._subs[uri])))
+    gc.disable()
+    try:
+        await ws.close()
+        for _ in range(100):
+            if service.sockets.open_count == 0 and server_side() is None:
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        assert service.sockets.open_count == 0
+        assert server_side() is None, gc.get_referrers(server_side())
+    finally:
+        gc.enable()
