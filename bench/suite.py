@@ -39,7 +39,7 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
          lambda: scenarios.max_rate("production", 1, 1000, 20_000, step, workers,
                                     max_steps=max_steps)),
         ("max production 100x10",
-         lambda: scenarios.max_rate("production", 100, 10, 4_000, step, workers,
+         lambda: scenarios.max_rate("production", 100, 10, 10_000, step, workers,
                                     max_steps=max_steps)),
         ("max production-2 1x1000",
          lambda: scenarios.max_rate("production-2", 1, 1000, 20_000, step, workers,
