@@ -265,6 +265,18 @@ async def test_one_queue_per_node_whatever_it_follows(
 
 
 @pytest_twisted.ensureDeferred
+async def test_the_link_sends_without_nagle(nodes: Callable[..., Node]) -> None:
+    # With Nagle on, a publish that follows another closely waits for the broker's
+    # delayed ACK (tens of ms). pika sets TCP_NODELAY only on sockets it opens itself.
+    node = nodes()
+    await node.wait_reconnects(1)
+    link = node.bus._link
+    assert link is not None
+    handle = link.transport.getHandle()
+    assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+
+
+@pytest_twisted.ensureDeferred
 async def test_unfollow_unbinds_lazily(nodes: Callable[..., Node], vhost: str) -> None:
     clock = Clock()
     a = nodes(clock=clock, unbind_delay=30)
