@@ -271,3 +271,17 @@ async def test_a_closed_socket_is_freed_without_the_cycle_collector(make_daemon:
         assert server_side() is None, gc.get_referrers(server_side())
     finally:
         gc.enable()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sockets_send_without_nagle(make_daemon: Any) -> None:
+    # A frame must not wait for the peer's delayed ACK of the one before.
+    service = await make_daemon()
+    alice = await Api(service.base_url).user()
+    uri = await alice.new_chat()
+    ws = await Socket.open(service.base_url, alice.token)
+    await ws.subscribe(uri)
+    server_side = next(iter(service.hub._subs[uri]))
+    handle = server_side.transport.getHandle()
+    assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    await ws.close()
