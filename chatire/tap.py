@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import attrs
+from twisted.application.internet import TimerService
 from twisted.application.service import IService
 from twisted.python import usage
 
@@ -15,6 +16,8 @@ from chatire.preflight import preflight
 from chatire.service import ChatireService
 
 _DEFAULTS = Config()
+#: Seconds between checks whether many sockets closed (chatire.collector.Trimmer).
+TRIM_INTERVAL = 2.0
 
 
 class Options(usage.Options):
@@ -97,5 +100,7 @@ def makeService(options: Options) -> IService:
     service = ChatireService(config, reactor)
     service.setServiceParent(top)
     service.ready.addCallback(lambda _: collector.settle())
+    trimmer = collector.Trimmer(lambda: service.sockets.open_count)
+    TimerService(TRIM_INTERVAL, trimmer.check).setServiceParent(top)
     return top
 
