@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,23 +18,14 @@ from tests.support.services import fresh_database
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'chatire.db'}"
-    else:
-        with fresh_database() as pg:
-            yield pg
-
-
 def _seq(result: Appended | Forbidden) -> tuple[int, bool] | str:
     return "forbidden" if isinstance(result, Forbidden) else (result.message.seq,
                                                               result.created)
 
 
 @pytest_twisted.ensureDeferred
-async def test_one_transaction_for_three_chats(url: str) -> None:
-    store = store_from_url(url, reactor)
+async def test_one_transaction_for_three_chats(db_url: str) -> None:
+    store = store_from_url(db_url, reactor)
     await store.start()
     u1 = await store.create_user("one", "x", "One", NOW)
     u2 = await store.create_user("two", "x", "Two", NOW)

@@ -248,18 +248,25 @@ async def test_a_peer_that_stops_answering_pings_is_dropped(make_daemon: Any) ->
     await lively.close()
 
 
+async def _subscribed(service: Any) -> tuple[Socket, str, Any]:
+    """A user's socket subscribed to a new chat, and the daemon's side of it."""
+    alice = await Api(service.base_url).user()
+    uri = await alice.new_chat()
+    ws = await Socket.open(service.base_url, alice.token)
+    await ws.subscribe(uri)
+    return ws, uri, next(iter(service.hub._subs[uri]))
+
+
 @pytest_twisted.ensureDeferred
 async def test_a_closed_socket_is_freed_without_the_cycle_collector(make_daemon: Any) -> None:
     # The daemon runs full collections rarely (chatire.collector), so a closed
     # socket must not hang on a reference cycle until one comes.
     service = await make_daemon()
-    alice = await Api(service.base_url).user()
-    uri = await alice.new_chat()
-    ws = await Socket.open(service.base_url, alice.token)
-    await ws.subscribe(uri)
+    ws, uri, daemon_side = await _subscribed(service)
     ws.send({"type": "send", "chat": uri, "message": "hello", "client_id": "c1"})
     await ws.next_of("sent")
-    server_side = weakref.ref(next(iter(service.hub._subs[uri])))
+    server_side = weakref.ref(daemon_side)
+    del daemon_side
     gc.disable()
     try:
         await ws.close()
@@ -276,12 +283,7 @@ async def test_a_closed_socket_is_freed_without_the_cycle_collector(make_daemon:
 @pytest_twisted.ensureDeferred
 async def test_sockets_send_without_nagle(make_daemon: Any) -> None:
     # A frame must not wait for the peer's delayed ACK of the one before.
-    service = await make_daemon()
-    alice = await Api(service.base_url).user()
-    uri = await alice.new_chat()
-    ws = await Socket.open(service.base_url, alice.token)
-    await ws.subscribe(uri)
-    server_side = next(iter(service.hub._subs[uri]))
+    ws, _, server_side = await _subscribed(await make_daemon())
     handle = server_side.transport.getHandle()
     assert handle.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     await ws.close()

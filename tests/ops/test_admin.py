@@ -6,7 +6,6 @@ import io
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,25 +47,16 @@ def one_error_line(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'admin.db'}"
-    else:
-        with fresh_database() as url:
-            yield url
-
-
 @pytest_twisted.ensureDeferred
-async def test_admin_commands_against_a_daemon(store_url: str, make_daemon: Any) -> None:
-    db = ("--db", store_url)
-    if store_url.startswith("sqlite"):
+async def test_admin_commands_against_a_daemon(db_url: str, make_daemon: Any) -> None:
+    db = ("--db", db_url)
+    if db_url.startswith("sqlite"):
         result = await run("check", *db)
         assert result.returncode == 1 and "no SQLite database" in result.stdout
     result = await run("migrate", *db, script=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"schema migrated from version 0 to {LATEST}\n"
-    result = await run("migrate", env={"CHATIRE_DB": store_url})  # from the environment
+    result = await run("migrate", env={"CHATIRE_DB": db_url})  # from the environment
     assert (result.returncode, result.stdout) == (0, f"schema up to date (version {LATEST})\n")
     result = await run("check", *db)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -78,13 +68,13 @@ async def test_admin_commands_against_a_daemon(store_url: str, make_daemon: Any)
     assert result.stdout.startswith("created user Alice (id ")
     result = await run("create-user", "alice", "--password-stdin", *db, stdin="x" * 9 + "\n")
     assert result.returncode == 1 and "taken" in one_error_line(result)
-    if store_url.startswith("sqlite"):  # the same checks whatever the store
+    if db_url.startswith("sqlite"):  # the same checks whatever the store
         result = await run("create-user", "bad name", "--password-stdin", *db, stdin="x" * 9)
         assert result.returncode == 1 and "username" in one_error_line(result)
         result = await run("create-user", "bob", "--password-stdin", *db, stdin="short\n")
         assert result.returncode == 1 and "password" in one_error_line(result)
 
-    daemon = await make_daemon(db=store_url)
+    daemon = await make_daemon(db=db_url)
     api = Api(daemon.base_url)
     status, body = await api.call("POST", "/api/auth/token",
                                   {"username": "alice", "password": "first password"})
@@ -107,7 +97,7 @@ async def test_admin_commands_against_a_daemon(store_url: str, make_daemon: Any)
     assert (result.returncode, result.stdout) == (0, "revoked 2 token(s) of Alice\n")
     status, _ = await api.call("GET", "/api/me", token=token)
     assert status == 401
-    if store_url.startswith("sqlite"):
+    if db_url.startswith("sqlite"):
         result = await run("revoke-tokens", "nobody", *db)
         assert result.returncode == 1 and "no user named 'nobody'" in one_error_line(result)
         result = await run("set-password", "nobody", "--password-stdin", *db, stdin="y" * 9)
