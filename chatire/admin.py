@@ -143,16 +143,15 @@ async def _announce_revocation(args: argparse.Namespace, reactor: Any, count: in
     """Tell running daemons over the bus, so open sockets of those tokens close (4001)."""
     if not count or args.bus.startswith("memory:"):
         return  # nothing to tell, or no way to reach a daemon's in-process bus
-    from chatire.delivery import CONTROL, EPHEMERAL, encode
+    from chatire.frames import CONTROL, EPHEMERAL, revoke_event
 
     if hashes is None:
         return  # set-password: the store no longer has them; new calls fail at once
     try:
         bus = await _bus_up(args, reactor)
         try:
-            payload = encode({"kind": "revoke", "tokens": hashes})
-            await _within(bus.publish(CONTROL, EPHEMERAL, payload), args.timeout, reactor,
-                          "the bus did not confirm the notice")
+            notice = bus.publish(CONTROL, EPHEMERAL, revoke_event(hashes))
+            await _within(notice, args.timeout, reactor, "the bus did not confirm the notice")
         finally:
             await bus.stop()
     except CommandFailed as e:

@@ -16,16 +16,18 @@ from twisted.python.failure import Failure
 
 from chatire.chats import ChatService
 from chatire.errors import ChatireError, Invalid
+from chatire.frames import (
+    CONTROL,
+    EPHEMERAL,
+    encode,
+    leave_event,
+    message_payload,
+    revoke_event,
+)
 from chatire.interfaces import IBus
 from chatire.model import Chat, Message, Page, User
 
 log = Logger()
-
-#: The bus channel of node-wide events (revoked tokens, ended memberships).
-CONTROL = "_control"
-#: The seq of an ephemeral event on a chat's channel (typing): never stored.
-EPHEMERAL = 0
-
 
 class Subscriber(Protocol):
     """A live connection as the Hub sees it (the WebSocket protocol implements it)."""
@@ -41,16 +43,6 @@ class Subscriber(Protocol):
 
     def close(self, code: int, reason: str) -> None:
         """Close the connection with a WebSocket close code."""
-
-
-def encode(body: dict[str, Any]) -> bytes:
-    """One JSON frame payload, compact UTF-8."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def message_payload(message: Message) -> bytes:
-    """The frame of a message, as it goes on the bus and to every socket."""
-    return encode({"type": "message", **message.to_json()})
 
 
 class _Ack:
@@ -375,18 +367,16 @@ class Hub:
     # -- control: revocation and membership ------------------------------------------------
 
     def membership_ended(self, chat_uri: str, user_id: int) -> None:
-        event = {"kind": "leave", "chat": chat_uri, "user": user_id}
-        self._control(encode(event))
-        self.bus.publish(CONTROL, EPHEMERAL, encode(event)).addErrback(
-            self._publish_failed, CONTROL)
+        self._announce(leave_event(chat_uri, user_id))
 
     def tokens_revoked(self, token_hashes: list[str]) -> None:
-        if not token_hashes:
-            return
-        event = {"kind": "revoke", "tokens": token_hashes}
-        self._control(encode(event))
-        self.bus.publish(CONTROL, EPHEMERAL, encode(event)).addErrback(
-            self._publish_failed, CONTROL)
+        if token_hashes:
+            self._announce(revoke_event(token_hashes))
+
+    def _announce(self, event: bytes) -> None:
+        """Act on a control event here at once, and tell the other nodes."""
+        self._control(event)
+        self.bus.publish(CONTROL, EPHEMERAL, event).addErrback(self._publish_failed, CONTROL)
 
     def _control(self, payload: bytes) -> None:
         event = json.loads(payload)

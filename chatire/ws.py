@@ -18,8 +18,9 @@ from twisted.python.failure import Failure
 from chatire.auth import token_hash
 from chatire.chats import ChatService
 from chatire.config import Config
-from chatire.delivery import Hub, encode
+from chatire.delivery import Hub
 from chatire.errors import ChatireError, Invalid, RateLimited, Unauthenticated
+from chatire.frames import encode
 from chatire.model import User
 from chatire.schemas import FRAMES, validate
 

@@ -7,7 +7,7 @@ import json
 from twisted.internet.task import Clock
 
 from chatire.bus.memory import MemoryBroker
-from chatire.delivery import message_payload
+from chatire.frames import message_payload
 from tests.unit.harness import FakeConn, Node, run
 
 

@@ -1,0 +1,33 @@
+"""What goes on the wire and the bus: frame payloads and node-wide control events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from chatire.model import Message
+
+#: The bus channel of node-wide events (revoked tokens, ended memberships).
+CONTROL = "_control"
+#: The seq of an ephemeral event on a chat's channel (typing): never stored.
+EPHEMERAL = 0
+
+
+def encode(body: dict[str, Any]) -> bytes:
+    """One JSON frame payload, compact UTF-8."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def message_payload(message: Message) -> bytes:
+    """The frame of a message, as it goes on the bus and to every socket."""
+    return encode({"type": "message", **message.to_json()})
+
+
+def revoke_event(token_hashes: list[str]) -> bytes:
+    """The control event that closes every socket of these tokens, on every node."""
+    return encode({"kind": "revoke", "tokens": token_hashes})
+
+
+def leave_event(chat_uri: str, user_id: int) -> bytes:
+    """The control event that ends a user's subscriptions to a chat, on every node."""
+    return encode({"kind": "leave", "chat": chat_uri, "user": user_id})
