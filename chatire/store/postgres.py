@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote
 
 import psycopg2
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
@@ -66,16 +66,28 @@ class PostgresCursor:
 
 
 def split_url(url: str) -> tuple[str, int]:
-    """The libpq URL to connect with, and the pool size (``?pool=N``, default 4)."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
+    """The libpq URL to connect with, and the pool size (``?pool=N``, default 4).
+
+    Only ``pool`` is taken out; everything else reaches libpq as written (an empty
+    host for the local socket, percent-encoded socket paths, host lists, ``options``
+    with ``%20``): rebuilding the URL with urllib breaks forms libpq accepts.
+    """
+    base, mark, query = url.partition("?")
+    kept: list[str] = []
+    size_text = "4"
+    for parameter in query.split("&") if mark else ():
+        key, _, value = parameter.partition("=")
+        if unquote(key) == "pool":
+            size_text = unquote(value)
+        elif parameter:
+            kept.append(parameter)
     try:
-        size = int(query.pop("pool", "4"))
+        size = int(size_text)
     except ValueError:
         raise ValueError("--db: pool must be a whole number") from None
     if size < 1:
         raise ValueError("--db: pool must be at least 1")
-    return urlunsplit(parts._replace(query=urlencode(query))), size
+    return (base + "?" + "&".join(kept) if kept else base), size
 
 
 class _Connection(txpostgres.Connection):

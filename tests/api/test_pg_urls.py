@@ -1,0 +1,87 @@
+"""Every libpq URI form reaches PostgreSQL as written: the preflight and the pool alike."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+
+from chatire.config import Config
+from chatire.preflight import preflight
+from chatire.store import store_from_url
+from chatire.store.cursor import Cursor
+from chatire.store.postgres import split_url
+from tests.support.services import fresh_database
+
+SOCKET_DIR = "/var/run/postgresql"
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def db_name() -> Iterator[str]:
+    if not os.path.exists(os.path.join(SOCKET_DIR, ".s.PGSQL.5432")):
+        message = f"no PostgreSQL socket in {SOCKET_DIR}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    with fresh_database() as url:
+        yield url.rsplit("/", 1)[1]
+
+
+#: (form, URL template, whether it goes through the local socket)
+FORMS = [
+    ("empty host: the local socket, peer authentication", "postgresql:///{db}", True),
+    ("host as a query parameter", "postgresql://root@/{db}?host=" + SOCKET_DIR, True),
+    ("percent-encoded socket host", "postgresql://%2Fvar%2Frun%2Fpostgresql/{db}", True),
+    ("postgres:// scheme over TCP", "postgres://root@127.0.0.1:5432/{db}", False),
+    ("host list", "postgresql://127.0.0.1:5432,127.0.0.1:5432/{db}"
+     "?target_session_attrs=read-write", False),
+]
+
+OPTIONS = "options=-c%20statement_timeout%3D4321&application_name=chatire%20test"
+
+
+async def _settings(cur: Cursor) -> tuple[Any, ...]:
+    await cur.execute("""SELECT current_setting('statement_timeout'),
+                                current_setting('application_name'),
+                                inet_server_addr() IS NULL""")
+    row = cur.fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+@pytest.mark.parametrize(("form", "template", "local"), FORMS, ids=[f[0] for f in FORMS])
+@pytest_twisted.ensureDeferred
+async def test_url_form_reaches_the_server(db_name: str, form: str, template: str,
+                                           local: bool) -> None:
+    url = template.format(db=db_name)
+    url += ("&" if "?" in url else "?") + OPTIONS + "&pool=2"
+    preflight(Config(db=url))  # SystemExit with the reason if libpq refused the URL
+    store = store_from_url(url, reactor)
+    await store.start()
+    try:
+        timeout, name, over_socket = await store.engine.run(_settings)
+    finally:
+        await store.stop()
+    assert (timeout, name) == ("4321ms", "chatire test")  # %20 arrived as a space
+    assert over_socket is local
+
+
+def test_only_pool_is_taken_out() -> None:
+    assert split_url("postgresql:///chatire") == ("postgresql:///chatire", 4)
+    assert split_url("postgresql:///chatire?pool=7") == ("postgresql:///chatire", 7)
+    assert split_url("postgresql://u@/d?host=%2Frun%2Fpg&pool=2&options=-c%20a%3Db") == (
+        "postgresql://u@/d?host=%2Frun%2Fpg&options=-c%20a%3Db", 2)
+    assert split_url("postgresql://h1,h2:5433/d?pool=3&target_session_attrs=read-write") == (
+        "postgresql://h1,h2:5433/d?target_session_attrs=read-write", 3)
+
+
+@pytest.mark.parametrize("bad", ["x", "0", "-1", ""])
+def test_a_bad_pool_is_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="pool"):
+        split_url(f"postgresql:///chatire?pool={bad}")
