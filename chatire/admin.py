@@ -15,6 +15,7 @@ from twisted.internet.task import react
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
 from chatire.config import MULTI_OPTIONS, SCALAR_OPTIONS, Config, attribute
+from chatire.urls import redacted
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _DEFAULTS = Config()
@@ -70,7 +71,7 @@ async def _within(d: Deferred[Any], seconds: float, reactor: Any, what: str) -> 
 async def _started(store: Any, args: argparse.Namespace, reactor: Any) -> None:
     """Connect and migrate, as the daemon does at start."""
     await _within(store.start(), args.timeout, reactor, f"cannot reach the database "
-                  f"({_where(args.db)})")
+                  f"({redacted(args.db)})")
 
 
 async def migrate(args: argparse.Namespace, reactor: Any, password: str | None) -> str:
@@ -78,7 +79,7 @@ async def migrate(args: argparse.Namespace, reactor: Any, password: str | None) 
 
     store = _store(args, reactor)
     await _within(store.engine.connect(), args.timeout, reactor,
-                  f"cannot reach the database ({_where(args.db)})")
+                  f"cannot reach the database ({redacted(args.db)})")
     try:
         before = await store.engine.run(schema_version)
         version = await store.engine.run(apply)
@@ -183,7 +184,7 @@ async def _bus_up(args: argparse.Namespace, reactor: Any) -> Any:
     except DeferredTimeoutError:
         await bus.stop()
         why = f": {warnings[-1]}" if warnings else ""
-        raise CommandFailed(f"cannot reach the bus ({_where(args.bus)}) within "
+        raise CommandFailed(f"cannot reach the bus ({redacted(args.bus)}) within "
                             f"{args.timeout:g} s{why}") from None
     finally:
         globalLogPublisher.removeObserver(observer)
@@ -215,23 +216,23 @@ async def check(args: argparse.Namespace, reactor: Any, password: str | None) ->
             await store.stop()
         if (version or 0) < len(MIGRATIONS):
             failed = True
-            lines.append(f"store {_where(args.db)}: reachable, schema at version "
+            lines.append(f"store {redacted(args.db)}: reachable, schema at version "
                          f"{version or 0} of {len(MIGRATIONS)} (run `chatire migrate`)")
         else:
-            lines.append(f"store {_where(args.db)}: ok (schema version {version})")
+            lines.append(f"store {redacted(args.db)}: ok (schema version {version})")
     except Exception as e:
         failed = True
-        lines.append(f"store {_where(args.db)}: FAILED: {_one_line(e)}")
+        lines.append(f"store {redacted(args.db)}: FAILED: {_one_line(e)}")
     if args.bus.startswith("memory:"):
         lines.append("bus memory://: ok (in-process, nothing to reach)")
     else:
         try:
             bus = await _bus_up(args, reactor)
             await bus.stop()
-            lines.append(f"bus {_where(args.bus)}: ok")
+            lines.append(f"bus {redacted(args.bus)}: ok")
         except Exception as e:
             failed = True
-            lines.append(f"bus {_where(args.bus)}: FAILED: {_one_line(e)}")
+            lines.append(f"bus {redacted(args.bus)}: FAILED: {_one_line(e)}")
     report = "\n".join(lines)
     if failed:
         sys.stdout.write(report + "\n")
@@ -265,14 +266,6 @@ COMMANDS: dict[str, Command] = {
 
 
 # -- the command line -------------------------------------------------------------------
-
-
-def _where(url: str) -> str:
-    """A URL fit for messages: no password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = rest.rsplit("@", 1)[1]
-    return scheme + sep + rest
 
 
 def _one_line(error: BaseException) -> str:

@@ -17,6 +17,7 @@ from zope.interface import implementer
 from chatire.config import Config
 from chatire.store import sqlite_path
 from chatire.store.postgres import split_url
+from chatire.urls import redacted
 
 log = Logger()
 
@@ -35,7 +36,7 @@ def preflight(config: Config) -> None:
             psycopg2.connect(dsn, connect_timeout=5).close()
     except (sqlite3.Error, psycopg2.Error) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
-        raise SystemExit(f"chatire: cannot reach the database ({config.db.split('@')[-1]}): "
+        raise SystemExit(f"chatire: cannot reach the database ({redacted(config.db)}): "
                          f"{first}") from None
     raise_open_file_limit()
     return_big_blocks()

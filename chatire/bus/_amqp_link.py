@@ -24,6 +24,8 @@ from twisted.internet.protocol import Factory, connectionDone
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
 
+from chatire.urls import redacted
+
 EXCHANGE_PREFIX = "chatire.chat."
 DEFAULT_HEARTBEAT = 10
 # An AMQP exchange name is at most 255 characters of these.
@@ -41,11 +43,6 @@ def exchange_name(chat_uri: str) -> str:
     return EXCHANGE_PREFIX + chat_uri
 
 
-def _redacted(url: str) -> str:
-    """The URL without its password, for error messages."""
-    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)
-
-
 def parse_url(url: str) -> tuple[Any, bool]:
     """``(pika.URLParameters, use_tls)`` for an ``amqp://`` or ``amqps://`` URL.
 
@@ -55,13 +52,13 @@ def parse_url(url: str) -> tuple[Any, bool]:
         parts = urlsplit(url)
         parts.port  # noqa: B018  (raises ValueError on a bad port)
     except ValueError as e:
-        raise ValueError(f"--bus: malformed AMQP URL {_redacted(url)!r}: {e}") from None
+        raise ValueError(f"--bus: malformed AMQP URL {redacted(url)!r}: {e}") from None
     if parts.scheme not in ("amqp", "amqps"):
-        raise ValueError(f"--bus: not an AMQP URL (amqp:// or amqps://): {_redacted(url)!r}")
+        raise ValueError(f"--bus: not an AMQP URL (amqp:// or amqps://): {redacted(url)!r}")
     try:
         params = pika.URLParameters(url)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"--bus: malformed AMQP URL {_redacted(url)!r}: {e}") from None
+        raise ValueError(f"--bus: malformed AMQP URL {redacted(url)!r}: {e}") from None
     if "heartbeat" not in parse_qs(parts.query):
         params.heartbeat = DEFAULT_HEARTBEAT
     return params, parts.scheme == "amqps"
