@@ -175,22 +175,6 @@ class MetricsResource(Resource):
         return self._metrics.exposition()
 
 
-class MetricsOrApp(Resource):
-    """The public root when there is no --metrics-listen: /metrics here, the rest to the app."""
-
-    isLeaf = True
-
-    def __init__(self, app: IResource, metrics: IResource) -> None:
-        super().__init__()
-        self._app = app
-        self._metrics = metrics
-
-    def render(self, request: IRequest) -> Any:
-        if request.path == b"/metrics":
-            return self._metrics.render(request)
-        return self._app.render(request)
-
-
 class MetricsOnly(Resource):
     """The root of a --metrics-listen port: /metrics and nothing else (404)."""
 

@@ -29,7 +29,6 @@ from chatire.metrics import (
     MeteredEvents,
     Metrics,
     MetricsOnly,
-    MetricsOrApp,
     MetricsResource,
     metered_socket_class,
 )
@@ -75,15 +74,11 @@ class ChatireService(Service):
         self.api = ChatireAPI(self.chats, self.bus, reactor, web_root,
                               websocket=_websocket_resource(self.sockets),
                               max_body_bytes=config.max_body_bytes)
-        # Without --metrics-listen, /metrics is served on the public port (see
-        # docs/deployment.md); with it, only on those listeners.
-        scrape = MetricsResource(self.metrics)
-        root: Any = self.api.resource()
-        if not config.metrics_listen:
-            root = MetricsOrApp(root, scrape)
-        self.site = make_site(root, config.max_body_bytes, site_class=AccessLogSite,
-                              timeout=config.http_timeout or None)
-        self.metrics_site = QuietSite(MetricsOnly(scrape))
+        # /metrics is served only on --metrics-listen (off by default), never on the
+        # public port: message and socket counts are for the operator.
+        self.site = make_site(self.api.resource(), config.max_body_bytes,
+                              site_class=AccessLogSite, timeout=config.http_timeout or None)
+        self.metrics_site = QuietSite(MetricsOnly(MetricsResource(self.metrics)))
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[None] = Deferred()
 

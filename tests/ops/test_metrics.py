@@ -31,11 +31,19 @@ async def scrape(url: str) -> dict[str, float]:
     return samples
 
 
+async def metered(make_daemon: Any, **options: Any) -> Any:
+    """A daemon with a metrics listener of its own; ``metrics_url`` is where to scrape."""
+    port = free_port()
+    daemon = await make_daemon(metrics_listen=(f"tcp:{port}:interface=127.0.0.1",), **options)
+    daemon.metrics_url = f"http://127.0.0.1:{port}/metrics"
+    return daemon
+
+
 @pytest_twisted.ensureDeferred
 async def test_metrics_move_after_posts_and_deliveries(make_daemon: Any) -> None:
-    daemon = await make_daemon()
-    other = await make_daemon()  # a second daemon in this process keeps its own registry
-    url = daemon.base_url + "/metrics"
+    daemon = await metered(make_daemon)
+    other = await metered(make_daemon)  # a second daemon in this process keeps its own registry
+    url = daemon.metrics_url
     before = await scrape(url)
     assert before["chatire_messages_posted_total"] == 0
     assert before["chatire_open_sockets"] == 0
@@ -83,38 +91,39 @@ async def test_metrics_move_after_posts_and_deliveries(make_daemon: Any) -> None
     assert final["chatire_open_sockets"] == 2  # bob's two sockets
 
     # The other daemon counted nothing of this.
-    assert (await scrape(other.base_url + "/metrics"))["chatire_messages_posted_total"] == 0
+    assert (await scrape(other.metrics_url))["chatire_messages_posted_total"] == 0
     await readers[1].close()
     await late.close()
 
 
 @pytest_twisted.ensureDeferred
 async def test_store_errors_are_counted(make_daemon: Any) -> None:
-    daemon = await make_daemon()
+    daemon = await metered(make_daemon)
     api = Api(daemon.base_url)
     await api.user("carol")
     status, _ = await api.call("POST", "/api/auth/register",
                                {"username": "carol", "password": "12345678"})
     assert status == 409  # a refusal (taken name): not a store error
-    samples = await scrape(daemon.base_url + "/metrics")
+    samples = await scrape(daemon.metrics_url)
     assert samples['chatire_store_errors_total{query="create_user"}'] == 0
     daemon.store.engine._engine._close()  # the SQLite connection goes away under the daemon
     status, _ = await api.call("GET", "/api/me", token="whatever")
     assert status == 503
-    samples = await scrape(daemon.base_url + "/metrics")
+    samples = await scrape(daemon.metrics_url)
     assert samples['chatire_store_errors_total{query="user_for_token"}'] == 1
 
 
 @pytest_twisted.ensureDeferred
-async def test_metrics_listen_moves_metrics_off_the_public_port(make_daemon: Any) -> None:
-    port = free_port()
-    daemon = await make_daemon(metrics_listen=(f"tcp:{port}:interface=127.0.0.1",))
-    response = await treq.get(daemon.base_url + "/metrics", persistent=False)
-    assert response.code == 404
-    await response.content()
-    samples = await scrape(f"http://127.0.0.1:{port}/metrics")
+async def test_metrics_are_never_on_the_public_port(make_daemon: Any) -> None:
+    for daemon in (await make_daemon(), await metered(make_daemon)):
+        response = await treq.get(daemon.base_url + "/metrics", persistent=False)
+        body = await response.content()
+        assert response.code == 404
+        assert b"chatire_" not in body
+    samples = await scrape(daemon.metrics_url)
     assert "chatire_messages_posted_total" in samples
-    response = await treq.get(f"http://127.0.0.1:{port}/api/me", persistent=False)
+    response = await treq.get(daemon.metrics_url.replace("/metrics", "/api/me"),
+                              persistent=False)
     assert response.code == 404  # the metrics port serves /metrics and nothing else
     await response.content()
 
@@ -159,8 +168,8 @@ def test_bus_reconnects_confirms_and_failures_are_counted() -> None:
 @pytest_twisted.ensureDeferred
 async def test_a_broker_fault_shows_as_a_reconnect(make_daemon: Any) -> None:
     with fresh_vhost() as (vhost, amqp):
-        daemon = await make_daemon(bus=amqp)
-        url = daemon.base_url + "/metrics"
+        daemon = await metered(make_daemon, bus=amqp)
+        url = daemon.metrics_url
         for _ in range(100):
             if (await scrape(url))["chatire_bus_connected"] == 1:
                 break
