@@ -278,9 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chatire", description="Administer a chatire deployment (store and bus).")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=os.environ.get("CHATIRE_DB", _DEFAULTS.db),
-                        help="store URL (default: $CHATIRE_DB or %(default)s)")
+                        help=f"store URL (default: $CHATIRE_DB or {_DEFAULTS.db})")
     common.add_argument("--bus", default=os.environ.get("CHATIRE_BUS", _DEFAULTS.bus),
-                        help="bus URL (default: $CHATIRE_BUS or %(default)s)")
+                        help=f"bus URL (default: $CHATIRE_BUS or {_DEFAULTS.bus})")
     common.add_argument("--timeout", type=float, default=10.0,
                         help="seconds to wait for the store or the bus (default: 10)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

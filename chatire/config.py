@@ -90,17 +90,31 @@ def from_mapping(values: Mapping[str, Any]) -> Config:
     return Config(**kwargs)
 
 
-def from_environment(environ: Mapping[str, str]) -> Config:
-    """Build a Config from ``CHATIRE_*`` variables; repeatable ones split on commas."""
-    values: dict[str, Any] = {}
-    for option, kind, _ in SCALAR_OPTIONS:
-        raw = environ.get("CHATIRE_" + attribute(option).upper())
+def environment_variable(option: str) -> str:
+    """The ``CHATIRE_*`` variable of a ``--option`` name."""
+    return "CHATIRE_" + attribute(option).upper()
+
+
+def raw_environment(environ: Mapping[str, str]) -> dict[str, str | list[str]]:
+    """Option values (still text) from ``CHATIRE_*`` variables; repeatable ones split on commas."""
+    values: dict[str, str | list[str]] = {}
+    for option, _, _ in SCALAR_OPTIONS:
+        raw = environ.get(environment_variable(option))
         if raw is not None:
-            values[option] = parse_value(option, kind, raw)
+            values[option] = raw
     for option, _ in MULTI_OPTIONS:
-        raw = environ.get("CHATIRE_" + attribute(option).upper())
+        raw = environ.get(environment_variable(option))
         if raw:
             values[option] = [part.strip() for part in raw.split(",") if part.strip()]
+    return values
+
+
+def from_environment(environ: Mapping[str, str]) -> Config:
+    """Build a Config from ``CHATIRE_*`` variables; repeatable ones split on commas."""
+    kinds = {option: kind for option, kind, _ in SCALAR_OPTIONS}
+    values: dict[str, Any] = {}
+    for option, raw in raw_environment(environ).items():
+        values[option] = parse_value(option, kinds[option], raw) if isinstance(raw, str) else raw
     return from_mapping(values)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -10,7 +12,14 @@ from twisted.application.service import IService
 from twisted.python import usage
 
 from chatire import collector
-from chatire.config import MULTI_OPTIONS, SCALAR_OPTIONS, Config, attribute, parse_value
+from chatire.config import (
+    MULTI_OPTIONS,
+    SCALAR_OPTIONS,
+    Config,
+    attribute,
+    parse_value,
+    raw_environment,
+)
 from chatire.logs import RootService
 from chatire.preflight import preflight
 from chatire.service import ChatireService
@@ -31,12 +40,20 @@ class Options(usage.Options):
         for name, _, help_text in SCALAR_OPTIONS
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()
         for name, _ in MULTI_OPTIONS:
             self[name] = []
+        # CHATIRE_* variables come first, a flag wins: the same configuration path as
+        # chatire.tac, so a systemd EnvironmentFile can hold secrets out of `ps`.
+        # --help still shows the built-in defaults, never a variable's value.
+        self.update(raw_environment(os.environ if environ is None else environ))
+        self._flagged: set[str] = set()
 
     def _append(self, name: str, value: str) -> None:
+        if name not in self._flagged:  # the first flag replaces the variable's list
+            self._flagged.add(name)
+            self[name] = []
         self[name].append(value)
 
     def opt_listen(self, value: str) -> None:

@@ -64,7 +64,27 @@ def test_the_wheel_carries_the_plugin_and_the_ui(tmp_path: Path) -> None:
     assert any(name.startswith("chatire/web/js/") for name in names)
 
 
-def test_the_tac_file_reads_chatire_environment_variables(tmp_path: Path) -> None:
+def _call(base: str, method: str, path: str, body: dict[str, object] | None = None,
+          token: str | None = None) -> tuple[int, dict[str, object]]:
+    """One blocking JSON call (these tests drive a daemon in another process)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(base + path, method=method,
+                                     data=json.dumps(body).encode() if body else None)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as reply:
+            return reply.status, json.loads(reply.read() or b"{}")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+@pytest.mark.parametrize("how", ["tac", "plugin"])
+def test_chatire_variables_configure_the_tac_and_the_plugin(tmp_path: Path, how: str) -> None:
     import os
     import signal
     import time
@@ -75,21 +95,67 @@ def test_the_tac_file_reads_chatire_environment_variables(tmp_path: Path) -> Non
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO),
            "CHATIRE_LISTEN": f"tcp:{port}:interface=127.0.0.1",
-           "CHATIRE_DB": f"sqlite:///{tmp_path / 'tac.db'}", "CHATIRE_MAX_MESSAGE_CHARS": "10"}
-    proc = subprocess.Popen([TWISTD, "-ny", str(REPO / "chatire.tac"), "--pidfile="],
-                            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+           "CHATIRE_DB": f"sqlite:///{tmp_path / 'env.db'}", "CHATIRE_MAX_MESSAGE_CHARS": "10"}
+    command = ([TWISTD, "-ny", str(REPO / "chatire.tac"), "--pidfile="] if how == "tac"
+               else [TWISTD, "-n", "--pidfile=", "chatire"])
+    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz") as reply:
+                with urllib.request.urlopen(base + "/healthz") as reply:
                     assert reply.status == 200
                     break
             except OSError:
                 assert time.monotonic() < deadline and proc.poll() is None
                 time.sleep(0.1)
-        assert (tmp_path / "tac.db").exists()
+        assert (tmp_path / "env.db").exists()
+        _call(base, "POST", "/api/auth/register",
+              {"username": "envy", "password": "a fine passphrase"})
+        _, signed_in = _call(base, "POST", "/api/auth/token",
+                             {"username": "envy", "password": "a fine passphrase"})
+        token = str(signed_in["token"])
+        _, made = _call(base, "POST", "/api/chats", {"title": "t"}, token)
+        uri = made["chat"]["uri"]  # type: ignore[index]
+        assert _call(base, "POST", f"/api/chats/{uri}/messages", {"message": "x" * 10},
+                     token)[0] == 201
+        assert _call(base, "POST", f"/api/chats/{uri}/messages", {"message": "x" * 11},
+                     token)[0] == 400  # CHATIRE_MAX_MESSAGE_CHARS=10 is in effect
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
+
+
+def test_a_flag_wins_over_its_variable_and_help_shows_no_secret() -> None:
+    from twisted.python.usage import UsageError
+
+    from chatire.tap import Options
+
+    environ = {"CHATIRE_MAX_MESSAGE_CHARS": "10", "CHATIRE_LISTEN": "tcp:1,tcp:2",
+               "CHATIRE_BUS": "amqp://chatire:s3cret-pw@127.0.0.1:5672/%2F"}
+    options = Options(environ)
+    options.parseOptions([])
+    assert options.config.max_message_chars == 10
+    assert options.config.listen == ("tcp:1", "tcp:2")
+    assert options.config.bus.endswith("@127.0.0.1:5672/%2F")
+    options = Options(environ)
+    options.parseOptions(["--max-message-chars", "20", "--listen", "tcp:3"])
+    assert options.config.max_message_chars == 20
+    assert options.config.listen == ("tcp:3",)
+    assert "s3cret-pw" not in Options(environ).getUsage()
+    with pytest.raises(UsageError, match="--max-message-chars"):
+        Options({"CHATIRE_MAX_MESSAGE_CHARS": "ten"}).parseOptions([])
+
+
+@pytest.mark.parametrize("command", [[], ["migrate"]])
+def test_admin_help_shows_no_secret(command: list[str]) -> None:
+    import os
+
+    env = {**os.environ, "CHATIRE_DB": "postgresql://chatire:s3cret-pw@db/chatire",
+           "CHATIRE_BUS": "amqp://chatire:s3cret-pw@mq/%2F"}
+    shown = subprocess.run([sys.executable, "-m", "chatire", *command, "--help"], cwd=REPO,
+                           env=env, capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    assert "s3cret-pw" not in shown.stdout + shown.stderr

@@ -68,6 +68,10 @@ def test_units_run_twistd_unprivileged_hardened_and_socket_activated() -> None:
                        "Requires": "chatire.socket"}.items():
         assert settings[key] == value, key
     assert "CHATIRE_DB=sqlite:////var/lib/chatire/chatire.db" in service
+    # URLs (and their passwords) come from CHATIRE_* variables that twistd reads itself,
+    # never expanded into the command line where `ps` shows them.
+    assert not {"--db", "--bus"} & set(command)
+    assert "${CHATIRE_" not in exec_start.group(1) and "$CHATIRE_" not in exec_start.group(1)
     socket_unit = (UNITS / "chatire.socket").read_text()
     assert re.search(r"^ListenStream=127\.0\.0\.1:\d+$", socket_unit, re.MULTILINE)
     # The daemon's default stop deadline fits in systemd's.
