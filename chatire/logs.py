@@ -1,20 +1,25 @@
-"""Logging: one JSON object a line (--log-format json) and an access log that keeps secrets out."""
+"""Logging: JSON lines (--log-format json), an access log that keeps secrets out, quiet accepts."""
 
 from __future__ import annotations
 
 import json
 import re
+import resource
 import sys
 from datetime import UTC, datetime
 from typing import IO, Any
 
 from twisted.application.service import IServiceCollection, MultiService
+from twisted.internet import tcp
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import FileLogObserver, ILogObserver, Logger, formatEvent
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
 from twisted.web.http import Request
 from twisted.web.server import Site
+from zope.interface import implementer
 
+_log = Logger()
 access_log = Logger(namespace="chatire.access")
 
 #: Event keys never written: the logger's own bookkeeping, and objects that only
@@ -124,3 +129,51 @@ class QuietSite(Site):
 
     def log(self, request: Request) -> None:
         pass
+
+
+#: The accept events of Twisted's tcp.Port that come once per refused connection.
+_REFUSALS = ("EMFILE encountered", "EMFILE recovery", "Re-reserving EMFILE",
+             "Could not accept new connection")
+
+
+@implementer(ILogObserver)
+class AcceptErrorLog:
+    """A listening port's log: accept failures (EMFILE and kin) at most once an interval.
+
+    Out of descriptors, Twisted's tcp.Port frees a reserved one, accepts and closes
+    every waiting client and logs three lines plus one per client: a storm under
+    load. This passes other events on, counts those, and says once per interval
+    how many connections were refused since the last line.
+    """
+
+    def __init__(self, clock: IReactorTime, observer: ILogObserver,
+                 interval: float = 10.0) -> None:
+        self._clock = clock
+        self._observer = observer
+        self._interval = interval
+        self._last = float("-inf")
+        self._refused = 0
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        text = str(event.get("log_format") or "")
+        if not text.startswith(_REFUSALS):
+            self._observer(event)
+            return
+        if text.startswith(("EMFILE recovery", "Could not accept")):
+            self._refused += 1
+        now = self._clock.seconds()
+        if now - self._last < self._interval or not self._refused:
+            return
+        self._last = now
+        count, self._refused = self._refused, 0
+        _log.warn("refused {count} connections: out of file descriptors (open-file limit "
+                 "{limit}); raise LimitNOFILE or lower --max-connections",
+                 count=count, limit=resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+def quiet_accept_errors(port: object, clock: IReactorTime, interval: float = 10.0) -> None:
+    """Route a listening tcp.Port's accept-failure lines through an AcceptErrorLog."""
+    if isinstance(port, tcp.Port):
+        old = port._logger
+        port._logger = Logger(namespace=old.namespace,
+                              observer=AcceptErrorLog(clock, old.observer, interval))

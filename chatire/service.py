@@ -22,7 +22,7 @@ from chatire.chats import ChatService
 from chatire.config import Config
 from chatire.delivery import Hub
 from chatire.interfaces import IBus
-from chatire.logs import AccessLogSite, QuietSite
+from chatire.logs import AccessLogSite, QuietSite, quiet_accept_errors
 from chatire.metrics import (
     MeteredBus,
     MeteredEngine,
@@ -32,7 +32,6 @@ from chatire.metrics import (
     MetricsResource,
     metered_socket_class,
 )
-from chatire.preflight import quiet_accept_errors
 from chatire.site import make_site
 from chatire.store import store_from_url
 from chatire.ws import CLOSE_GOING_AWAY, ChatSocketFactory
