@@ -70,6 +70,7 @@ const enc = encodeURIComponent;
 
 /** The calls of PROTOCOL.md, one function each. */
 export const api = {
+  config: () => request("GET", "/api/config", undefined, { auth: false }),
   register: (username, password, displayName) =>
     request("POST", "/api/auth/register",
       displayName ? { username, password, display_name: displayName } : { username, password },
