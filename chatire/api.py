@@ -23,6 +23,7 @@ from chatire import openapi
 from chatire.chats import ChatService
 from chatire.errors import ChatireError, Invalid, NotFound, TooLarge, Unauthenticated
 from chatire.interfaces import IBus
+from chatire.limits import public_config
 from chatire.model import User
 from chatire.ratelimit import whole_seconds
 from chatire.schemas import validate
@@ -213,6 +214,10 @@ class ChatireAPI:
                                        "has_more": page.has_more})
 
     # -- service ------------------------------------------------------------------
+
+    @router.route("/api/config", methods=["GET"])
+    def public_config(self, request: IRequest) -> bytes:
+        return _respond(request, 200, public_config(self.chats.config))
 
     @router.route("/api/openapi.json", methods=["GET"])
     def openapi_json(self, request: IRequest) -> bytes:

@@ -16,16 +16,18 @@ from chatire.auth import Passwords, new_token, token_hash
 from chatire.config import Config
 from chatire.errors import Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
 from chatire.interfaces import IStore
+from chatire.limits import (
+    DEFAULT_HISTORY_LIMIT,
+    MAX_CLIENT_ID_CHARS,
+    MAX_HISTORY_LIMIT,
+    MAX_TITLE_CHARS,
+)
 from chatire.model import Appended, Chat, Message, Page, Post, User, utc_from_timestamp
 from chatire.ratelimit import FailureWindow, TokenBucket
 
 log = Logger()
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{1,150}")
-MAX_TITLE_CHARS = 200
-MAX_HISTORY_LIMIT = 200
-DEFAULT_HISTORY_LIMIT = 50
-MAX_CLIENT_ID_CHARS = 128
 
 
 class ChatEvents(Protocol):

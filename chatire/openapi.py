@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from chatire import __version__
+from chatire.config import Config
+from chatire.limits import DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, public_config
 from chatire.schemas import OBJECTS, REQUESTS
 
 Spec = dict[str, Any]
@@ -50,7 +52,8 @@ _SEQ_QUERY = [
      "schema": {"type": "integer", "minimum": minimum}}
     for name, minimum in (("after", 0), ("before", 1))
 ] + [{"name": "limit", "in": "query", "required": False,
-      "schema": {"type": "integer", "minimum": 1, "maximum": 200}}]
+      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY_LIMIT,
+                 "default": DEFAULT_HISTORY_LIMIT}}]
 # The server strips a message, then takes 1 to --max-message-chars characters: so
 # the document asks for at least one character that is not white space.
 _NEW_MESSAGE: Spec = {**REQUESTS["NewMessage"], "properties": {
@@ -58,6 +61,11 @@ _NEW_MESSAGE: Spec = {**REQUESTS["NewMessage"], "properties": {
     "message": {"type": "string", "minLength": 1, "pattern": "\\S",
                 "description": "stripped of leading and trailing white space, then 1 to "
                                "--max-message-chars (default 4000) characters"}}}
+_LIMITS = public_config(Config())["limits"]  # the names and types, from the one definition
+_CONFIG = _reply(["protocol", "limits"], protocol={"type": "integer"},
+                 limits=_reply(list(_LIMITS), **{
+                     name: {"type": "integer" if isinstance(value, int) else "number"}
+                     for name, value in _LIMITS.items()}))
 _CHAT = _reply(["chat"], chat=_ref("Chat"))
 _USER = _reply(["user"], user=_ref("User"))
 _MESSAGE = _reply(["message"], message=_ref("Message"))
@@ -110,6 +118,9 @@ def build() -> Spec:
                                      has_more={"type": "boolean"}))},
                 errors=("403", "404"), params=[_URI, *_SEQ_QUERY]),
         },
+        "/api/config": {"get": _operation(
+            "The protocol version and the limits this daemon applies now",
+            {"200": _json(_ref("Config"))}, auth=False)},
         "/api/openapi.json": {"get": _operation(
             "This document", {"200": _json({"type": "object"})}, auth=False)},
         "/healthz": {"get": _operation(
@@ -122,7 +133,7 @@ def build() -> Spec:
                  "description": "Realtime chat: HTTP API (live delivery is at GET /ws)."},
         "paths": paths,
         "components": {
-            "schemas": {**OBJECTS, **REQUESTS, "NewMessage": _NEW_MESSAGE},
+            "schemas": {**OBJECTS, **REQUESTS, "NewMessage": _NEW_MESSAGE, "Config": _CONFIG},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from chatire.errors import Invalid
+from chatire.limits import MAX_CLIENT_ID_CHARS, MAX_TITLE_CHARS
 
 Schema = dict[str, Any]
 
@@ -17,7 +18,7 @@ USERNAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,150}$"}
 PASSWORD: Schema = {"type": "string", "minLength": 8, "maxLength": 1024}
 CHAT_URI: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
 SEQ: Schema = {"type": "integer", "minimum": 0}
-CLIENT_ID: Schema = {"type": "string", "minLength": 1, "maxLength": 128}
+CLIENT_ID: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_CLIENT_ID_CHARS}
 
 
 def _object(required: list[str], **properties: Schema) -> Schema:
@@ -30,7 +31,8 @@ REQUESTS: dict[str, Schema] = {
                         display_name={"type": ["string", "null"], "maxLength": 150}),
     "Credentials": _object(["username", "password"], username={"type": "string"},
                            password={"type": "string"}),
-    "NewChat": _object([], title={"type": ["string", "null"], "maxLength": 200}),
+    "NewChat": _object([], title={"type": ["string", "null"],
+                                  "maxLength": MAX_TITLE_CHARS}),
     "NewMessage": _object(["message"], message={"type": "string"},
                           client_id={"anyOf": [CLIENT_ID, {"type": "null"}]}),
 }

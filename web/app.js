@@ -1,5 +1,6 @@
-/** chatire browser UI entry point: restore the session, then show sign-in or the app. */
+/** chatire browser UI entry point: read the daemon's limits, restore the session, then show sign-in or the app. */
 import { api, configure } from "/js/api.js";
+import { loadConfig } from "/js/config.js";
 import { h, replaceChildren } from "/js/dom.js";
 import { current, navigate } from "/js/router.js";
 import { session } from "/js/session.js";
@@ -45,11 +46,12 @@ function signedOut(notice, { home = false } = {}) {
 }
 
 async function boot() {
-  if (!session.token) {
-    showAuth();
-    return;
-  }
   try {
+    await loadConfig(); // the limits every view applies come from the daemon
+    if (!session.token) {
+      showAuth();
+      return;
+    }
     const { user } = await api.me();
     enter(user);
   } catch (err) {

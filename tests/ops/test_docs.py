@@ -1,4 +1,6 @@
-"""docs/deployment.md cannot drift: its options table is generated, its data copy recipe runs."""
+"""The docs cannot drift: deployment.md's options table is generated, its data copy recipe
+runs, protocol.md names every route, frame, close code, error code and option, and no
+link leads out of the repository."""
 
 from __future__ import annotations
 
@@ -14,14 +16,18 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThreadPool
 
+from chatire import errors, ws
 from chatire.admin import options_table
+from chatire.api import ChatireAPI
 from chatire.config import MULTI_OPTIONS, SCALAR_OPTIONS
+from chatire.schemas import FRAMES
 from chatire.tap import Options
 from tests.support.client import Api, User
 from tests.support.daemons import REPO
 from tests.support.services import fresh_database
 
 DOC = REPO / "docs" / "deployment.md"
+PROTOCOL = REPO / "docs" / "protocol.md"
 
 
 def test_the_options_table_is_the_generated_one() -> None:
@@ -41,6 +47,99 @@ def test_every_daemon_option_is_documented_once() -> None:
         if name.startswith("opt_") and name not in ("opt_help", "opt_version")}
     assert set(documented) == in_twistd
     assert in_twistd == {n for n, *_ in SCALAR_OPTIONS} | {n for n, _ in MULTI_OPTIONS}
+
+
+def _served_routes() -> set[str]:
+    """``METHOD /path`` of every Klein route, path parameters written ``{name}``."""
+    served = set()
+    for rule in ChatireAPI.router._url_map.iter_rules():
+        path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
+        if path == "/{__rest__}":
+            continue  # the branch of "/" (the UI's files)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            served.add(f"{method} {path}")
+    return served
+
+
+def test_the_protocol_doc_names_every_route() -> None:
+    text = PROTOCOL.read_text()
+    served = _served_routes()
+    assert {"GET /api/config", "GET /ws", "POST /api/chats/{uri}/messages"} <= served
+    missing = sorted(route for route in served if f"`{route}`" not in text)
+    assert not missing, f"docs/protocol.md does not describe {missing}"
+
+
+def _server_frame_types() -> set[str]:
+    """Every ``{"type": ...}`` the daemon writes to a socket, read from its source."""
+    found: set[str] = set()
+    for module in ("ws.py", "delivery.py", "frames.py"):
+        source = (REPO / "chatire" / module).read_text()
+        found |= set(re.findall(r'\{"type": "([a-z_]+)"', source))
+    return found
+
+
+def test_the_protocol_doc_names_every_frame_type() -> None:
+    text = PROTOCOL.read_text()
+    server = _server_frame_types()
+    assert {"ready", "subscribed", "unsubscribed", "message", "error", "typing",
+            "sent"} <= server
+    missing = sorted(kind for kind in set(FRAMES) | server
+                     if f'{{"type": "{kind}"' not in text)
+    assert not missing, f"docs/protocol.md does not describe the frames {missing}"
+
+
+def test_the_protocol_doc_names_every_close_and_error_code() -> None:
+    text = PROTOCOL.read_text()
+    sources = "\n".join(p.read_text() for p in (REPO / "chatire").rglob("*.py"))
+    closes = {value for name, value in vars(ws).items() if name.startswith("CLOSE_")}
+    closes |= {int(code) for code in re.findall(r"\bclose\((\d{4})\b", sources)}
+    closes.add(1009)  # Autobahn's, past --max-frame-bytes
+    assert {1001, 1009, 4001, 4008} <= closes
+    missing: list[object] = sorted(code for code in closes if f"`{code}`" not in text)
+    codes = {cls.code for cls in vars(errors).values()
+             if isinstance(cls, type) and issubclass(cls, errors.ChatireError)}
+    missing += sorted(code for code in codes if f"`{code}`" not in text)
+    assert not missing, f"docs/protocol.md does not describe {missing}"
+
+
+def test_the_protocol_doc_names_every_daemon_option() -> None:
+    # Read from chatire.config, so an option added there must be added to the doc too.
+    text = PROTOCOL.read_text()
+    options = [name for name, *_ in SCALAR_OPTIONS] + [name for name, _ in MULTI_OPTIONS]
+    missing = sorted(name for name in options if f"`--{name}`" not in text)
+    assert not missing, f"docs/protocol.md does not mention {missing}"
+
+
+def _anchors(markdown: str) -> set[str]:
+    """The anchors of a Markdown file's headings, as GitHub spells them."""
+    anchors = set()
+    for heading in re.findall(r"^#+ (.+)$", markdown, re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(slug)
+    return anchors
+
+
+def test_no_link_leads_out_of_the_repository() -> None:
+    files = [p for p in REPO.rglob("*.md")
+             if not any(part.startswith(".") or part.endswith(".egg-info")
+                        or part in ("node_modules", "build", "dist")
+                        for part in p.relative_to(REPO).parts)]
+    assert PROTOCOL in files and REPO / "README.md" in files
+    bad = []
+    for source in files:
+        text = source.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):
+                continue  # https:, mailto: ...: not a file
+            path, _, anchor = target.partition("#")
+            resolved = (source.parent / path).resolve() if path else source
+            inside = resolved == REPO or REPO in resolved.parents
+            if not inside or not resolved.is_file():
+                bad.append(f"{source.relative_to(REPO)}: {target}")
+            elif anchor and resolved.suffix == ".md" \
+                    and anchor not in _anchors(resolved.read_text()):
+                bad.append(f"{source.relative_to(REPO)}: {target} (no such heading)")
+    assert not bad, bad
 
 
 def _copy_recipe() -> str:

@@ -68,8 +68,9 @@ export async function request(method, path, body, { auth = true, signal } = {}) 
 
 const enc = encodeURIComponent;
 
-/** The calls of PROTOCOL.md, one function each. */
+/** The calls of the wire protocol (docs/protocol.md), one function each. */
 export const api = {
+  config: () => request("GET", "/api/config", undefined, { auth: false }),
   register: (username, password, displayName) =>
     request("POST", "/api/auth/register",
       displayName ? { username, password, display_name: displayName } : { username, password },

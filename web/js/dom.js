@@ -74,6 +74,40 @@ export function charCount(text) {
   return n;
 }
 
+/**
+ * Keep `field` (an input or a textarea) to at most `max` characters as charCount counts
+ * them, the way the server does. Whatever goes past the limit is refused where it was
+ * typed or pasted (before the caret) and the rest of the text stays. (The `maxlength`
+ * attribute counts UTF-16 code units and white space the server strips, so it would
+ * refuse text the server takes.) Returns whether anything was refused.
+ */
+export function capChars(field, max) {
+  let over = charCount(field.value) - max;
+  if (over <= 0) return false;
+  const caret = field.selectionEnd ?? field.value.length;
+  const before = Array.from(field.value.slice(0, caret));
+  const after = field.value.slice(caret);
+  while (over > 0 && before.length) {
+    before.length = Math.max(0, before.length - over);
+    over = charCount(before.join("") + after) - max;
+  }
+  const head = before.join("");
+  field.value = head + after;
+  field.setSelectionRange(head.length, head.length);
+  return true;
+}
+
+/** Apply capChars on every edit of `field` (after an input method has finished composing). */
+export function keepChars(field, max) {
+  const cap = (event) => {
+    if (!event.isComposing) capChars(field, max);
+  };
+  field.addEventListener("input", cap);
+  field.addEventListener("compositionend", () => {
+    if (capChars(field, max)) field.dispatchEvent(new Event("input"));
+  });
+}
+
 /** Local time of an ISO timestamp, e.g. "14:05" (today) or "3 Mar, 14:05". */
 export function shortTime(iso) {
   const when = new Date(iso);

@@ -1,7 +1,7 @@
-/** Message box: Enter sends, Shift+Enter breaks the line, live character counter and limit. */
-import { h, charCount, uid } from "/js/dom.js";
+/** Message box: Enter sends, Shift+Enter breaks the line, live character counter and the daemon's limit. */
+import { limits } from "/js/config.js";
+import { h, charCount, keepChars, uid } from "/js/dom.js";
 
-export const MAX_CHARS = 4000;
 const TYPING_EVERY_MS = 3000;
 
 export class Composer {
@@ -10,6 +10,7 @@ export class Composer {
     this.onSend = onSend;
     this.onTyping = onTyping;
     this.lastTyping = 0;
+    this.max = limits.message_chars; // the daemon's --max-message-chars
     const counterId = uid("counter");
     this.input = h("textarea", {
       id: uid("message"), name: "message", rows: 1, placeholder: "Write a message…",
@@ -24,6 +25,7 @@ export class Composer {
         h("span", { class: "muted hint", text: "Enter to send · Shift+Enter for a new line" }), this.counter));
     this.el = this.form;
 
+    keepChars(this.input, this.max); // first: the counter below sees the capped text
     this.input.addEventListener("input", () => {
       this.update();
       this.autosize();
@@ -49,18 +51,18 @@ export class Composer {
   /** Trimmed length in code points (as the server counts) and whether it can be sent. */
   measure() {
     const count = charCount(this.input.value);
-    return { count, ok: count > 0 && count <= MAX_CHARS };
+    return { count, ok: count > 0 && count <= this.max };
   }
 
   update() {
     const { count, ok } = this.measure();
-    const over = count > MAX_CHARS;
+    const over = count > this.max;
     this.button.disabled = !ok;
     this.counter.textContent = over
-      ? `${count} / ${MAX_CHARS} — ${count - MAX_CHARS} too many`
-      : `${count} / ${MAX_CHARS}`;
+      ? `${count} / ${this.max} — ${count - this.max} too many`
+      : `${count} / ${this.max}`;
     this.counter.classList.toggle("over", over);
-    this.counter.classList.toggle("near", !over && count > MAX_CHARS * 0.9);
+    this.counter.classList.toggle("near", !over && count > this.max * 0.9);
     if (over) this.input.setAttribute("aria-invalid", "true");
     else this.input.removeAttribute("aria-invalid");
   }

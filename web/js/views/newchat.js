@@ -1,6 +1,7 @@
 /** "New chat" dialog: optional title, inline errors. */
-import { h, labelled } from "/js/dom.js";
 import { describe } from "/js/api.js";
+import { limits } from "/js/config.js";
+import { charCount, h, keepChars, labelled } from "/js/dom.js";
 
 /**
  * Open a modal dialog asking for a title; `create(title)` returns a promise of the chat.
@@ -8,7 +9,8 @@ import { describe } from "/js/api.js";
  */
 export function openNewChatDialog(create) {
   return new Promise((resolve) => {
-    const title = h("input", { type: "text", name: "title", maxLength: 200, autocomplete: "off" });
+    const title = h("input", { type: "text", name: "title", autocomplete: "off" });
+    keepChars(title, limits.title_chars);
     const error = h("p", { class: "form-error", attrs: { role: "alert" } });
     const submit = h("button", { type: "submit", class: "primary", text: "Create" });
     const cancel = h("button", { type: "button", class: "ghost", text: "Cancel" });
@@ -28,8 +30,8 @@ export function openNewChatDialog(create) {
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       const value = title.value.trim();
-      if (value.length > 200) {
-        error.textContent = "A title has at most 200 characters.";
+      if (charCount(value) > limits.title_chars) {
+        error.textContent = `A title has at most ${limits.title_chars} characters.`;
         return;
       }
       submit.disabled = true;

@@ -1,0 +1,33 @@
+"""The protocol's fixed limits, defined once, and the public configuration a client reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chatire.config import Config
+
+#: The protocol version this daemon speaks (``GET /api/config``).
+PROTOCOL_VERSION = 2
+
+#: The longest chat title, in characters, after stripping.
+MAX_TITLE_CHARS = 200
+#: ``limit`` of ``GET /api/chats/{uri}/messages``: its default and its largest value.
+DEFAULT_HISTORY_LIMIT = 50
+MAX_HISTORY_LIMIT = 200
+#: The longest ``client_id``, in characters.
+MAX_CLIENT_ID_CHARS = 128
+
+
+def public_config(config: Config) -> dict[str, Any]:
+    """The body of ``GET /api/config``: the limits this daemon applies now."""
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "limits": {
+            "message_chars": config.max_message_chars,
+            "title_chars": MAX_TITLE_CHARS,
+            "body_bytes": config.max_body_bytes,
+            "frame_bytes": config.max_frame_bytes,
+            "send_rate": config.send_rate,
+            "send_burst": config.send_burst,
+        },
+    }
