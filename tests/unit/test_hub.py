@@ -7,7 +7,7 @@ import json
 from twisted.internet.task import Clock
 
 from chatire.bus.memory import MemoryBroker
-from chatire.frames import message_payload
+from chatire.frames import CONTROL, message_payload
 from tests.unit.harness import FakeConn, Node, run
 
 
@@ -201,4 +201,4 @@ def test_a_closed_connection_leaves_no_subscription_behind() -> None:
     assert node.hub.subscription_count() == 3
     node.hub.connection_closed(conn)
     assert node.hub.subscription_count() == 0 and node.hub.connections() == []
-    assert node.bus._followed == {"_control"}
+    assert node.bus._followed == {CONTROL}
