@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 from chatire.errors import Invalid
@@ -11,8 +12,9 @@ from chatire.errors import Invalid
 #: Deepest nesting of arrays and objects a client may send (PROTOCOL.md, Abuse limits).
 MAX_DEPTH = 32
 
-_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 def loads(raw: bytes | str) -> Any:
@@ -35,11 +37,10 @@ def loads(raw: bytes | str) -> Any:
 
 def _check_depth(text: str) -> None:
     """Invalid if brackets outside strings nest deeper than MAX_DEPTH (no recursion)."""
-    depth = 0
-    for match in _BRACKET.finditer(_STRING.sub("", text)):
-        if match.group() in "[{":
-            depth += 1
-            if depth > MAX_DEPTH:
-                raise Invalid(f"JSON nested deeper than {MAX_DEPTH} levels")
-        else:
-            depth -= 1
+    outside = _STRING.sub("", text)
+    if outside.count("[") + outside.count("{") <= MAX_DEPTH:
+        return
+    brackets = _NOT_BRACKET.sub("", outside)
+    # The running depth, summed in C: O(n) whatever the shape.
+    if max(accumulate(map(_STEP.__getitem__, brackets))) > MAX_DEPTH:
+        raise Invalid(f"JSON nested deeper than {MAX_DEPTH} levels")
