@@ -274,25 +274,47 @@ async def test_a_socket_closes_4001_when_its_token_expires(
 # -- 9: work for a closed socket ---------------------------------------------------------
 
 
+async def _closed_socket_cycles(daemon: Any, token: str, uri: str, cycles: int) -> None:
+    """Open, authenticate, subscribe and close at once; wait until every socket is gone."""
+    for _ in range(cycles):
+        ws = await open_ws(daemon.base_url)
+        ws.send({"type": "auth", "token": token})
+        ws.send({"type": "subscribe", "chat": uri})
+        assert ws.protocol is not None
+        ws.protocol.sendClose(1000)  # behind the frames: read with them, before the auth ran
+    for _ in range(100):
+        if daemon.sockets.open_count == 0:
+            break
+        await sleep(0.05)
+    await sleep(0.5)  # whatever was queued has run by now
+
+
 @pytest_twisted.ensureDeferred
 async def test_subscribes_queued_on_a_closed_socket_leave_nothing(
         make_daemon: Any, db_url: str) -> None:
     daemon = await make_daemon(db=db_url)
     alice = await Api(daemon.base_url).user()
     uri = await alice.new_chat()
-    for _ in range(100):
-        ws = await open_ws(daemon.base_url)
-        ws.send({"type": "auth", "token": alice.token})
-        ws.send({"type": "subscribe", "chat": uri})
-        assert ws.protocol is not None
-        ws.protocol.sendClose(1000)  # behind the frames: read with them, before the auth ran
-    for _ in range(40):
-        if daemon.sockets.open_count == 0:
-            break
-        await sleep(0.05)
-    await sleep(0.5)  # whatever was queued has run by now
+    await _closed_socket_cycles(daemon, alice.token, uri, 100)
     assert daemon.sockets.open_count == 0
     assert daemon.hub.subscription_count() == 0
     assert daemon.hub.connections() == []
     assert daemon.bus._followed == {CONTROL}
     assert getattr(daemon.sockets, "user_sockets", {}) == {}
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+@pytest_twisted.ensureDeferred
+async def test_closed_sockets_leave_no_binding_on_the_broker(
+        make_daemon: Any, backing: tuple[str, str, str]) -> None:
+    db, vhost, amqp = backing
+    daemon = await make_daemon(db=db, bus=amqp)
+    alice = await Api(daemon.base_url).user()
+    uri = await alice.new_chat()
+    await sleep(0.5)
+    before = await _bindings(vhost)
+    await _closed_socket_cycles(daemon, alice.token, uri, 200)
+    assert daemon.hub.subscription_count() == 0
+    assert daemon.bus._followed == {CONTROL}
+    assert await _bindings(vhost) == before
