@@ -223,7 +223,9 @@ def deployment(setup: str, *, options: tuple[str, ...] = ()) -> Iterator[Deploym
             db = stack.enter_context(fresh_database()) + (f"?pool={pool}" if pool else "")
         bus = "memory://" if bus_kind == "memory" else stack.enter_context(fresh_vhost())
         base = ("--send-rate", "0", "--max-connections", "100000", "--ping-interval", "30",
-                "--slow-reader-bytes", str(16 * 1024 * 1024))
+                "--slow-reader-bytes", str(16 * 1024 * 1024),
+                # Few accounts hold thousands of sockets here: no per-user cap.
+                "--max-sockets-per-user", "0")
         daemons = [Daemon(db, bus, workdir / f"daemon{i}.log", base + options)
                    for i in range(count)]
         try:

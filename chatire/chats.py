@@ -28,6 +28,14 @@ from chatire.ratelimit import FailureWindow, TokenBucket
 log = Logger()
 
 USERNAME = re.compile(r"[A-Za-z0-9_.-]{1,150}")
+#: What a chat uri the server issues looks like (secrets.token_urlsafe): anything
+#: else names no chat, whatever the store or the bus would make of it.
+CHAT_URI = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def is_chat_uri(uri: object) -> bool:
+    """Whether a name could be a chat the server issued (internal names never are)."""
+    return isinstance(uri, str) and CHAT_URI.fullmatch(uri) is not None
 
 
 class ChatEvents(Protocol):
@@ -114,6 +122,16 @@ class ChatService:
             raise Unauthenticated("the token is not valid (expired or revoked?)")
         return user
 
+    async def session(self, token: str) -> tuple[User, datetime]:
+        """The user of a live bearer token and when the token expires, or Unauthenticated."""
+        if not token:
+            raise Unauthenticated("a bearer token is required")
+        found: tuple[User, datetime] | None = await self.store.token_session(
+            token_hash(token), self.now())
+        if found is None:
+            raise Unauthenticated("the token is not valid (expired or revoked?)")
+        return found
+
     async def sign_out(self, token: str) -> None:
         digest = token_hash(token)
         await self.store.delete_token(digest)
@@ -140,7 +158,12 @@ class ChatService:
         return chats
 
     async def chat(self, uri: str) -> Chat:
-        """The chat of a uri (fresh from the store), or NotFound."""
+        """The chat of a uri (fresh from the store), or NotFound.
+
+        A name the server never issues is NotFound before the store is asked.
+        """
+        if not is_chat_uri(uri):
+            raise NotFound("no such chat")
         chat: Chat | None = await self.store.get_chat(uri)
         if chat is None:
             raise NotFound("no such chat")

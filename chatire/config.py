@@ -35,6 +35,9 @@ class Config:
     shutdown_timeout: float = 10.0
     log_format: str = "text"
     web_root: str = ""
+    max_sockets_per_user: int = 50
+    max_subscriptions: int = 1000
+    typing_interval: float = 3.0
 
 
 #: (name, type, help) of every option that takes one value; the names are the
@@ -59,6 +62,12 @@ SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("shutdown-timeout", float, "seconds a graceful stop may take"),
     ("log-format", str, "text or json (one JSON object a line)"),
     ("web-root", str, "folder of the browser UI (default: the packaged web/)"),
+    ("max-sockets-per-user", int, "open WebSocket connections of one user on this daemon; "
+     "past it 429 (or close 4029 after a first-frame auth); 0 turns it off"),
+    ("max-subscriptions", int, "chats one socket may follow; past it a rate_limited "
+     "error frame; 0 turns it off"),
+    ("typing-interval", float, "seconds: at most one typing frame per user per chat is "
+     "relayed in that time, the rest are dropped; 0 relays every one"),
 )
 
 #: Options that may be given more than once.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -15,7 +16,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatire.chats import ChatService
-from chatire.errors import ChatireError, Invalid
+from chatire.errors import ChatireError, Forbidden, Invalid, RateLimited
 from chatire.frames import (
     CONTROL,
     EPHEMERAL,
@@ -77,12 +78,20 @@ class Subscription:
     pending: dict[int, tuple[bytes, _Ack | None]] = attrs.Factory(dict)
 
 
+@attrs.define(eq=False)
+class _Check:
+    """A subscribe waiting for ChatService's word; a leave meanwhile turns it down."""
+
+    left: bool = False
+
+
 class Hub:
     """Delivers every committed message to every local subscriber once, in seq order."""
 
     def __init__(self, chats: ChatService, bus: IBus, clock: IReactorTime,
                  prepare: Callable[[bytes], Any], *, sweep_interval: float = 2.0,
-                 page_size: int = 200, frame_cache: int = 4096) -> None:
+                 page_size: int = 200, frame_cache: int = 4096,
+                 max_subscriptions: int = 1000, typing_interval: float = 3.0) -> None:
         self.chats = chats
         self.bus = bus
         self._clock = clock
@@ -91,6 +100,15 @@ class Hub:
         self._subs: dict[str, dict[Subscriber, Subscription]] = {}
         self._conns: dict[Subscriber, dict[str, Subscription]] = {}
         self._chat_rows: dict[str, Chat] = {}
+        # Chats this Hub follows on the bus for subscriptions: it unfollows only
+        # these, so no subscriber can unfollow what the node itself needs.
+        self._followed: set[str] = set()
+        # Closed connections: work still queued for one never brings it back.
+        self._closed: weakref.WeakSet[Subscriber] = weakref.WeakSet()
+        self._checks: dict[tuple[str, int], list[_Check]] = {}
+        self._max_subscriptions = max_subscriptions
+        self._typing_interval = typing_interval
+        self._typed: dict[tuple[int, str], float] = {}
         self._frames: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._frame_cache = frame_cache
         self._fetching: dict[tuple[str, int], list[Deferred[Page]]] = {}
@@ -122,39 +140,79 @@ class Hub:
 
     # -- connections -------------------------------------------------------------------
 
-    def connection_opened(self, conn: Subscriber) -> None:
+    def connection_opened(self, conn: Subscriber) -> bool:
+        """Register a connection; a closed one is refused (False)."""
+        if conn in self._closed:
+            return False
         self._conns.setdefault(conn, {})
+        return True
 
     def connection_closed(self, conn: Subscriber) -> None:
+        self._closed.add(conn)
         for uri in list(self._conns.get(conn, {})):
             self._drop(conn, uri)
         self._conns.pop(conn, None)
 
+    def is_open(self, conn: Subscriber) -> bool:
+        """Whether the connection was not closed (a new one registers on its first subscribe)."""
+        return conn not in self._closed
+
     async def subscribe(self, conn: Subscriber, user: User, uri: str,
                         after: int | None) -> None:
-        """Follow a chat: reply ``subscribed``, replay from ``after``, then go live."""
-        self._drop(conn, uri)
-        sub = Subscription(conn, uri)
-        self._subs.setdefault(uri, {})[conn] = sub
-        self._conns.setdefault(conn, {})[uri] = sub
-        if len(self._subs[uri]) == 1:
-            self.bus.follow(uri)
+        """Follow a chat: reply ``subscribed``, replay from ``after``, then go live.
+
+        Check before effect: nothing is registered or followed on the bus before
+        ChatService said yes, and a refused subscribe leaves everything (this
+        socket's earlier subscription to the chat too) as it was.
+        """
+        if not self.is_open(conn):
+            return  # work queued for a closed connection: it has no effect
+        self._check_room(conn, uri)
+        check = _Check()
+        key = (uri, user.id)
+        self._checks.setdefault(key, []).append(check)
         try:
             chat = await self.chats.member_chat(user, uri)
-            if after is not None and after > chat.last_seq:
-                raise Invalid(f"after: the chat's last seq is {chat.last_seq}")
-        except BaseException:
-            if self._conns.get(conn, {}).get(uri) is sub:
-                self._drop(conn, uri)
-            raise
-        if not sub.live:
-            return
+        finally:
+            waiting = self._checks[key]
+            waiting.remove(check)
+            if not waiting:
+                del self._checks[key]
+        if check.left:
+            raise Forbidden("you are not a member of this chat")
+        if after is not None and after > chat.last_seq:
+            raise Invalid(f"after: the chat's last seq is {chat.last_seq}")
+        if not self.is_open(conn):
+            return  # closed while the store answered: no work for it
+        self._check_room(conn, uri)
+        mine = self._conns.setdefault(conn, {})
+        old = mine.get(uri)
+        if old is not None:
+            self._retire(old)
+        sub = Subscription(conn, uri)
+        self._subs.setdefault(uri, {})[conn] = sub
+        mine[uri] = sub
+        if uri not in self._followed:
+            self._followed.add(uri)
+            self.bus.follow(uri)
         self._chat_rows[uri] = chat
+        # A message committed here after the store read the chat is in the frame
+        # cache already: fill it from the store now rather than at the next sweep.
+        newest = chat.last_seq
+        while (uri, newest + 1) in self._frames:
+            newest += 1
         sub.last_sent = chat.last_seq if after is None else after
-        sub.target = chat.last_seq
+        sub.target = newest
         conn.send_json({"type": "subscribed", "chat": uri, "last_seq": chat.last_seq})
         sub.filling = False
         self._catch_up(sub)
+
+    def _check_room(self, conn: Subscriber, uri: str) -> None:
+        """RateLimited if a new subscription would take the socket past the cap."""
+        subs = self._conns.get(conn)
+        if (subs is not None and self._max_subscriptions
+                and uri not in subs and len(subs) >= self._max_subscriptions):
+            raise RateLimited(f"at most {self._max_subscriptions} subscriptions per socket")
 
     def unsubscribe(self, conn: Subscriber, uri: str) -> bool:
         return self._drop(conn, uri)
@@ -166,25 +224,37 @@ class Hub:
         sub = self._conns.get(conn, {}).pop(uri, None)
         if sub is None:
             return False
-        sub.live = False
-        for _, ack in sub.pending.values():
-            if ack is not None:
-                ack.release()
-        sub.pending.clear()
+        self._retire(sub)
         subs = self._subs.get(uri)
         if subs is not None:
             subs.pop(conn, None)
             if not subs:
                 del self._subs[uri]
                 self._chat_rows.pop(uri, None)
-                self.bus.unfollow(uri)
+                if uri in self._followed:
+                    self._followed.discard(uri)
+                    self.bus.unfollow(uri)
         return True
+
+    @staticmethod
+    def _retire(sub: Subscription) -> None:
+        """A subscription ends: it sends nothing more and lets go of its bus deliveries."""
+        sub.live = False
+        for _, ack in sub.pending.values():
+            if ack is not None:
+                ack.release()
+        sub.pending.clear()
 
     # -- typing --------------------------------------------------------------------------
 
     def typing(self, conn: Subscriber, user: User, uri: str) -> None:
         if not self.is_subscribed(conn, uri):
             raise Invalid("subscribe to the chat before sending typing")
+        if self._typing_interval > 0:
+            now, key = self._clock.seconds(), (user.id, uri)
+            if now - self._typed.get(key, float("-inf")) < self._typing_interval:
+                return  # relayed one lately: drop this one silently, before the bus
+            self._typed[key] = now
         payload = encode({"type": "typing", "chat": uri, "user": user.to_json()})
         self.bus.publish(uri, EPHEMERAL, payload).addErrback(self._publish_failed, uri)
 
@@ -348,7 +418,14 @@ class Hub:
 
     def sweep(self) -> Deferred[None]:
         """Compare every followed chat with the store; fill whoever is behind."""
+        self._forget_typing()
         return Deferred.fromCoroutine(self._sweep_once())
+
+    def _forget_typing(self) -> None:
+        """Drop typing times older than the interval: they limit nothing any more."""
+        if self._typed:
+            horizon = self._clock.seconds() - self._typing_interval
+            self._typed = {k: t for k, t in self._typed.items() if t > horizon}
 
     async def _sweep_once(self) -> None:
         uris = list(self._subs)
@@ -382,6 +459,8 @@ class Hub:
         event = json.loads(payload)
         if event.get("kind") == "leave":
             uri, user_id = event["chat"], event["user"]
+            for check in self._checks.get((uri, user_id), ()):
+                check.left = True
             for conn in list(self._subs.get(uri, {})):
                 if conn.user is not None and conn.user.id == user_id:
                     self._drop(conn, uri)

@@ -7,8 +7,9 @@ from typing import Any
 
 from chatire.model import Message
 
-#: The bus channel of node-wide events (revoked tokens, ended memberships).
-CONTROL = "_control"
+#: The bus channel of node-wide events (revoked tokens, ended memberships). The
+#: ':' keeps it out of the names a chat can have (chatire.chats.CHAT_URI).
+CONTROL = ":control"
 #: The seq of an ephemeral event on a chat's channel (typing): never stored.
 EPHEMERAL = 0
 

@@ -49,6 +49,9 @@ class IStore(Interface):
     def user_for_token(token_hash: str, now: datetime) -> Deferred[User | None]:
         """Fire with the ``User`` of a live token, or ``None``."""
 
+    def token_session(token_hash: str, now: datetime) -> Deferred[tuple[User, datetime] | None]:
+        """Fire with ``(User, expires_at)`` of a live token, or ``None``."""
+
     def delete_token(token_hash: str) -> Deferred[None]:
         """Revoke one token."""
 

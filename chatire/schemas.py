@@ -16,7 +16,8 @@ Schema = dict[str, Any]
 
 USERNAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,150}$"}
 PASSWORD: Schema = {"type": "string", "minLength": 8, "maxLength": 1024}
-CHAT_URI: Schema = {"type": "string", "minLength": 1, "maxLength": 64}
+#: Any string: a name that is not a chat the server issued is ChatService's not_found.
+CHAT_URI: Schema = {"type": "string"}
 SEQ: Schema = {"type": "integer", "minimum": 0}
 CLIENT_ID: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_CLIENT_ID_CHARS}
 

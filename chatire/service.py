@@ -62,7 +62,9 @@ class ChatireService(Service):
         self.sockets = ChatSocketFactory(self.chats, None, config, reactor)
         self.sockets.protocol = metered_socket_class(self.metrics)
         self.publishing = MeteredBus(self.bus, self.metrics)
-        self.hub = Hub(self.chats, self.publishing, reactor, self._prepare)
+        self.hub = Hub(self.chats, self.publishing, reactor, self._prepare,
+                       max_subscriptions=config.max_subscriptions,
+                       typing_interval=config.typing_interval)
         self.sockets.hub = self.hub
         self.chats.events = MeteredEvents(self.hub, self.metrics)
         self.metrics.watch(sockets=lambda: self.sockets.open_count,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -15,6 +15,7 @@ from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from chatire import jsonin
 from chatire.auth import token_hash
 from chatire.chats import ChatService
 from chatire.config import Config
@@ -31,6 +32,8 @@ MAX_QUEUED_FRAMES = 64
 
 CLOSE_UNAUTHENTICATED = 4001
 CLOSE_SLOW_READER = 4008
+#: A first-frame authentication past --max-sockets-per-user (a header one gets 429).
+CLOSE_TOO_MANY_SOCKETS = 4029
 CLOSE_GOING_AWAY = 1001
 
 
@@ -69,7 +72,11 @@ class ChatSocket(WebSocketServerProtocol):
         self.user: User | None = None
         self.token_hash: str | None = None
         self._header_token: str | None = None
+        self._header_auth: tuple[User, datetime] | ChatireError | None = None
         self._auth_timer: IDelayedCall | None = None
+        self._expiry_timer: IDelayedCall | None = None
+        self._counted: int | None = None  # the user id this socket counts for
+        self._lost = False
         self._opened = False
         self._gone = False
         self._paused = False
@@ -80,7 +87,9 @@ class ChatSocket(WebSocketServerProtocol):
 
     # -- handshake ------------------------------------------------------------------
 
-    def onConnect(self, request: ConnectionRequest) -> None:
+    # Autobahn takes a Deferred from onConnect too (txaio.as_future).
+    def onConnect(  # type: ignore[override]
+            self, request: ConnectionRequest) -> Deferred[None] | None:
         factory = self.factory
         if factory.open_count >= factory.config.max_connections:
             raise ConnectionDeny(ConnectionDeny.SERVICE_UNAVAILABLE, "too many connections")
@@ -93,8 +102,42 @@ class ChatSocket(WebSocketServerProtocol):
             scheme, _, token = header.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
                 self._header_token = token.strip()
-            else:
-                self._header_token = ""
+                # Known before the upgrade, so one user past its socket cap gets 429.
+                return Deferred.fromCoroutine(self._check_header_token(self._header_token))
+            self._header_token = ""
+        return None
+
+    async def _check_header_token(self, token: str) -> None:
+        try:
+            self._header_auth = await self.factory.chats.session(token)
+        except Unauthenticated as e:
+            self._header_auth = e  # refused once open, as a first-frame token would be
+            return
+        except ChatireError as e:
+            raise ConnectionDeny(e.status, e.message) from None
+        if self._lost:
+            return  # gone while the store answered: nothing to count
+        if not self._take_slot(self._header_auth[0]):
+            raise ConnectionDeny(429, "too many open sockets for this user")
+
+    def _take_slot(self, user: User) -> bool:
+        """Count this socket for its user; False past --max-sockets-per-user."""
+        if self._counted is not None:
+            return True
+        counts, cap = self.factory.user_sockets, self.factory.config.max_sockets_per_user
+        if cap and counts.get(user.id, 0) >= cap:
+            return False
+        counts[user.id] = counts.get(user.id, 0) + 1
+        self._counted = user.id
+        return True
+
+    def _release_slot(self) -> None:
+        user_id, self._counted = self._counted, None
+        if user_id is not None:
+            counts = self.factory.user_sockets
+            counts[user_id] -= 1
+            if not counts[user_id]:
+                del counts[user_id]
 
     def _secure(self, request: ConnectionRequest) -> bool:
         forwarded = request.headers.get("x-forwarded-proto", "")
@@ -105,7 +148,12 @@ class ChatSocket(WebSocketServerProtocol):
         self.factory.open_count += 1
         self.factory.hub.connection_opened(self)
         self._watch_backlog()
-        if self._header_token is not None:
+        if isinstance(self._header_auth, ChatireError):
+            self._refuse(self._header_auth, {})
+            self.close(CLOSE_UNAUTHENTICATED, "bad token")
+        elif self._header_auth is not None:
+            self._authenticated(*self._header_auth, self._header_token or "")
+        elif self._header_token is not None:
             self._enqueue(self._authenticate(self._header_token))
         else:
             self._auth_timer = self.factory.clock.callLater(
@@ -148,9 +196,9 @@ class ChatSocket(WebSocketServerProtocol):
             self._refuse(Invalid("text frames only"), {})
             return
         try:
-            frame = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            self._refuse(Invalid("a frame must be one JSON object"), {})
+            frame = jsonin.loads(payload)
+        except Invalid as e:
+            self._refuse(Invalid(f"a frame must be one JSON object: {e.message}"), {})
             return
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             self._refuse(Invalid('a frame must be a JSON object with a "type"'), {})
@@ -169,7 +217,10 @@ class ChatSocket(WebSocketServerProtocol):
         """Handle this socket's frames one after another, in arrival order."""
         self._queued += 1
 
-        def run(_: object) -> Deferred[None]:
+        def run(_: object) -> Deferred[None] | None:
+            if self._gone:  # closed meanwhile: no work runs for a closed socket
+                work.close()
+                return None
             return Deferred.fromCoroutine(work)
 
         def done(result: object) -> None:
@@ -204,16 +255,32 @@ class ChatSocket(WebSocketServerProtocol):
 
     async def _authenticate(self, token: str) -> None:
         try:
-            user = await self.factory.chats.authenticate(token)
+            user, expires_at = await self.factory.chats.session(token)
         except Unauthenticated as e:
             self._refuse(e, {})
             self.close(CLOSE_UNAUTHENTICATED, "bad token")
             return
+        if self._gone:
+            return
+        if not self._take_slot(user):
+            self._refuse(RateLimited("too many open sockets for this user"), {})
+            self.close(CLOSE_TOO_MANY_SOCKETS, "too many open sockets for this user")
+            return
+        self._authenticated(user, expires_at, token)
+
+    def _authenticated(self, user: User, expires_at: datetime, token: str) -> None:
         if self._auth_timer is not None and self._auth_timer.active():
             self._auth_timer.cancel()
         self._auth_timer = None
         self.user, self.token_hash = user, token_hash(token)
+        # The token's expiry ends the socket too (PROTOCOL.md: Abuse limits).
+        left = (expires_at - self.factory.chats.now()).total_seconds()
+        self._expiry_timer = self.factory.clock.callLater(max(0.0, left), self._token_expired)
         self.send_json({"type": "ready", "user": user.to_json()})
+
+    def _token_expired(self) -> None:
+        self._expiry_timer = None
+        self.close(CLOSE_UNAUTHENTICATED, "token expired")
 
     async def _on_subscribe(self, frame: dict[str, Any]) -> None:
         assert self.user is not None
@@ -282,7 +349,9 @@ class ChatSocket(WebSocketServerProtocol):
         self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123], isReply=False)
 
     def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._lost = True
         super().connectionLost(reason)
+        self._release_slot()  # onClose did, unless the handshake never finished
         # Autobahn resolves is_closed with the protocol itself: a cycle that only a
         # full collection frees, and the daemon runs those rarely (chatire.collector).
         # Nothing here awaits these, so a closed socket goes by reference counting.
@@ -290,8 +359,11 @@ class ChatSocket(WebSocketServerProtocol):
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         self._gone = True
-        if self._auth_timer is not None and self._auth_timer.active():
-            self._auth_timer.cancel()
+        self._release_slot()
+        for timer in (self._auth_timer, self._expiry_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._auth_timer = self._expiry_timer = None
         if self._opened:
             self._opened = False
             self.factory.open_count -= 1
@@ -311,6 +383,7 @@ class ChatSocketFactory(WebSocketServerFactory):
         self.config = config
         self.clock = clock
         self.open_count = 0
+        self.user_sockets: dict[int, int] = {}  # open sockets a user id, for the cap
         self.setProtocolOptions(
             maxFramePayloadSize=config.max_frame_bytes,
             maxMessagePayloadSize=config.max_frame_bytes,

@@ -63,14 +63,20 @@ async def add_token(cur: Cursor, user_id: int, token_hash: str, expires_at: date
 
 
 async def user_for_token(cur: Cursor, token_hash: str, now: datetime) -> User | None:
+    session = await token_session(cur, token_hash, now)
+    return None if session is None else session[0]
+
+
+async def token_session(cur: Cursor, token_hash: str,
+                        now: datetime) -> tuple[User, datetime] | None:
     await cur.execute(
-        """SELECT u.id, u.username, u.display_name FROM tokens t
+        """SELECT u.id, u.username, u.display_name, t.expires_at FROM tokens t
            JOIN users u ON u.id = t.user_id
            WHERE t.token_hash = %s AND t.expires_at > %s""",
         (token_hash, now),
     )
     row = cur.fetchone()
-    return None if row is None else User(int(row[0]), row[1], row[2])
+    return None if row is None else (User(int(row[0]), row[1], row[2]), cur.time(row[3]))
 
 
 async def delete_token(cur: Cursor, token_hash: str) -> None:

@@ -70,6 +70,10 @@ class SQLStore:
     def user_for_token(self, token_hash: str, now: datetime) -> Deferred[User | None]:
         return self.engine.run(queries.user_for_token, token_hash, now)
 
+    def token_session(self, token_hash: str,
+                      now: datetime) -> Deferred[tuple[User, datetime] | None]:
+        return self.engine.run(queries.token_session, token_hash, now)
+
     def delete_token(self, token_hash: str) -> Deferred[None]:
         return self.engine.run(queries.delete_token, token_hash)
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 
-from chatire.bus.memory import MemoryBroker
-from chatire.frames import message_payload
+from chatire.bus.memory import MemoryBroker, MemoryBus
+from chatire.errors import ChatireError
+from chatire.frames import CONTROL, message_payload
+from chatire.model import Chat, User
 from tests.unit.harness import FakeConn, Node, run
 
 
@@ -201,4 +205,159 @@ def test_a_closed_connection_leaves_no_subscription_behind() -> None:
     assert node.hub.subscription_count() == 3
     node.hub.connection_closed(conn)
     assert node.hub.subscription_count() == 0 and node.hub.connections() == []
-    assert node.bus._followed == {"_control"}
+    assert node.bus._followed == {CONTROL}
+
+
+# -- issue 18: check before effect, closed connections, caps, typing --------------------
+
+
+def _gated(node: Node) -> list[Deferred[None]]:
+    """Make ChatService's membership check wait for a gate the test opens (a slow store)."""
+    gates: list[Deferred[None]] = []
+    real = node.chats.member_chat
+
+    async def member_chat(user: User, uri: str) -> Chat:
+        gate: Deferred[None] = Deferred()
+        gates.append(gate)
+        await gate
+        return await real(user, uri)
+
+    node.chats.member_chat = member_chat  # type: ignore[method-assign]
+    return gates
+
+
+def _refused(d: Deferred[None]) -> ChatireError:
+    failures: list[Failure] = []
+    d.addErrback(failures.append)
+    assert failures, "the subscribe was not refused"
+    error = failures[0].value
+    assert isinstance(error, ChatireError)
+    return error
+
+
+def test_internal_and_malformed_names_are_not_found_and_follow_nothing() -> None:
+    _clock, node = setup()
+    alice = node.user("alice")
+    conn = FakeConn(alice)
+    node.hub.connection_opened(conn)
+    for name in (CONTROL, "_control", "amq.x", "", "x" * 300, "a.b"):
+        d = Deferred.fromCoroutine(node.hub.subscribe(conn, alice, name, None))
+        assert _refused(d).code == "not_found"
+    assert node.hub.subscription_count() == 0
+    assert node.bus._followed == {CONTROL}
+
+
+def test_nothing_is_followed_before_the_membership_check_says_yes() -> None:
+    _clock, node = setup()
+    alice, mallory = node.user("alice"), node.user("mallory")
+    chat = node.chat(alice)
+    gates = _gated(node)
+    conn = FakeConn(mallory)
+    d = Deferred.fromCoroutine(node.hub.subscribe(conn, mallory, chat.uri, None))
+    assert node.bus._followed == {CONTROL} and node.hub.subscription_count() == 0
+    gates[0].callback(None)
+    assert _refused(d).code == "forbidden"
+    assert node.bus._followed == {CONTROL} and node.hub.subscription_count() == 0
+
+
+def test_a_refused_resubscribe_keeps_the_subscription_and_the_follow() -> None:
+    clock, node = setup()
+    alice = node.user("alice")
+    chat = node.chat(alice)
+    conn = FakeConn(alice)
+    run(node.hub.subscribe(conn, alice, chat.uri, None))
+    d = Deferred.fromCoroutine(node.hub.subscribe(conn, alice, chat.uri, 5))
+    assert _refused(d).code == "invalid"
+    assert node.bus._followed == {CONTROL, chat.uri}
+    run(node.chats.post(alice, chat.uri, "m", None))
+    clock.advance(0)
+    assert conn.seqs() == [1]
+
+
+def test_a_connection_closed_during_the_check_is_not_registered_again() -> None:
+    _clock, node = setup()
+    alice = node.user("alice")
+    chat = node.chat(alice)
+    gates = _gated(node)
+    conn = FakeConn(alice)
+    node.hub.connection_opened(conn)
+    d = Deferred.fromCoroutine(node.hub.subscribe(conn, alice, chat.uri, None))
+    node.hub.connection_closed(conn)
+    gates[0].callback(None)
+    assert d.called and conn.control == []
+    assert node.hub.subscription_count() == 0 and node.hub.connections() == []
+    assert node.bus._followed == {CONTROL}
+    assert node.hub.connection_opened(conn) is False  # never registered again
+    run(node.hub.subscribe(conn, alice, chat.uri, None))  # work queued later: nothing
+    assert node.hub.subscription_count() == 0 and node.hub.connections() == []
+
+
+def test_a_leave_during_the_check_refuses_the_subscribe() -> None:
+    _clock, node = setup()
+    alice, bob = node.user("alice"), node.user("bob")
+    chat = node.chat(alice, bob)
+    gates = _gated(node)
+    conn = FakeConn(bob)
+    d = Deferred.fromCoroutine(node.hub.subscribe(conn, bob, chat.uri, None))
+    node.hub.membership_ended(chat.uri, bob.id)  # the store answered before the leave
+    gates[0].callback(None)
+    assert _refused(d).code == "forbidden"
+    assert node.hub.subscription_count() == 0
+
+
+def test_a_message_committed_during_the_check_is_delivered_at_once() -> None:
+    _clock, node = setup()
+    alice = node.user("alice")
+    chat = node.chat(alice)
+    node.commit_silently(chat, alice, 2)
+    real = node.chats.member_chat
+
+    async def member_chat(user: User, uri: str) -> Chat:
+        found = await real(user, uri)
+        run(node.chats.post(alice, uri, "meanwhile", None))  # after the read of last_seq
+        return found
+
+    node.chats.member_chat = member_chat  # type: ignore[method-assign]
+    conn = FakeConn(alice)
+    run(node.hub.subscribe(conn, alice, chat.uri, 0))
+    assert conn.seqs() == [1, 2, 3]
+
+
+def test_subscriptions_of_one_connection_are_capped() -> None:
+    clock = Clock()
+    node = Node(clock, MemoryBroker())
+    node.hub._max_subscriptions = 2
+    alice = node.user("alice")
+    chats = [node.chat(alice) for _ in range(3)]
+    conn = FakeConn(alice)
+    for chat in chats[:2]:
+        run(node.hub.subscribe(conn, alice, chat.uri, None))
+    d = Deferred.fromCoroutine(node.hub.subscribe(conn, alice, chats[2].uri, None))
+    assert _refused(d).code == "rate_limited"
+    run(node.hub.subscribe(conn, alice, chats[0].uri, None))  # again: allowed
+    assert node.hub.subscription_count() == 2
+
+
+def test_typing_is_relayed_once_per_interval_and_dropped_before_the_bus() -> None:
+    clock, broker = Clock(), MemoryBroker()
+    here = Node(clock, broker)
+    there = Node(clock, broker, store=here.store)
+    alice, bob = here.user("alice"), here.user("bob")
+    chat = here.chat(alice, bob)
+    typer, watcher, remote = FakeConn(alice), FakeConn(bob), FakeConn(bob)
+    run(here.hub.subscribe(typer, alice, chat.uri, None))
+    run(here.hub.subscribe(watcher, bob, chat.uri, None))
+    run(there.hub.subscribe(remote, bob, chat.uri, None))
+    routed: list[str] = []  # what went over the bus, seen by one more node
+    spy = MemoryBus(clock, broker)
+    spy.start(lambda uri, seq, payload, ack: routed.append(uri), lambda: None)
+    spy.follow(chat.uri)
+    for _ in range(100):
+        here.hub.typing(typer, alice, chat.uri)
+        clock.advance(0.01)
+    assert len(routed) == 1  # one publish on the bus, the rest dropped here
+    assert len(watcher.frames) == 1 and len(remote.frames) == 1
+    clock.advance(3)
+    here.hub.typing(typer, alice, chat.uri)
+    clock.advance(0)
+    assert len(routed) == 2 and len(remote.frames) == 2
