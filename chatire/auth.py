@@ -7,24 +7,38 @@ import os
 import secrets
 from collections import OrderedDict, deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import argon2
 from twisted.internet.defer import Deferred, fail, maybeDeferred
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from chatire.errors import RateLimited, Unavailable
+from chatire.errors import ChatireError, RateLimited, Unavailable
 
 T = TypeVar("T")
 
-#: ``run(client, function, *args)``: run blocking work for a client, fire with its result.
-Runner = Callable[..., "Deferred[Any]"]
+
+class Runner(Protocol):
+    """Runs blocking work for a client somewhere and fires with its result."""
+
+    def __call__(self, client: str, function: Callable[..., T], *args: Any) -> Deferred[T]: ...
+
+    def refusal(self, client: str) -> ChatireError | None:
+        """Why a job of this client would be refused right now, if it would."""
 
 
-def inline_runner(client: str, function: Callable[..., T], *args: Any) -> Deferred[T]:
+class _Inline:
     """Run blocking work at once (tests with a fake reactor)."""
-    return maybeDeferred(function, *args)
+
+    def __call__(self, client: str, function: Callable[..., T], *args: Any) -> Deferred[T]:
+        return maybeDeferred(function, *args)
+
+    def refusal(self, client: str) -> ChatireError | None:
+        return None
+
+
+inline_runner = _Inline()
 
 
 def default_workers() -> int:
@@ -55,14 +69,19 @@ class HashQueue:
         self._pool: ThreadPool | None = None
         self._start = start or self._on_pool
 
-    def __call__(self, client: str, function: Callable[..., T], *args: Any) -> Deferred[T]:
+    def refusal(self, client: str) -> ChatireError | None:
         queue = self._queues.get(client)
         if queue is not None and len(queue) >= self._per_client:
-            return fail(RateLimited("too many password checks from this address at once",
-                                    retry_after=1))
+            return RateLimited("too many password checks from this address at once",
+                               retry_after=1)
         if self.waiting >= self._limit:
-            return fail(Unavailable("too many password checks at once; try again",
-                                    retry_after=1))
+            return Unavailable("too many password checks at once; try again", retry_after=1)
+        return None
+
+    def __call__(self, client: str, function: Callable[..., T], *args: Any) -> Deferred[T]:
+        refused = self.refusal(client)
+        if refused is not None:
+            return fail(refused)
         done: Deferred[T] = Deferred()
         self._queues.setdefault(client, deque()).append((function, args, done))
         self.waiting += 1
@@ -104,6 +123,12 @@ class Passwords:
                                              parallelism=parallelism, type=argon2.Type.ID)
         self._run = run
         self._dummy: str | None = None
+
+    def admit(self, client: str) -> None:
+        """Refuse at once (before any other work) a client whose job would be refused."""
+        refused = self._run.refusal(client)
+        if refused is not None:
+            raise refused
 
     def hash(self, password: str, client: str) -> Deferred[str]:
         return self._run(client, self._hasher.hash, password)

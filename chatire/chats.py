@@ -90,6 +90,7 @@ class ChatService:
         display = (display_name or "").strip() or username
         if len(display) > 150:
             raise Invalid("display_name: at most 150 characters")
+        self._passwords.admit(address)
         wait = await self._logins.retry_after(None, address, self.now())
         if wait:
             raise RateLimited("too many failed attempts from this address; try again later",
@@ -123,6 +124,7 @@ class ChatService:
     async def sign_in(self, username: str, password: str, address: str) -> tuple[str, User]:
         """A new token for the right password, unless this name from this address, or this
         address, failed too often in the last minute (counted in the store)."""
+        self._passwords.admit(address)
         wait = await self._logins.retry_after(username, address, self.now())
         if wait:
             raise RateLimited("too many failed sign-ins; try again later", retry_after=wait)
