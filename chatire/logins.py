@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 
 import attrs
@@ -23,8 +24,9 @@ class LoginLimits:
 
     def _subjects(self, username: str | None, address: str) -> dict[str, int]:
         subjects = {f"a|{address}": self.per_address}
-        if username is not None:
-            subjects[f"n|{address}|{username.lower()}"] = self.per_name
+        if username is not None:  # any text a client sent: hashed to a short key
+            pair = f"{address}\n{username.lower()}".encode("utf-8", "surrogatepass")
+            subjects["n|" + hashlib.sha256(pair).hexdigest()[:32]] = self.per_name
         return {subject: limit for subject, limit in subjects.items() if limit > 0}
 
     async def retry_after(self, username: str | None, address: str, now: datetime) -> float:

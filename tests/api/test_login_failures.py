@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest_twisted
@@ -36,6 +37,18 @@ async def test_failures_are_counted_for_a_minute_per_name_and_address(db_url: st
     await limits.failed("erin", "192.0.2.9", at(200))  # writing forgets what is past
     assert await store.login_failures(["a|192.0.2.1", "a|192.0.2.9"], at(-1)) == {
         "a|192.0.2.9": (1, at(200))}
+    await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_any_username_a_client_sends_makes_a_short_key(db_url: str) -> None:
+    store = store_from_url(db_url, reactor)
+    await store.start()
+    limits = LoginLimits(store, per_name=1, per_address=5)
+    name = secrets.token_hex(30_000)  # beyond what an index row may hold, if kept as is
+    await limits.failed(name, "192.0.2.1", T0)
+    assert await limits.retry_after(name.upper(), "192.0.2.1", T0) == 60.0
+    assert await limits.retry_after(name + "x", "192.0.2.1", T0) == 0.0
     await store.stop()
 
 
