@@ -49,8 +49,10 @@ def default_workers() -> int:
 class HashQueue:
     """argon2 jobs on a few threads of their own, taken fairly in turn between clients.
 
-    A client (a client address) may have ``per_client`` jobs waiting, and all
-    clients ``waiting`` in all; past either bound a job is refused at once (429
+    Clients (client addresses) with jobs waiting take turns, one job each; a client
+    with nothing waiting goes first, so a flood's backlog delays a lone sign-in by
+    the jobs already running only. A client may have ``per_client`` jobs waiting, and
+    all clients ``waiting`` in all; past either bound a job is refused at once (429
     for the client's own bound, 503 for the daemon's) instead of queueing behind a
     flood. The reactor thread only does the bookkeeping.
     """
@@ -83,7 +85,11 @@ class HashQueue:
         if refused is not None:
             return fail(refused)
         done: Deferred[T] = Deferred()
-        self._queues.setdefault(client, deque()).append((function, args, done))
+        queue = self._queues.get(client)
+        if queue is None:  # nothing waiting: goes before the clients with a backlog
+            queue = self._queues[client] = deque()
+            self._queues.move_to_end(client, last=False)
+        queue.append((function, args, done))
         self.waiting += 1
         self._dispatch()
         return done

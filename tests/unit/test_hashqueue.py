@@ -35,18 +35,31 @@ class Workers:
         return [label for label, _ in self.running]
 
 
-def test_a_client_waits_behind_at_most_one_job_of_a_flooding_client() -> None:
+def test_a_lone_job_goes_before_a_flooding_clients_backlog() -> None:
     workers = Workers()
     queue = HashQueue(None, workers=2, waiting=32, per_client=4, start=workers.start)
     flood = [queue("203.0.113.1", str, f"flood{i}") for i in range(4)]
     real = queue("198.51.100.1", str, "real")
     assert workers.labels() == ["flood0", "flood1"] and queue.waiting == 3
     workers.finish("flood0")
-    assert workers.labels() == ["flood1", "flood2"]
-    workers.finish("flood1")
-    assert workers.labels() == ["flood2", "real"]
+    assert workers.labels() == ["flood1", "real"]
     workers.finish("real")
     assert result(real) == "real" and result(flood[0]) == "flood0"
+
+
+def test_clients_with_a_backlog_take_turns() -> None:
+    workers = Workers()
+    queue = HashQueue(None, workers=1, waiting=32, per_client=4, start=workers.start)
+    for i in range(3):
+        queue("a", str, f"a{i}")
+    for i in range(3):
+        queue("b", str, f"b{i}")
+    order = []
+    while workers.running:
+        label = workers.labels()[0]
+        order.append(label)
+        workers.finish(label)
+    assert order == ["a0", "b0", "a1", "b1", "a2", "b2"]
 
 
 def test_past_a_clients_bound_it_is_refused_at_once_and_others_still_queue() -> None:
