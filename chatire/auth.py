@@ -58,7 +58,7 @@ class HashQueue:
     """
 
     def __init__(self, reactor: Any, *, workers: int | None = None, waiting: int = 64,
-                 per_client: int = 8,
+                 per_client: int = 16,
                  start: Callable[..., Deferred[Any]] | None = None) -> None:
         self._reactor = reactor
         self._workers = workers or default_workers()
