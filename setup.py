@@ -26,6 +26,8 @@ setup(
         "prometheus-client>=0.20,<1",
         "zope.interface>=6",
         "jsonschema>=4.18,<5",
+        # its ranked password list (the 10,000 most common are refused)
+        "zxcvbn>=4.4.28,<5",
     ],
     extras_require={
         "test": [

@@ -15,9 +15,12 @@ from twisted.internet.task import react
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
 from chatire.config import MULTI_OPTIONS, SCALAR_OPTIONS, Config, attribute
+from chatire.errors import NotFound
 from chatire.urls import redacted
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: The "client address" of the operator's commands (their own queue and limits).
+OPERATOR = "operator"
 _DEFAULTS = Config()
 
 
@@ -55,10 +58,10 @@ def _store(args: argparse.Namespace, reactor: Any) -> Any:
 
 
 def _chats(store: Any, reactor: Any) -> Any:
-    from chatire.auth import Passwords, thread_runner
+    from chatire.auth import HashQueue, Passwords
     from chatire.chats import ChatService
 
-    return ChatService(store, _DEFAULTS, reactor, Passwords(thread_runner(reactor)))
+    return ChatService(store, _DEFAULTS, reactor, Passwords(HashQueue(reactor)))
 
 
 async def _within(d: Deferred[Any], seconds: float, reactor: Any, what: str) -> Any:
@@ -95,26 +98,23 @@ async def create_user(args: argparse.Namespace, reactor: Any, password: str | No
     store = _store(args, reactor)
     await _started(store, args, reactor)
     try:
-        user = await _chats(store, reactor).register(args.username, password, args.display_name)
+        user = await _chats(store, reactor).register(args.username, password, args.display_name,
+                                                     OPERATOR)
     finally:
         await store.stop()
     return f"created user {user.username} (id {user.id})"
 
 
 async def set_password(args: argparse.Namespace, reactor: Any, password: str | None) -> str:
-    from chatire.auth import Passwords, thread_runner
-
     assert password is not None
-    if not 8 <= len(password) <= 1024:
-        raise CommandFailed("password: 8 to 1024 characters")
     store = _store(args, reactor)
     await _started(store, args, reactor)
     try:
-        user = await store.find_user(args.username)
-        if user is None:
-            raise CommandFailed(f"no user named {args.username!r}")
-        password_hash = await Passwords(thread_runner(reactor)).hash(password)
-        await store.set_password_hash(user.id, password_hash)
+        try:
+            user = await _chats(store, reactor).set_password(args.username, password,
+                                                             OPERATOR)
+        except NotFound:
+            raise CommandFailed(f"no user named {args.username!r}") from None
         revoked = 0 if args.keep_tokens else len(await store.delete_user_tokens(user.id))
     finally:
         await store.stop()

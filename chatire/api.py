@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -67,6 +69,54 @@ def _int_arg(request: IRequest, name: str) -> int | None:
         raise Invalid(f"{name}: must be a whole number") from None
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def trusted_networks(values: Iterable[str]) -> tuple[Network, ...]:
+    """The ``--trusted-proxy`` values (addresses or networks), checked."""
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip(), strict=False))
+        except ValueError:
+            raise ValueError(f"--trusted-proxy: not an address or network: {value!r}") from None
+    return tuple(networks)
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """An address as a proxy may write it (``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``)."""
+    text = text.strip()
+    for candidate in (text, text.rpartition(":")[0].strip("[]"), text.strip("[]")):
+        try:
+            address = ipaddress.ip_address(candidate)
+        except ValueError:
+            continue
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            return address.ipv4_mapped
+        return address
+    return None
+
+
+def client_address(request: IRequest, trusted: Sequence[Network]) -> str:
+    """The client's address: the peer's; or, when the peer is a trusted proxy, the
+    right-most address of ``X-Forwarded-For`` that is not itself trusted."""
+    peer_host = getattr(request.getClientAddress(), "host", None)
+    if not isinstance(peer_host, str):
+        return "local"  # a UNIX socket
+    peer = _address(peer_host)
+    if peer is None or not any(peer in network for network in trusted):
+        return str(peer or peer_host)
+    hops = [hop.strip() for line in request.requestHeaders.getRawHeaders(b"x-forwarded-for", [])
+            for hop in line.decode("latin-1").split(",") if hop.strip()]
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            return hop[:64]  # what the proxy wrote, whatever it is
+        if not any(address in network for network in trusted):
+            return str(address)
+    return str(_address(hops[0]) if hops else peer)  # proxies all the way: the first hop
+
+
 @attrs.define
 class ChatireAPI:
     """The HTTP API, the UI's static files and the /ws upgrade, on one Klein router."""
@@ -78,6 +128,7 @@ class ChatireAPI:
     websocket: IResource | None = None
     max_body_bytes: int = 65536
     health_timeout: float = 2.0
+    trusted_proxies: tuple[Network, ...] = ()
     router = Klein()
 
     def resource(self) -> KleinResource:
@@ -98,6 +149,9 @@ class ChatireAPI:
         except (UnicodeDecodeError, ValueError):
             raise Invalid("the body is not valid JSON in UTF-8") from None
         return validate(schema, value)
+
+    def _client(self, request: IRequest) -> str:
+        return client_address(request, self.trusted_proxies)
 
     async def _user(self, request: IRequest) -> User:
         return await self.chats.authenticate(bearer_token(request) or "")
@@ -141,13 +195,14 @@ class ChatireAPI:
     async def register(self, request: IRequest) -> bytes:
         body = self._body(request, "Register")
         user = await self.chats.register(body["username"], body["password"],
-                                         body.get("display_name"))
+                                         body.get("display_name"), self._client(request))
         return _respond(request, 201, {"user": user.to_json()})
 
     @router.route("/api/auth/token", methods=["POST"])
     async def sign_in(self, request: IRequest) -> bytes:
         body = self._body(request, "Credentials")
-        token, user = await self.chats.sign_in(body["username"], body["password"])
+        token, user = await self.chats.sign_in(body["username"], body["password"],
+                                               self._client(request))
         return _respond(request, 200, {"token": token, "user": user.to_json()})
 
     @router.route("/api/auth/token", methods=["DELETE"])

@@ -14,7 +14,14 @@ from twisted.logger import Logger
 from chatire.appender import Appender
 from chatire.auth import Passwords, new_token, token_hash
 from chatire.config import Config
-from chatire.errors import Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
+from chatire.errors import (
+    Conflict,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RateLimited,
+    Unauthenticated,
+)
 from chatire.interfaces import IStore
 from chatire.limits import (
     DEFAULT_HISTORY_LIMIT,
@@ -22,8 +29,10 @@ from chatire.limits import (
     MAX_HISTORY_LIMIT,
     MAX_TITLE_CHARS,
 )
+from chatire.logins import LoginLimits
 from chatire.model import Appended, Chat, Message, Page, Post, User, utc_from_timestamp
-from chatire.ratelimit import FailureWindow, TokenBucket
+from chatire.passwordrules import common_passwords, password_problem
+from chatire.ratelimit import TokenBucket
 
 log = Logger()
 
@@ -70,7 +79,9 @@ class ChatService:
         self._clock = clock
         self._passwords = passwords
         self._sends = TokenBucket(clock, config.send_rate, config.send_burst)
-        self._logins = FailureWindow(clock, config.login_failures)
+        self._logins = LoginLimits(store, config.login_failures,
+                                   config.login_failures_per_address)
+        common_passwords()  # load the list now, not during a request
         self._appender = Appender(store, self.now)
         self._chats: dict[str, Chat] = {}
 
@@ -79,35 +90,66 @@ class ChatService:
 
     # -- accounts -------------------------------------------------------------
 
-    async def register(self, username: str, password: str, display_name: str | None) -> User:
+    async def register(self, username: str, password: str, display_name: str | None,
+                       address: str) -> User:
+        """Create an account for a client at ``address``; a taken name counts as one of the
+        address's failures (it tells names apart, like a failed sign-in)."""
         if not USERNAME.fullmatch(username):
             raise Invalid("username: 1 to 150 of letters, digits, '_', '.' and '-'")
-        if not 8 <= len(password) <= 1024:
-            raise Invalid("password: 8 to 1024 characters")
+        self.check_password(password)
         display = (display_name or "").strip() or username
         if len(display) > 150:
             raise Invalid("display_name: at most 150 characters")
-        password_hash = await self._passwords.hash(password)
-        user: User = await self.store.create_user(username, password_hash, display, self.now())
+        self._passwords.admit(address)
+        wait = await self._logins.retry_after(None, address, self.now())
+        if wait:
+            raise RateLimited("too many failed attempts from this address; try again later",
+                              retry_after=wait)
+        password_hash = await self._passwords.hash(password, address)
+        try:
+            user: User = await self.store.create_user(username, password_hash, display,
+                                                      self.now())
+        except Conflict:
+            await self._logins.failed(None, address, self.now())
+            raise
         log.info("user registered", user_id=user.id)
         return user
 
-    async def sign_in(self, username: str, password: str) -> tuple[str, User]:
-        key = username.lower()
-        wait = self._logins.retry_after(key)
+    def check_password(self, password: str) -> None:
+        """Refuse a new password that is too short, too long, blank or common."""
+        problem = password_problem(password)
+        if problem is not None:
+            raise Invalid(problem)
+
+    async def set_password(self, username: str, password: str, address: str) -> User:
+        """Give a user a new password; fire with the user."""
+        self.check_password(password)
+        user: User | None = await self.store.find_user(username)
+        if user is None:
+            raise NotFound(f"no user named {username!r}")
+        password_hash = await self._passwords.hash(password, address)
+        await self.store.set_password_hash(user.id, password_hash)
+        return user
+
+    async def sign_in(self, username: str, password: str, address: str) -> tuple[str, User]:
+        """A new token for the right password, unless this name from this address, or this
+        address, failed too often in the last minute (counted in the store)."""
+        self._passwords.admit(address)
+        wait = await self._logins.retry_after(username, address, self.now())
         if wait:
             raise RateLimited("too many failed sign-ins; try again later", retry_after=wait)
         found = await self.store.find_login(username)
         if found is None:
-            await self._passwords.dummy_verify(password)
-            self._logins.fail(key)
+            await self._passwords.dummy_verify(password, address)
+            await self._logins.failed(username, address, self.now())
             raise Unauthenticated("wrong username or password")
         user, password_hash = found
-        if not await self._passwords.verify(password_hash, password):
-            self._logins.fail(key)
+        matches, new_hash = await self._passwords.verify(password_hash, password, address)
+        if not matches:
+            await self._logins.failed(username, address, self.now())
             raise Unauthenticated("wrong username or password")
-        if self._passwords.needs_rehash(password_hash):
-            await self.store.set_password_hash(user.id, await self._passwords.hash(password))
+        if new_hash is not None:
+            await self.store.set_password_hash(user.id, new_hash)
         token = new_token()
         expires = self.now() + timedelta(seconds=self.config.token_lifetime)
         await self.store.add_token(user.id, token_hash(token), expires)

@@ -23,6 +23,8 @@ class Config:
     send_rate: float = 10.0
     send_burst: int = 50
     login_failures: int = 5
+    login_failures_per_address: int = 30
+    trusted_proxy: tuple[str, ...] = ()
     max_connections: int = 50000
     ping_interval: float = 30.0
     ping_timeout: float = 10.0
@@ -50,7 +52,10 @@ SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("max-frame-bytes", int, "largest WebSocket frame or message; past it close 1009"),
     ("send-rate", float, "messages a second per user (token bucket); 0 turns it off"),
     ("send-burst", int, "burst size of the per-user send bucket"),
-    ("login-failures", int, "failed sign-ins per username per minute before 429"),
+    ("login-failures", int, "failed sign-ins per username and client address per minute, "
+     "counted across all daemons (in the store), before 429; 0 turns it off"),
+    ("login-failures-per-address", int, "failed sign-ins (and sign-ups refused for a taken "
+     "name) per client address per minute, whatever the username, before 429; 0 turns it off"),
     ("max-connections", int, "open WebSocket connections per daemon; past it 503"),
     ("ping-interval", float, "seconds between server pings; 0 turns pings off"),
     ("ping-timeout", float, "seconds a pong may take before the socket is dropped"),
@@ -75,6 +80,8 @@ MULTI_OPTIONS: tuple[tuple[str, str], ...] = (
     ("listen", "endpoint string to serve HTTP + WebSocket on; repeatable"),
     ("allowed-origin", "an Origin allowed to open sockets; repeatable"),
     ("metrics-listen", "endpoint string for a separate /metrics listener; repeatable"),
+    ("trusted-proxy", "address (or network) of a reverse proxy whose X-Forwarded-For is "
+     "believed: the client is its right-most address not itself trusted; repeatable"),
 )
 
 

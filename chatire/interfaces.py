@@ -43,6 +43,16 @@ class IStore(Interface):
     def set_password_hash(user_id: int, password_hash: str) -> Deferred[None]:
         """Replace a user's password hash."""
 
+    def login_failures(subjects: list[str],
+                       since: datetime) -> Deferred[dict[str, tuple[int, datetime]]]:
+        """Fire with ``{subject: (count, oldest time)}`` of failed sign-ins after ``since``
+        (subjects with none are left out)."""
+
+    def add_login_failures(subjects: list[str], now: datetime,
+                           forget_before: datetime) -> Deferred[None]:
+        """Record one failed sign-in of each subject, and forget every failure older
+        than ``forget_before``."""
+
     def add_token(user_id: int, token_hash: str, expires_at: datetime) -> Deferred[None]:
         """Record a new bearer token by its hash."""
 

@@ -76,13 +76,14 @@ def build() -> Spec:
     paths: Spec = {
         "/api/auth/register": {"post": _operation(
             "Create an account", {"201": _json(_USER, "Created")}, body="Register",
-            auth=False, errors=("409", "429"))},
+            auth=False, errors=("409", "429", "503"))},
         "/api/auth/token": {
             "post": _operation("Sign in: get a bearer token",
                                {"200": _json(_reply(["token", "user"],
                                                     token={"type": "string"},
                                                     user=_ref("User")))},
-                               body="Credentials", auth=False, errors=("401", "429")),
+                               body="Credentials", auth=False,
+                               errors=("401", "429", "503")),
             "delete": _operation("Sign out: revoke the presented token",
                                  {"204": {"description": "Revoked"}}),
         },

@@ -1,9 +1,8 @@
-"""Per-key rate limits on the reactor's clock: a token bucket and a failure window."""
+"""Per-key rate limits on the reactor's clock: a token bucket; Retry-After values."""
 
 from __future__ import annotations
 
 import math
-from collections import deque
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -40,40 +39,6 @@ class TokenBucket:
                 if t + (now - s) * self._rate >= self._burst]
         for key in full:
             del self._buckets[key]
-
-
-class FailureWindow:
-    """At most ``limit`` failures per key in any ``window`` seconds; 0 turns it off."""
-
-    def __init__(self, clock: IReactorTime, limit: int, window: float = 60.0) -> None:
-        self._clock = clock
-        self._limit = limit
-        self._window = window
-        self._failures: dict[str, deque[float]] = {}
-
-    def retry_after(self, key: str) -> float:
-        """0.0 if another attempt is allowed now, else the seconds to wait."""
-        if self._limit <= 0:
-            return 0.0
-        times = self._recent(key)
-        if len(times) < self._limit:
-            return 0.0
-        return max(0.0, times[0] + self._window - self._clock.seconds())
-
-    def fail(self, key: str) -> None:
-        if self._limit <= 0:
-            return
-        if len(self._failures) >= _PRUNE_AT:
-            for stale in [k for k in self._failures if not self._recent(k)]:
-                del self._failures[stale]
-        self._recent(key).append(self._clock.seconds())
-
-    def _recent(self, key: str) -> deque[float]:
-        times = self._failures.setdefault(key, deque(maxlen=max(self._limit, 1)))
-        horizon = self._clock.seconds() - self._window
-        while times and times[0] <= horizon:
-            times.popleft()
-        return times
 
 
 def whole_seconds(delay: float) -> int:

@@ -184,4 +184,10 @@ def _describe(error: ValidationError) -> str:
         return f"{where}: may only contain letters, digits, '_', '.' and '-' (1 to 150)"
     if error.validator == "anyOf":
         return f"{where}: has the wrong type or value"
+    if error.validator in ("minLength", "maxLength"):  # never echo the value (a password)
+        low, high = error.schema.get("minLength"), error.schema.get("maxLength")
+        if low is not None and high is not None:
+            return f"{where}: {low} to {high} characters"
+        return f"{where}: at least {low} characters" if high is None else \
+            f"{where}: at most {high} characters"
     return f"{where}: {error.message}" if where else error.message

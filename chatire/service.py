@@ -15,8 +15,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
-from chatire.api import ChatireAPI
-from chatire.auth import Passwords, thread_runner
+from chatire.api import ChatireAPI, trusted_networks
+from chatire.auth import HashQueue, Passwords
 from chatire.bus import bus_from_url
 from chatire.chats import ChatService
 from chatire.config import Config
@@ -58,7 +58,7 @@ class ChatireService(Service):
         self.store = store_from_url(config.db, reactor)
         self.store.engine = MeteredEngine(self.store.engine, self.metrics)
         self.bus = bus if bus is not None else bus_from_url(config.bus, reactor)
-        self.chats = ChatService(self.store, config, reactor, Passwords(thread_runner(reactor)))
+        self.chats = ChatService(self.store, config, reactor, Passwords(HashQueue(reactor)))
         self.sockets = ChatSocketFactory(self.chats, None, config, reactor)
         self.sockets.protocol = metered_socket_class(self.metrics)
         self.publishing = MeteredBus(self.bus, self.metrics)
@@ -74,7 +74,8 @@ class ChatireService(Service):
         web_root = FilePath(config.web_root) if config.web_root else default_web_root()
         self.api = ChatireAPI(self.chats, self.bus, reactor, web_root,
                               websocket=_websocket_resource(self.sockets),
-                              max_body_bytes=config.max_body_bytes)
+                              max_body_bytes=config.max_body_bytes,
+                              trusted_proxies=trusted_networks(config.trusted_proxy))
         # /metrics is served only on --metrics-listen (off by default), never on the
         # public port: message and socket counts are for the operator.
         self.site = make_site(self.api.resource(), config.max_body_bytes,

@@ -68,6 +68,10 @@ class Options(usage.Options):
         """Endpoint string of a separate /metrics listener (repeatable)."""
         self._append("metrics-listen", value)
 
+    def opt_trusted_proxy(self, value: str) -> None:
+        """Address or network of a proxy whose X-Forwarded-For is believed (repeatable)."""
+        self._append("trusted-proxy", value)
+
     def postOptions(self) -> None:
         try:
             self.config = to_config(self)
@@ -95,11 +99,13 @@ def check(config: Config) -> None:
     """Refuse values that cannot work, with the option's name in the message."""
     from twisted.internet import reactor
 
+    from chatire.api import trusted_networks
     from chatire.bus import bus_from_url
     from chatire.store import store_from_url
 
     store_from_url(config.db, reactor)
     bus_from_url(config.bus, reactor)
+    trusted_networks(config.trusted_proxy)
     if config.log_format not in ("text", "json"):
         raise ValueError("--log-format: text or json")
     for name in ("max_message_chars", "max_body_bytes", "max_frame_bytes", "max_connections"):

@@ -55,6 +55,25 @@ async def set_password_hash(cur: Cursor, user_id: int, password_hash: str) -> No
                       (password_hash, user_id))
 
 
+async def login_failures(cur: Cursor, subjects: list[str],
+                         since: datetime) -> dict[str, tuple[int, datetime]]:
+    marks = ", ".join(["%s"] * len(subjects))
+    await cur.execute(
+        f"""SELECT subject, count(*), min(at) FROM login_failures
+            WHERE subject IN ({marks}) AND at > %s GROUP BY subject""",
+        (*subjects, since), alone=True,
+    )
+    return {row[0]: (int(row[1]), cur.time(row[2])) for row in cur.fetchall()}
+
+
+async def add_login_failures(cur: Cursor, subjects: list[str], now: datetime,
+                             forget_before: datetime) -> None:
+    await cur.execute("DELETE FROM login_failures WHERE at <= %s", (forget_before,))
+    rows = ", ".join(["(%s, %s)"] * len(subjects))
+    await cur.execute(f"INSERT INTO login_failures (subject, at) VALUES {rows}",
+                      tuple(value for subject in subjects for value in (subject, now)))
+
+
 async def add_token(cur: Cursor, user_id: int, token_hash: str, expires_at: datetime) -> None:
     await cur.execute(
         "INSERT INTO tokens (token_hash, user_id, expires_at) VALUES (%s, %s, %s)",

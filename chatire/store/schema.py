@@ -110,6 +110,13 @@ MIGRATIONS: tuple[tuple[str | dict[str, str], ...], ...] = (
             UNIQUE (chat_id, user_id, client_id))""",
     ),
     ({"postgresql": APPEND_FUNCTION},),
+    (  # failed sign-ins, one row each, kept a minute (chatire.logins)
+        """CREATE TABLE login_failures (
+            subject TEXT NOT NULL,
+            at {time} NOT NULL)""",
+        "CREATE INDEX login_failures_subject ON login_failures (subject, at)",
+        "CREATE INDEX login_failures_at ON login_failures (at)",
+    ),
 )
 
 #: Any constant: the advisory lock that keeps two daemons from migrating at once.

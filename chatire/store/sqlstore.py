@@ -64,6 +64,14 @@ class SQLStore:
     def set_password_hash(self, user_id: int, password_hash: str) -> Deferred[None]:
         return self.engine.run(queries.set_password_hash, user_id, password_hash)
 
+    def login_failures(self, subjects: list[str],
+                       since: datetime) -> Deferred[dict[str, tuple[int, datetime]]]:
+        return self.engine.run(queries.login_failures, subjects, since)
+
+    def add_login_failures(self, subjects: list[str], now: datetime,
+                           forget_before: datetime) -> Deferred[None]:
+        return self.engine.run(queries.add_login_failures, subjects, now, forget_before)
+
     def add_token(self, user_id: int, token_hash: str, expires_at: datetime) -> Deferred[None]:
         return self.engine.run(queries.add_token, user_id, token_hash, expires_at)
 

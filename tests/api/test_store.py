@@ -65,14 +65,15 @@ async def test_concurrent_appends_from_many_connections_get_seq_1_to_n(pg_url: s
 async def test_sign_in_rehashes_a_password_with_old_parameters(pg_url: str) -> None:
     (store,) = await _stores(pg_url, 1)
     weak = Passwords(inline_runner, time_cost=1, memory_cost=8192, parallelism=1)
-    await ChatService(store, Config(), reactor, weak).register("old", "password123", None)
+    await ChatService(store, Config(), reactor, weak).register("old", "an old password", None,
+                                                               "198.51.100.1")
     strong = ChatService(store, Config(), reactor, Passwords(inline_runner))
-    await strong.sign_in("old", "password123")
+    await strong.sign_in("old", "an old password", "198.51.100.1")
     with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
         cur.execute("SELECT password_hash FROM users WHERE username = 'old'")
         (stored,) = cur.fetchone()
     assert stored.startswith("$argon2id$") and "m=19456,t=2,p=1" in stored
-    await strong.sign_in("old", "password123")  # the new hash still verifies
+    await strong.sign_in("old", "an old password", "198.51.100.1")  # the new hash still verifies
     await store.stop()
 
 

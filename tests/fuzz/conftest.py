@@ -85,10 +85,12 @@ class SyncDaemon(DaemonProcess):
 
 @pytest.fixture(scope="module")
 def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncDaemon]:
-    """A daemon on SQLite with the shipped limits except the send rate (0: off)."""
+    """A daemon on SQLite with the shipped limits except the send rate and the per-address
+    sign-in failures (0: off; every fuzzed request comes from 127.0.0.1)."""
     workdir: Path = tmp_path_factory.mktemp("fuzz")
     daemon = SyncDaemon(workdir, f"sqlite:///{workdir / 'fuzz.db'}", "memory://",
-                        "--send-rate", "0", "--max-frame-bytes", "16384", name="fuzz")
+                        "--send-rate", "0", "--login-failures-per-address", "0",
+                        "--max-frame-bytes", "16384", name="fuzz")
     daemon.start_blocking()
     try:
         yield daemon

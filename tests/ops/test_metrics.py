@@ -102,7 +102,7 @@ async def test_store_errors_are_counted(make_daemon: Any) -> None:
     api = Api(daemon.base_url)
     await api.user("carol")
     status, _ = await api.call("POST", "/api/auth/register",
-                               {"username": "carol", "password": "12345678"})
+                               {"username": "carol", "password": "another horse"})
     assert status == 409  # a refusal (taken name): not a store error
     samples = await scrape(daemon.metrics_url)
     assert samples['chatire_store_errors_total{query="create_user"}'] == 0

@@ -75,7 +75,7 @@ class Node:
         self.hub.start()
 
     def user(self, name: str) -> User:
-        return run(self.chats.register(name, "password123", None))
+        return run(self.chats.register(name, "correct horse", None, "192.0.2.1"))
 
     def chat(self, owner: User, *members: User) -> Chat:
         chat = run(self.chats.create_chat(owner, "t"))

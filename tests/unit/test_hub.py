@@ -168,7 +168,7 @@ def test_leaving_ends_the_subscription_and_revoking_closes_the_socket() -> None:
     run(node.chats.leave(bob, chat.uri))
     assert conn.control[-1] == {"type": "unsubscribed", "chat": chat.uri}
     assert not node.hub.is_subscribed(conn, chat.uri)
-    token, _ = run(node.chats.sign_in("bob", "password123"))
+    token, _ = run(node.chats.sign_in("bob", "correct horse", "192.0.2.1"))
     from chatire.auth import token_hash
 
     conn.token_hash = token_hash(token)

@@ -1,10 +1,10 @@
-"""Rate limits on the Clock: the send bucket and the sign-in failure window."""
+"""Rate limits on the Clock: the send bucket (sign-in failures: test_logins)."""
 
 from __future__ import annotations
 
 from twisted.internet.task import Clock
 
-from chatire.ratelimit import FailureWindow, TokenBucket
+from chatire.ratelimit import TokenBucket
 
 
 def test_token_bucket_allows_a_burst_then_the_rate() -> None:
@@ -22,17 +22,3 @@ def test_token_bucket_allows_a_burst_then_the_rate() -> None:
 def test_rate_zero_turns_the_bucket_off() -> None:
     bucket = TokenBucket(Clock(), rate=0, burst=1)
     assert all(bucket.take("u") == 0.0 for _ in range(1000))
-
-
-def test_failure_window_blocks_after_the_limit_for_a_minute() -> None:
-    clock = Clock()
-    window = FailureWindow(clock, limit=3)
-    for _ in range(3):
-        assert window.retry_after("bob") == 0.0
-        window.fail("bob")
-    assert window.retry_after("bob") == 60.0
-    assert window.retry_after("alice") == 0.0
-    clock.advance(59)
-    assert window.retry_after("bob") == 1.0
-    clock.advance(1)
-    assert window.retry_after("bob") == 0.0
