@@ -172,7 +172,5 @@ def test_the_daemon_is_unharmed_afterwards(fuzz_daemon: SyncDaemon,
     assert {r["type"] for r in replies} == {"message", "sent"}
     ws.close()
     assert fuzz_daemon.call("GET", "/healthz")[0] == 200
-    log = fuzz_daemon.log.read_text(errors="replace")
-    bad = [line for line in log.splitlines() if "Traceback" in line or "Unhandled" in line
-           or "#critical" in line or "#error" in line]
+    bad = fuzz_daemon.log_problems()
     assert not bad, bad[:5]
