@@ -18,6 +18,7 @@ import pytest
 from chatire.config import SCALAR_OPTIONS, attribute, parse_value
 from tests.support.daemons import REPO, DaemonProcess
 
+PASSWORD = "fuzzing horse 42"  # of every fuzzer's users
 #: ``CHATIRE_FUZZ_EXPLORE=1``: fresh random cases each run; else the same cases each
 #: time (``make test`` stays reproducible).
 EXPLORE = os.environ.get("CHATIRE_FUZZ_EXPLORE") == "1"
@@ -124,6 +125,25 @@ def unlimited_fields() -> dict[str, Any]:
     """UNLIMITED as Config fields (for in-process daemons: ``attrs.evolve``, ``make_daemon``)."""
     return {attribute(option): parse_value(option, kind, UNLIMITED[option])
             for option, kind, _ in SCALAR_OPTIONS if option in UNLIMITED}
+
+
+class Member:
+    """A user of the daemon under test with a chat of theirs."""
+
+    def __init__(self, daemon: SyncDaemon) -> None:
+        self.username, self.token = daemon.sign_up(PASSWORD)
+        status, body = daemon.call("POST", "/api/chats", {"title": "text"}, token=self.token)
+        assert status == 201, body
+        self.chat: str = body["chat"]["uri"]
+
+
+def valid_value(field: str) -> Any:
+    """A value the API accepts in ``field`` (each call a fresh one where it must be unique)."""
+    values: dict[str, Any] = {"username": "f" + secrets.token_hex(6), "password": PASSWORD,
+                              "display_name": "Fuzz", "title": "fuzz", "message": "hello",
+                              "client_id": secrets.token_hex(8)}
+    assert field in values, f"the text fuzzer needs a valid value for {field!r}"
+    return values[field]
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ travels as the escape ``"\\ud800"`` that a hostile client would send.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -102,9 +101,6 @@ def name_refusals(value: Any) -> set[str]:
     return {"not_found"}
 
 
-WELL_FORMED_URI = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
-
-
 # -- nesting ----------------------------------------------------------------------------------
 
 MAX_DEPTH = 32  # PROTOCOL.md: deeper JSON is 400 invalid / an invalid error frame
@@ -130,7 +126,9 @@ def nested(levels: list[bool], leaf: Any = 1) -> Any:
 def nestings(max_depth: int = 200) -> st.SearchStrategy[Any]:
     """Arrays and objects inside each other, 0 to ``max_depth`` levels."""
     leaves = st.one_of(st.none(), st.integers(), st.text(max_size=5))
-    return st.builds(nested, st.lists(st.booleans(), max_size=max_depth), leaves)
+    levels = st.integers(0, max_depth).flatmap(
+        lambda n: st.lists(st.booleans(), min_size=n, max_size=n))  # depths spread evenly
+    return st.builds(nested, levels, leaves)
 
 
 def deep_json(levels: int) -> bytes:

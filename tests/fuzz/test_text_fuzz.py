@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.fuzz import rawws
-from tests.fuzz.conftest import EXPLORE, SyncDaemon, unlimited
+from tests.fuzz.conftest import EXPLORE, PASSWORD, Member, SyncDaemon, unlimited, valid_value
 from tests.fuzz.strategies import (
     api_text_fields,
     frame_text_fields,
@@ -32,7 +32,6 @@ from tests.fuzz.strategies import (
 )
 from tests.support.services import fresh_database
 
-PASSWORD = "fuzzing horse 42"
 FUZZ = settings(max_examples=120, deadline=None, database=None, derandomize=not EXPLORE,
                 suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
 
@@ -52,28 +51,9 @@ def store_daemon(request: pytest.FixtureRequest,
         yield daemon
 
 
-class Member:
-    """A user of the daemon under test with a chat of theirs."""
-
-    def __init__(self, daemon: SyncDaemon) -> None:
-        self.username, self.token = daemon.sign_up(PASSWORD)
-        status, body = daemon.call("POST", "/api/chats", {"title": "text"}, token=self.token)
-        assert status == 201, body
-        self.chat: str = body["chat"]["uri"]
-
-
 @pytest.fixture(scope="module")
 def member(store_daemon: SyncDaemon) -> Member:
     return Member(store_daemon)
-
-
-def _valid(field: str, member: Member) -> Any:
-    """A value the API accepts in ``field`` (each call a fresh one where it must be unique)."""
-    values: dict[str, Any] = {"username": "f" + secrets.token_hex(6), "password": PASSWORD,
-                              "display_name": "Fuzz", "title": "fuzz", "message": "hello",
-                              "client_id": secrets.token_hex(8)}
-    assert field in values, f"the text fuzzer needs a valid value for {field!r}"
-    return values[field]
 
 
 FIELDS = list(api_text_fields())
@@ -95,7 +75,7 @@ def test_hostile_text_in_every_api_field(store_daemon: SyncDaemon, member: Membe
     @given(target=st.sampled_from(FIELDS), value=hostile_text())
     def fuzz(target: tuple[str, str, str, list[str]], value: str) -> None:
         method, path, field, required = target
-        body = {name: _valid(name, member) for name in required}
+        body = {name: valid_value(name) for name in required}
         if path == "/api/auth/token":
             body["username"] = member.username  # a real user: only the fuzzed field is wrong
         body[field] = value
