@@ -10,6 +10,7 @@ travels as the escape ``"\\ud800"`` that a hostile client would send.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -92,13 +93,22 @@ def hostile_names() -> st.SearchStrategy[str]:
     )
 
 
+#: What the server issues as a chat uri (PROTOCOL.md, Abuse limits: Names).
+ISSUED_FORM = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")
+
+
 def name_refusals(value: Any) -> set[str]:
-    """The error codes a frame naming ``value`` as its chat may get (none issued it)."""
+    """The error codes a frame naming ``value`` as its chat may get (none issued it).
+
+    A name of the issued form is ``not_found``; one that cannot be a uri at all (empty,
+    too long, other characters, bad text) is ``not_found`` too, or ``invalid`` as a
+    frame that fails its schema; not a string: ``invalid``.
+    """
     if not isinstance(value, str):
         return {"invalid"}
-    if text_refused("chat", value):
-        return {"invalid", "not_found"}
-    return {"not_found"}
+    if ISSUED_FORM.match(value):
+        return {"not_found"}
+    return {"invalid", "not_found"}
 
 
 # -- nesting ----------------------------------------------------------------------------------

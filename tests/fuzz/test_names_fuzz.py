@@ -128,7 +128,7 @@ async def test_any_name_in_any_frame(pair: list[Any]) -> None:
     def on_the_reactor(f: Any, *args: Any) -> Any:
         return threads.blockingCallFromThread(reactor, f, *args)
 
-    @settings(max_examples=25, deadline=None, database=None, derandomize=not EXPLORE,
+    @settings(max_examples=12, deadline=None, database=None, derandomize=not EXPLORE,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
     @given(frames=st.lists(st.tuples(st.sampled_from(KINDS), hostile_names()), min_size=1,
                            max_size=6),

@@ -32,7 +32,7 @@ from tests.fuzz.strategies import (
 )
 from tests.support.services import fresh_database
 
-FUZZ = settings(max_examples=120, deadline=None, database=None, derandomize=not EXPLORE,
+FUZZ = settings(max_examples=80, deadline=None, database=None, derandomize=not EXPLORE,
                 suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
 
 
