@@ -20,7 +20,7 @@ from twisted.internet import reactor, task, threads
 
 from chatire.frames import CONTROL
 from tests.fuzz import rawws
-from tests.fuzz.conftest import EXPLORE, blocking_call, unlimited_fields
+from tests.fuzz.conftest import EXPLORE, unlimited_fields
 from tests.fuzz.strategies import wire
 from tests.support.client import Api
 
@@ -94,24 +94,22 @@ async def test_frames_racing_a_close_leave_nothing_behind(make_daemon: Any) -> N
     settled = {"open sockets": 0, "subscriptions": 0, "Hub connections": 0,
                "followed": [CONTROL]}
 
-    @settings(max_examples=30, deadline=None, database=None, derandomize=not EXPLORE,
+    @settings(max_examples=15, deadline=None, database=None, derandomize=not EXPLORE,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
     @given(sockets=st.lists(st.tuples(st.lists(st.sampled_from(KINDS), min_size=1, max_size=4),
                                       st.booleans(), st.sampled_from(ENDINGS)),
                             min_size=1, max_size=8))
     @example(sockets=[(["subscribe"], True, "close-frame")] * 8)
     def fuzz(sockets: list[tuple[list[str], bool, str]]) -> None:
-        status, body = blocking_call(service.base_url, "POST", "/api/auth/token",
-                                     {"username": user.name, "password": "fuzzing horse 42"})
-        assert status == 200, body
-        _race(port, body["token"], chats, sockets)
+        _race(port, user.token, chats, sockets)
         deadline = time.monotonic() + 5
+        while on_the_reactor(state)["open sockets"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(3 * AUTH_DELAY)  # the frames that waited behind the token check run now
         now = on_the_reactor(state)
-        while now["open sockets"] and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while now != settled and time.monotonic() < deadline:
+            time.sleep(0.02)
             now = on_the_reactor(state)
-        time.sleep(0.3)  # the frames that were waiting behind the token check run now
-        now = on_the_reactor(state)
         assert now == settled, (sockets, now)
 
     await threads.deferToThread(fuzz)
