@@ -183,20 +183,26 @@ def test_a_bad_post_fails_alone(store_daemon: SyncDaemon, member: Member) -> Non
             ids = [f"good-{round_}-{i}" for i in range(POSTERS)]
             goods = [pool.submit(post, start, token, f"fine {i}", ids[i])
                      for i, token in enumerate(users)]
+            ws = None
             if round_ % 2:  # over the socket
                 ws = rawws.RawSocket("127.0.0.1", store_daemon.port, member.token, timeout=5)
-                try:
-                    assert ws.next_json()["type"] == "ready"
-                    answer = pool.submit(send, start, ws, bad).result(30)
-                    assert answer["type"] == "error" and answer["code"] == "invalid", answer
-                finally:
-                    ws.close()
+                assert ws.next_json()["type"] == "ready"
+                refused = pool.submit(send, start, ws, bad)
             else:
-                status, reply = pool.submit(post, start, member.token, bad,
-                                            "bad-" + secrets.token_hex(4)).result(30)
-                assert status == 400 and reply["error"]["code"] == "invalid", (bad, reply)
-            results = [g.result(30) for g in goods]
+                refused = pool.submit(post, start, member.token, bad,
+                                      "bad-" + secrets.token_hex(4))
+            try:
+                results = [g.result(30) for g in goods]
+                answer = refused.result(30)
+            finally:
+                if ws is not None:
+                    ws.close()
             assert all(status == 201 for status, _ in results), (bad, results)
+            if ws is not None:
+                assert answer["type"] == "error" and answer["code"] == "invalid", (bad, answer)
+            else:
+                status, reply = answer
+                assert status == 400 and reply["error"]["code"] == "invalid", (bad, reply)
             good_ids += ids
     status, body = store_daemon.call("GET", f"{path}?limit=200", token=member.token)
     assert status == 200
