@@ -27,7 +27,7 @@ from tests.fuzz.strategies import (
     wire,
 )
 
-FUZZ = settings(max_examples=80, deadline=None, database=None, derandomize=not EXPLORE,
+FUZZ = settings(max_examples=60, deadline=None, database=None, derandomize=not EXPLORE,
                 suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
 #: Every operation with a request body, and the fields it needs.
 BODIES = sorted({(method, path, tuple(required))

@@ -32,7 +32,7 @@ from tests.fuzz.strategies import (
 )
 from tests.support.services import fresh_database
 
-FUZZ = settings(max_examples=80, deadline=None, database=None, derandomize=not EXPLORE,
+FUZZ = settings(max_examples=50, deadline=None, database=None, derandomize=not EXPLORE,
                 suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
 
 
@@ -71,7 +71,7 @@ def test_every_text_field_is_fuzzed() -> None:
 def test_hostile_text_in_every_api_field(store_daemon: SyncDaemon, member: Member) -> None:
     statuses: dict[int, int] = {}
 
-    @FUZZ
+    @settings(FUZZ, max_examples=40)  # sign-ups and sign-ins hash a password: slow ones
     @given(target=st.sampled_from(FIELDS), value=hostile_text())
     def fuzz(target: tuple[str, str, str, list[str]], value: str) -> None:
         method, path, field, required = target
@@ -152,7 +152,8 @@ def test_hostile_text_in_every_frame_field(store_daemon: SyncDaemon, member: Mem
 
 
 #: Text the store must never see; sent among good posts of other users at the same moment.
-BAD_MESSAGES = ["\ud800", "bad \x00 nul", "\x01", "x\udfffy", "\x00", "a\x1bb", "\udc00\ud800"]
+BAD_MESSAGES = ["\ud800", "bad \x00 nul", "\x01", "x\udfffy", "\x00", "a\x1bb", "\udc00\ud800",
+                "\x00 over the socket"]
 POSTERS = 6
 
 
@@ -178,7 +179,7 @@ def test_a_bad_post_fails_alone(store_daemon: SyncDaemon, member: Member) -> Non
 
     good_ids: list[str] = []
     with ThreadPoolExecutor(POSTERS + 1) as pool:
-        for round_, bad in enumerate(BAD_MESSAGES * 2):
+        for round_, bad in enumerate(BAD_MESSAGES):
             start = threading.Barrier(POSTERS + 1)
             ids = [f"good-{round_}-{i}" for i in range(POSTERS)]
             goods = [pool.submit(post, start, token, f"fine {i}", ids[i])
