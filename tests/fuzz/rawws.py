@@ -26,6 +26,16 @@ def frame(payload: bytes, opcode: int = TEXT, fin: bool = True, rsv: int = 0) ->
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
+def upgrade_request(host: str, port: int, token: str | None = None) -> bytes:
+    """The bytes of a WebSocket upgrade request to ``/ws``, with a header token or none."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    lines = ["GET /ws HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket",
+             "Connection: Upgrade", f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
+    if token is not None:
+        lines.append(f"Authorization: Bearer {token}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
 class Closed(Exception):
     """The server closed the connection; ``code`` is its close code (None: no close frame)."""
 
@@ -41,13 +51,7 @@ class RawSocket:
                  timeout: float = 5.0, then: bytes = b"") -> None:
         """Open and upgrade; ``then`` is written right behind the request, in one go."""
         self.sock = socket.create_connection((host, port), timeout=timeout)
-        key = base64.b64encode(os.urandom(16)).decode()
-        lines = ["GET /ws HTTP/1.1", f"Host: {host}:{port}", "Upgrade: websocket",
-                 "Connection: Upgrade", f"Sec-WebSocket-Key: {key}",
-                 "Sec-WebSocket-Version: 13"]
-        if token is not None:
-            lines.append(f"Authorization: Bearer {token}")
-        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + then)
+        self.sock.sendall(upgrade_request(host, port, token) + then)
         head = b""
         while b"\r\n\r\n" not in head:
             chunk = self.sock.recv(4096)
@@ -111,3 +115,21 @@ class RawSocket:
         except Closed:
             pass
         self.sock.close()
+
+
+def reply_to(ws: RawSocket, frame: dict[str, Any]) -> dict[str, Any]:
+    """Send a frame and read its one reply (AssertionError if none comes in time)."""
+    ws.send_json(frame)
+    try:
+        reply: dict[str, Any] = ws.next_json()
+    except TimeoutError:
+        raise AssertionError(f"no reply to {frame!r}") from None
+    return reply
+
+
+def still_open(ws: RawSocket) -> None:
+    """The socket still answers, and nothing but that answer was waiting in it."""
+    marker = "still-open-" + os.urandom(4).hex()
+    reply = reply_to(ws, {"type": "unsubscribe", "chat": marker})
+    assert reply.get("chat") == marker, reply  # unsubscribed, or unauthenticated before auth
+    assert reply["type"] == "unsubscribed" or reply["code"] == "unauthenticated", reply

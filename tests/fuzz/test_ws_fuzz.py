@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from chatire.schemas import FRAMES
 from tests.fuzz import rawws
 from tests.fuzz.conftest import EXPLORE, SyncDaemon
+from tests.fuzz.strategies import hostile_names, hostile_text, wire
 
 MAX_FRAME = 16384  # the fuzz daemon's --max-frame-bytes
 REPLY_TYPES = {"ready", "subscribed", "unsubscribed", "message", "sent", "typing", "error"}
@@ -32,7 +33,8 @@ STATE: dict[str, Any] = {"examples": 0, "frames": 0, "closes": {}, "replies": {}
 
 def _json_values() -> st.SearchStrategy[Any]:
     scalars = st.one_of(st.none(), st.booleans(), st.integers(min_value=-2**70, max_value=2**70),
-                        st.floats(allow_nan=False), st.text(max_size=50))
+                        st.floats(allow_nan=False), st.text(max_size=50),
+                        hostile_text(max_size=50))
     return st.recursive(scalars, lambda inner: st.one_of(
         st.lists(inner, max_size=5), st.dictionaries(st.text(max_size=10), inner, max_size=5)),
         max_leaves=20)
@@ -44,18 +46,23 @@ Frame = tuple[bytes, int, bool, int]  # payload, opcode, fin, rsv bits
 def _frames(chat: str, junk: bool) -> st.SearchStrategy[Frame]:
     """One frame: text of any content and size; with ``junk``, also protocol junk."""
     anything = _json_values()
-    field = st.one_of(st.just(chat), anything, st.text(min_size=60, max_size=80))
+    field = st.one_of(st.just(chat), anything, st.text(min_size=60, max_size=80),
+                      hostile_names())
     shaped = st.fixed_dictionaries(
         {"type": st.one_of(st.sampled_from(sorted(FRAMES)), st.text(max_size=12))},
         optional={"chat": field, "after": st.one_of(st.none(), st.integers(-5, 2**64),
                                                     st.floats(), st.text(max_size=5)),
-                  "message": st.one_of(st.text(max_size=300),
+                  "message": st.one_of(st.text(max_size=300), hostile_text(max_size=300),
                                        st.text(min_size=4000, max_size=4100), anything),
                   "client_id": st.one_of(st.text(max_size=200), anything),
                   "token": st.one_of(st.text(max_size=60), anything),
                   "extra": anything})
 
-    def text(value: Any) -> Frame:
+    def text(value: Any, escaped: bool = False) -> Frame:
+        """Raw UTF-8 (a lone surrogate as bytes no decoder takes) or ASCII with escapes
+        (a lone surrogate as ``\\ud800``: well-formed JSON of a string that is not Unicode)."""
+        if escaped:
+            return wire(value), rawws.TEXT, True, 0
         return (json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"),
                 rawws.TEXT, True, 0)
 
@@ -66,7 +73,7 @@ def _frames(chat: str, junk: bool) -> st.SearchStrategy[Frame]:
                   st.text(min_size=1, max_size=100), st.text(min_size=1, max_size=20)),
         st.just({"type": "typing", "chat": chat}),
         st.just({"type": "unsubscribe", "chat": chat}))
-    as_json = st.one_of(shaped, anything, valid).map(text)
+    as_json = st.builds(text, st.one_of(shaped, anything, valid), st.booleans())
     frames = st.one_of(
         as_json, as_json, as_json, as_json,
         st.text(max_size=200).map(
@@ -172,7 +179,5 @@ def test_the_daemon_is_unharmed_afterwards(fuzz_daemon: SyncDaemon,
     assert {r["type"] for r in replies} == {"message", "sent"}
     ws.close()
     assert fuzz_daemon.call("GET", "/healthz")[0] == 200
-    log = fuzz_daemon.log.read_text(errors="replace")
-    bad = [line for line in log.splitlines() if "Traceback" in line or "Unhandled" in line
-           or "#critical" in line or "#error" in line]
+    bad = fuzz_daemon.log_problems()
     assert not bad, bad[:5]
