@@ -19,8 +19,9 @@ from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
-from chatire import openapi
+from chatire import jsonin, openapi
 from chatire.chats import ChatService
+from chatire.clientaddr import client_address
 from chatire.errors import ChatireError, Invalid, NotFound, TooLarge, Unauthenticated
 from chatire.interfaces import IBus
 from chatire.model import User
@@ -66,6 +67,16 @@ def _int_arg(request: IRequest, name: str) -> int | None:
         raise Invalid(f"{name}: must be a whole number") from None
 
 
+def _str_arg(request: IRequest, name: str) -> str | None:
+    values = request.args.get(name.encode())
+    if not values:
+        return None
+    try:
+        return str(values[0].decode("ascii"))
+    except UnicodeDecodeError:
+        raise Invalid(f"{name}: must be ASCII") from None
+
+
 @attrs.define
 class ChatireAPI:
     """The HTTP API, the UI's static files and the /ws upgrade, on one Klein router."""
@@ -92,11 +103,7 @@ class ChatireAPI:
             raise TooLarge(f"request body over {self.max_body_bytes} bytes")
         if not raw:  # no body at all is {}; white space alone is not JSON
             raw = b"{}"
-        try:
-            value = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise Invalid("the body is not valid JSON in UTF-8") from None
-        return validate(schema, value)
+        return validate(schema, jsonin.loads(raw))
 
     async def _user(self, request: IRequest) -> User:
         return await self.chats.authenticate(bearer_token(request) or "")
@@ -139,6 +146,7 @@ class ChatireAPI:
     @router.route("/api/auth/register", methods=["POST"])
     async def register(self, request: IRequest) -> bytes:
         body = self._body(request, "Register")
+        self.chats.take_signup(client_address(request))
         user = await self.chats.register(body["username"], body["password"],
                                          body.get("display_name"))
         return _respond(request, 201, {"user": user.to_json()})
@@ -173,8 +181,10 @@ class ChatireAPI:
     @router.route("/api/chats", methods=["GET"])
     async def list_chats(self, request: IRequest) -> bytes:
         user = await self._user(request)
-        chats = await self.chats.list_chats(user)
-        return _respond(request, 200, {"chats": [chat.to_json() for chat in chats]})
+        chats, after = await self.chats.list_chats(user, _int_arg(request, "limit"),
+                                                   _str_arg(request, "cursor"))
+        return _respond(request, 200, {"chats": [chat.to_json() for chat in chats],
+                                       "next": after})
 
     @router.route("/api/chats/<string:uri>", methods=["GET"])
     async def chat(self, request: IRequest, uri: str) -> bytes:

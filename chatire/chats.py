@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
@@ -16,7 +17,7 @@ from chatire.auth import Passwords, new_token, token_hash
 from chatire.config import Config
 from chatire.errors import Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
 from chatire.interfaces import IStore
-from chatire.model import Appended, Chat, Message, Page, Post, User, utc_from_timestamp
+from chatire.model import Appended, Chat, ChatPage, Message, Page, Post, User, utc_from_timestamp
 from chatire.ratelimit import FailureWindow, TokenBucket
 
 log = Logger()
@@ -26,6 +27,28 @@ MAX_TITLE_CHARS = 200
 MAX_HISTORY_LIMIT = 200
 DEFAULT_HISTORY_LIMIT = 50
 MAX_CLIENT_ID_CHARS = 128
+DEFAULT_CHAT_PAGE = 100
+MAX_CHAT_PAGE = 500
+
+
+def encode_cursor(key: tuple[datetime, int]) -> str:
+    """The opaque cursor of a chat list position: its (last_activity_at, id) key."""
+    at, chat_id = key
+    text = f"{at.astimezone(UTC).isoformat(timespec='microseconds')}|{chat_id}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int]:
+    """The key of a cursor from encode_cursor; Invalid for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        at, _, chat_id = text.partition("|")
+        key = datetime.fromisoformat(at), int(chat_id)
+    except ValueError:  # bad base64, UTF-8, time or number
+        raise Invalid("cursor: not a cursor this server gave") from None
+    if key[0].tzinfo is None or not cursor.isascii():
+        raise Invalid("cursor: not a cursor this server gave")
+    return key
 
 
 class ChatEvents(Protocol):
@@ -61,6 +84,10 @@ class ChatService:
         self._passwords = passwords
         self._sends = TokenBucket(clock, config.send_rate, config.send_burst)
         self._logins = FailureWindow(clock, config.login_failures)
+        # Hourly quotas as token buckets: a burst of the hourly number, refilled
+        # evenly over the hour. Per daemon and in memory (see docs/deployment.md).
+        self._signups = TokenBucket(clock, config.signup_rate / 3600, config.signup_rate)
+        self._new_chats = TokenBucket(clock, config.chat_rate / 3600, config.chat_rate)
         self._appender = Appender(store, self.now)
         self._chats: dict[str, Chat] = {}
 
@@ -81,6 +108,13 @@ class ChatService:
         user: User = await self.store.create_user(username, password_hash, display, self.now())
         log.info("user registered", user_id=user.id)
         return user
+
+    def take_signup(self, address: str) -> None:
+        """Count one sign-up from a client address; RateLimited past --signup-rate."""
+        wait = self._signups.take(address)
+        if wait:
+            raise RateLimited("too many sign-ups from this address; try again later",
+                              retry_after=wait)
 
     async def sign_in(self, username: str, password: str) -> tuple[str, User]:
         key = username.lower()
@@ -128,14 +162,24 @@ class ChatService:
         title = (title or "").strip()
         if len(title) > MAX_TITLE_CHARS:
             raise Invalid(f"title: at most {MAX_TITLE_CHARS} characters")
+        wait = self._new_chats.take(user.id)
+        if wait:
+            raise RateLimited("too many new chats; try again later", retry_after=wait)
         uri = secrets.token_urlsafe(18)
         chat: Chat = await self.store.create_chat(uri, title, user.id, self.now())
         self._chats[uri] = chat
         return chat
 
-    async def list_chats(self, user: User) -> list[Chat]:
-        chats: list[Chat] = await self.store.list_chats(user.id)
-        return chats
+    async def list_chats(self, user: User, limit: int | None = None,
+                         cursor: str | None = None) -> tuple[list[Chat], str | None]:
+        """A page of the user's chats, latest activity first, and the next page's cursor."""
+        if limit is None:
+            limit = DEFAULT_CHAT_PAGE
+        if not 1 <= limit <= MAX_CHAT_PAGE:
+            raise Invalid(f"limit: 1 to {MAX_CHAT_PAGE}")
+        after = None if cursor is None else decode_cursor(cursor)
+        page: ChatPage = await self.store.list_chats(user.id, limit, after)
+        return list(page.chats), None if page.next is None else encode_cursor(page.next)
 
     async def chat(self, uri: str) -> Chat:
         """The chat of a uri (fresh from the store), or NotFound."""

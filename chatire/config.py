@@ -23,6 +23,8 @@ class Config:
     send_rate: float = 10.0
     send_burst: int = 50
     login_failures: int = 5
+    signup_rate: int = 30
+    chat_rate: int = 100
     max_connections: int = 50000
     ping_interval: float = 30.0
     ping_timeout: float = 10.0
@@ -31,6 +33,7 @@ class Config:
     allowed_origin: tuple[str, ...] = ()
     auth_timeout: float = 10.0
     http_timeout: float = 60.0
+    request_timeout: float = 30.0
     metrics_listen: tuple[str, ...] = ()
     shutdown_timeout: float = 10.0
     log_format: str = "text"
@@ -48,6 +51,8 @@ SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("send-rate", float, "messages a second per user (token bucket); 0 turns it off"),
     ("send-burst", int, "burst size of the per-user send bucket"),
     ("login-failures", int, "failed sign-ins per username per minute before 429"),
+    ("signup-rate", int, "sign-ups per client address per hour; past it 429; 0 turns it off"),
+    ("chat-rate", int, "chats created per user per hour; past it 429; 0 turns it off"),
     ("max-connections", int, "open WebSocket connections per daemon; past it 503"),
     ("ping-interval", float, "seconds between server pings; 0 turns pings off"),
     ("ping-timeout", float, "seconds a pong may take before the socket is dropped"),
@@ -56,6 +61,8 @@ SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("auth-timeout", float, "seconds a socket has to authenticate"),
     ("http-timeout", float, "seconds an HTTP connection may stay silent (before its "
      "request or between requests) before it is closed; 0 never"),
+    ("request-timeout", float, "seconds a client may take to send a whole HTTP request, "
+     "headers and body; past it the connection closes; 0 never"),
     ("shutdown-timeout", float, "seconds a graceful stop may take"),
     ("log-format", str, "text or json (one JSON object a line)"),
     ("web-root", str, "folder of the browser UI (default: the packaged web/)"),
