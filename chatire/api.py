@@ -15,7 +15,6 @@ from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
-from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
@@ -27,6 +26,7 @@ from chatire.interfaces import IBus
 from chatire.model import User
 from chatire.ratelimit import whole_seconds
 from chatire.schemas import validate
+from chatire.webfiles import UIFiles
 
 log = Logger()
 
@@ -88,6 +88,7 @@ class ChatireAPI:
     websocket: IResource | None = None
     max_body_bytes: int = 65536
     health_timeout: float = 2.0
+    ui_files: UIFiles | None = None
     router = Klein()
 
     def resource(self) -> KleinResource:
@@ -251,13 +252,24 @@ class ChatireAPI:
 
     @router.route("/c/<string:uri>", methods=["GET", "HEAD"])
     def chat_page(self, request: IRequest, uri: str) -> IResource:
-        return _static(request, self.web_root.child("index.html"))
+        return self._ui_file(request, b"/index.html")
 
     @router.route("/", branch=True, methods=["GET", "HEAD"])
     def static(self, request: IRequest) -> IResource:
         if request.path.startswith(b"/api/"):
             raise NotFound("no such API path")
-        return _static(request, self.web_root)
+        return self._ui_file(request, request.path)
+
+    def _ui_file(self, request: IRequest, path: bytes) -> IResource:
+        """One of the UI's files, with the UI's headers; anything else is 404."""
+        if self.ui_files is None or self.ui_files.root != self.web_root:
+            self.ui_files = UIFiles(self.web_root)
+        found = self.ui_files.find(path)
+        if found is None:
+            raise NotFound("no such file")
+        for name, value in _UI_HEADERS.items():
+            request.setHeader(name, value)
+        return self.ui_files.resource(found)
 
 
 _UI_HEADERS = {
@@ -267,12 +279,3 @@ _UI_HEADERS = {
     b"Referrer-Policy": b"no-referrer",
     b"Cache-Control": b"no-cache",
 }
-
-
-def _static(request: IRequest, path: FilePath[str]) -> IResource:
-    """The UI's files, with the headers a browser UI should carry."""
-    for name, value in _UI_HEADERS.items():
-        request.setHeader(name, value)
-    resource = File(path.path)
-    resource.indexNames = ["index.html"]
-    return resource
