@@ -82,6 +82,7 @@ class ChatireService(Service):
         if not config.metrics_listen:
             root = MetricsOrApp(root, scrape)
         self.site = make_site(root, config.max_body_bytes, site_class=AccessLogSite,
+                              request_timeout=config.request_timeout,
                               timeout=config.http_timeout or None)
         self.metrics_site = QuietSite(MetricsOnly(scrape))
         self.ports: list[IListeningPort] = []
