@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from twisted.internet.defer import Deferred
@@ -18,6 +17,7 @@ from chatire.config import Config
 from chatire.errors import Forbidden, Invalid, NotFound, RateLimited, Unauthenticated
 from chatire.interfaces import IStore
 from chatire.model import Appended, Chat, ChatPage, Message, Page, Post, User, utc_from_timestamp
+from chatire.paging import decode_cursor, encode_cursor
 from chatire.ratelimit import FailureWindow, TokenBucket
 
 log = Logger()
@@ -29,26 +29,6 @@ DEFAULT_HISTORY_LIMIT = 50
 MAX_CLIENT_ID_CHARS = 128
 DEFAULT_CHAT_PAGE = 100
 MAX_CHAT_PAGE = 500
-
-
-def encode_cursor(key: tuple[datetime, int]) -> str:
-    """The opaque cursor of a chat list position: its (last_activity_at, id) key."""
-    at, chat_id = key
-    text = f"{at.astimezone(UTC).isoformat(timespec='microseconds')}|{chat_id}"
-    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, int]:
-    """The key of a cursor from encode_cursor; Invalid for anything else."""
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        at, _, chat_id = text.partition("|")
-        key = datetime.fromisoformat(at), int(chat_id)
-    except ValueError:  # bad base64, UTF-8, time or number
-        raise Invalid("cursor: not a cursor this server gave") from None
-    if key[0].tzinfo is None or not cursor.isascii():
-        raise Invalid("cursor: not a cursor this server gave")
-    return key
 
 
 class ChatEvents(Protocol):

@@ -11,9 +11,10 @@ import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
 
-from chatire.chats import ChatService, decode_cursor, encode_cursor
+from chatire.chats import ChatService
 from chatire.config import Config
 from chatire.errors import Invalid, RateLimited
+from chatire.paging import decode_cursor, encode_cursor
 from tests.support.client import Api
 
 
@@ -155,6 +156,8 @@ async def test_the_chat_list_limit_defaults_to_100_and_stops_at_500(make_daemon:
     "cursor=" + base64.urlsafe_b64encode(b"2026-01-01T00:00:00|12").decode(),  # naive time
     "cursor=" + base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|x").decode(),
     "cursor=" + base64.urlsafe_b64encode(b"\xff\xfe").decode(),
+    "cursor=" + base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|" + b"9" * 30).decode(),
+    "cursor=" + base64.urlsafe_b64encode(b"2026-01-01T00:00:00+00:00|-1").decode(),
 ])
 @pytest_twisted.ensureDeferred
 async def test_a_bad_limit_or_cursor_is_400_invalid(api: Api, query: str) -> None:
