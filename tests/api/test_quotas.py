@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
 import pytest_twisted
+from twisted.internet import reactor
 from twisted.internet.task import Clock
 
 from chatire.chats import ChatService
 from chatire.config import Config
 from chatire.errors import Invalid, RateLimited
 from chatire.paging import decode_cursor, encode_cursor
+from chatire.store import store_from_url
 from tests.support.client import Api
 
 
@@ -168,8 +171,6 @@ async def test_a_bad_limit_or_cursor_is_400_invalid(api: Api, query: str) -> Non
 
 
 def test_cursors_round_trip_and_are_opaque_url_safe_text() -> None:
-    from datetime import UTC, datetime
-
     key = (datetime(2026, 12, 2, 3, 4, 5, 678901, tzinfo=UTC), 42)
     cursor = encode_cursor(key)
     assert decode_cursor(cursor) == key
@@ -196,3 +197,29 @@ async def test_deeply_nested_json_is_400_on_every_body(api: Api) -> None:
     status, body = await alice.call("POST", "/api/chats", raw=raw)
     assert status == 400 and "deeper" not in body["error"]["message"]
     assert (await api.call("GET", "/healthz"))[0] == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_store_pages_break_ties_of_activity_by_id_with_no_gap_or_repeat(
+        db_url: str) -> None:
+    store = store_from_url(db_url, reactor)
+    await store.start()
+    try:
+        now = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
+        owner = await store.create_user("owner", "x", "Owner", now)
+        chats = [await store.create_chat(f"c{i:02d}" * 6, "t", owner.id,
+                                         now + timedelta(seconds=i // 4)) for i in range(13)]
+        expected = sorted(chats, key=lambda c: (c.created_at, c.id), reverse=True)
+        seen, after, pages = [], None, 0
+        while True:
+            page = await store.list_chats(owner.id, 3, after)
+            assert len(page.chats) <= 3
+            seen += page.chats
+            pages += 1
+            if page.next is None:
+                break
+            after = decode_cursor(encode_cursor(page.next))  # through the wire form
+        assert [c.id for c in seen] == [c.id for c in expected] and pages == 5
+        assert (await store.list_chats(owner.id)).next is None  # no limit: all, one page
+    finally:
+        await store.stop()
