@@ -249,3 +249,11 @@ def test_the_chat_list_loads_more_chats_as_it_scrolls(
     assert titles == [f"Chat {i:03d}" for i in range(119, -1, -1)]
     expect(nav.get_by_text("Loading more chats")).to_be_hidden()
     assert any("cursor=" in url for url in pages)
+    # A refresh (on focus, or every 15 s) renews the first page and keeps the rest.
+    asked = len(pages)
+    with page.expect_response(lambda r: r.url.endswith("/api/chats?limit=50")):
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
+    page.wait_for_timeout(500)  # let the reply be applied
+    expect(items).to_have_count(120)
+    assert len(pages) == asked + 1, pages[asked:]  # not shrunk to 50 and loaded again
+    expect(nav.get_by_role("link", name="Chat 000")).to_be_visible()

@@ -29,6 +29,7 @@ export function startShell(root, me, { onSignOut }) {
   const list = new ChatListView(layout.sidebar, { onNewChat: newChat, onMore: loadMore });
   let chats = [];
   let next = null; // cursor of the first page not loaded yet
+  let deeper = false; // whether pages past the first were loaded by scrolling
   let loadingMore = false;
   let listLoaded = false;
   let lastUnread = new Map();
@@ -68,13 +69,13 @@ export function startShell(root, me, { onSignOut }) {
       const data = await api.chats({ limit: PAGE });
       if (stopped) return;
       const fresh = new Set(data.chats.map((c) => c.uri));
-      const deeper = chats.length > data.chats.length && next !== null;
       if (deeper && data.next) {
         // Pages loaded by scrolling stay: the first page is refreshed, the rest kept.
         chats = data.chats.concat(chats.filter((c) => !fresh.has(c.uri)));
       } else {
         chats = data.chats;
         next = data.next;
+        deeper = false;
       }
       seen.reload();
       let grew = false;
@@ -107,6 +108,7 @@ export function startShell(root, me, { onSignOut }) {
       const known = new Set(chats.map((c) => c.uri));
       chats = chats.concat(data.chats.filter((c) => !known.has(c.uri)));
       next = data.next;
+      deeper = true;
       for (const c of data.chats) lastUnread.set(c.uri, unread(c));
     } catch {
       // Retried when the sentinel shows again (next scroll or refresh).
