@@ -55,7 +55,8 @@ _PAGE_QUERY = [
     {"name": "limit", "in": "query", "required": False,
      "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
     {"name": "cursor", "in": "query", "required": False,
-     "description": "the next of the previous page (opaque)", "schema": {"type": "string"}},
+     "description": "the `next` of the previous page, as given (opaque); anything else "
+                    "is 400 invalid", "schema": {"type": "string"}},
 ]
 # The server strips a message, then takes 1 to --max-message-chars characters: so
 # the document asks for at least one character that is not white space.
