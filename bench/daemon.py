@@ -222,7 +222,8 @@ def deployment(setup: str, *, options: tuple[str, ...] = ()) -> Iterator[Deploym
             pool = os.environ.get("BENCH_PG_POOL")  # default: the daemon's own (4)
             db = stack.enter_context(fresh_database()) + (f"?pool={pool}" if pool else "")
         bus = "memory://" if bus_kind == "memory" else stack.enter_context(fresh_vhost())
-        base = ("--send-rate", "0", "--max-connections", "100000", "--ping-interval", "30",
+        base = ("--send-rate", "0", "--signup-rate", "0", "--chat-rate", "0",
+                "--max-connections", "100000", "--ping-interval", "30",
                 "--slow-reader-bytes", str(16 * 1024 * 1024),
                 # Few accounts hold thousands of sockets here: no per-user cap.
                 "--max-sockets-per-user", "0")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
-from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -17,18 +15,19 @@ from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
-from twisted.web.static import File
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
-from chatire import openapi
+from chatire import jsonin, openapi
 from chatire.chats import ChatService
+from chatire.clientaddr import Network, client_address
 from chatire.errors import ChatireError, Invalid, NotFound, TooLarge, Unauthenticated
 from chatire.interfaces import IBus
 from chatire.limits import public_config
 from chatire.model import User
 from chatire.ratelimit import whole_seconds
 from chatire.schemas import validate
+from chatire.webfiles import UIFiles
 
 log = Logger()
 
@@ -69,52 +68,14 @@ def _int_arg(request: IRequest, name: str) -> int | None:
         raise Invalid(f"{name}: must be a whole number") from None
 
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-def trusted_networks(values: Iterable[str]) -> tuple[Network, ...]:
-    """The ``--trusted-proxy`` values (addresses or networks), checked."""
-    networks = []
-    for value in values:
-        try:
-            networks.append(ipaddress.ip_network(value.strip(), strict=False))
-        except ValueError:
-            raise ValueError(f"--trusted-proxy: not an address or network: {value!r}") from None
-    return tuple(networks)
-
-
-def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """An address as a proxy may write it (``1.2.3.4``, ``1.2.3.4:80``, ``[::1]:80``)."""
-    text = text.strip()
-    for candidate in (text, text.rpartition(":")[0].strip("[]"), text.strip("[]")):
-        try:
-            address = ipaddress.ip_address(candidate)
-        except ValueError:
-            continue
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            return address.ipv4_mapped
-        return address
-    return None
-
-
-def client_address(request: IRequest, trusted: Sequence[Network]) -> str:
-    """The client's address: the peer's; or, when the peer is a trusted proxy, the
-    right-most address of ``X-Forwarded-For`` that is not itself trusted."""
-    peer_host = getattr(request.getClientAddress(), "host", None)
-    if not isinstance(peer_host, str):
-        return "local"  # a UNIX socket
-    peer = _address(peer_host)
-    if peer is None or not any(peer in network for network in trusted):
-        return str(peer or peer_host)
-    hops = [hop.strip() for line in request.requestHeaders.getRawHeaders(b"x-forwarded-for", [])
-            for hop in line.decode("latin-1").split(",") if hop.strip()]
-    for hop in reversed(hops):
-        address = _address(hop)
-        if address is None:
-            return hop[:64]  # what the proxy wrote, whatever it is
-        if not any(address in network for network in trusted):
-            return str(address)
-    return str(_address(hops[0]) if hops else peer)  # proxies all the way: the first hop
+def _str_arg(request: IRequest, name: str) -> str | None:
+    values = request.args.get(name.encode())
+    if not values:
+        return None
+    try:
+        return str(values[0].decode("ascii"))
+    except UnicodeDecodeError:
+        raise Invalid(f"{name}: must be ASCII") from None
 
 
 @attrs.define
@@ -129,6 +90,7 @@ class ChatireAPI:
     max_body_bytes: int = 65536
     health_timeout: float = 2.0
     trusted_proxies: tuple[Network, ...] = ()
+    ui_files: UIFiles | None = None
     router = Klein()
 
     def resource(self) -> KleinResource:
@@ -144,11 +106,7 @@ class ChatireAPI:
             raise TooLarge(f"request body over {self.max_body_bytes} bytes")
         if not raw:  # no body at all is {}; white space alone is not JSON
             raw = b"{}"
-        try:
-            value = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise Invalid("the body is not valid JSON in UTF-8") from None
-        return validate(schema, value)
+        return validate(schema, jsonin.loads(raw))
 
     def _client(self, request: IRequest) -> str:
         return client_address(request, self.trusted_proxies)
@@ -229,8 +187,10 @@ class ChatireAPI:
     @router.route("/api/chats", methods=["GET"])
     async def list_chats(self, request: IRequest) -> bytes:
         user = await self._user(request)
-        chats = await self.chats.list_chats(user)
-        return _respond(request, 200, {"chats": [chat.to_json() for chat in chats]})
+        chats, after = await self.chats.list_chats(user, _int_arg(request, "limit"),
+                                                   _str_arg(request, "cursor"))
+        return _respond(request, 200, {"chats": [chat.to_json() for chat in chats],
+                                       "next": after})
 
     @router.route("/api/chats/<string:uri>", methods=["GET"])
     async def chat(self, request: IRequest, uri: str) -> bytes:
@@ -301,13 +261,24 @@ class ChatireAPI:
 
     @router.route("/c/<string:uri>", methods=["GET", "HEAD"])
     def chat_page(self, request: IRequest, uri: str) -> IResource:
-        return _static(request, self.web_root.child("index.html"))
+        return self._ui_file(request, b"/index.html")
 
     @router.route("/", branch=True, methods=["GET", "HEAD"])
     def static(self, request: IRequest) -> IResource:
         if request.path.startswith(b"/api/"):
             raise NotFound("no such API path")
-        return _static(request, self.web_root)
+        return self._ui_file(request, request.path)
+
+    def _ui_file(self, request: IRequest, path: bytes) -> IResource:
+        """One of the UI's files, with the UI's headers; anything else is 404."""
+        if self.ui_files is None or self.ui_files.root != self.web_root:
+            self.ui_files = UIFiles(self.web_root)
+        found = self.ui_files.find(path)
+        if found is None:
+            raise NotFound("no such file")
+        for name, value in _UI_HEADERS.items():
+            request.setHeader(name, value)
+        return self.ui_files.resource(found)
 
 
 _UI_HEADERS = {
@@ -317,12 +288,3 @@ _UI_HEADERS = {
     b"Referrer-Policy": b"no-referrer",
     b"Cache-Control": b"no-cache",
 }
-
-
-def _static(request: IRequest, path: FilePath[str]) -> IResource:
-    """The UI's files, with the headers a browser UI should carry."""
-    for name, value in _UI_HEADERS.items():
-        request.setHeader(name, value)
-    resource = File(path.path)
-    resource.indexNames = ["index.html"]
-    return resource

@@ -24,13 +24,16 @@ from chatire.errors import (
 )
 from chatire.interfaces import IStore
 from chatire.limits import (
+    DEFAULT_CHAT_PAGE,
     DEFAULT_HISTORY_LIMIT,
+    MAX_CHAT_PAGE,
     MAX_CLIENT_ID_CHARS,
     MAX_HISTORY_LIMIT,
     MAX_TITLE_CHARS,
 )
 from chatire.logins import LoginLimits
-from chatire.model import Appended, Chat, Message, Page, Post, User, utc_from_timestamp
+from chatire.model import Appended, Chat, ChatPage, Message, Page, Post, User, utc_from_timestamp
+from chatire.paging import decode_cursor, encode_cursor
 from chatire.passwordrules import common_passwords, password_problem
 from chatire.ratelimit import TokenBucket
 
@@ -82,6 +85,10 @@ class ChatService:
         self._logins = LoginLimits(store, config.login_failures,
                                    config.login_failures_per_address)
         common_passwords()  # load the list now, not during a request
+        # Hourly quotas as token buckets: a burst of the hourly number, refilled
+        # evenly over the hour. Per daemon and in memory (see docs/deployment.md).
+        self._signups = TokenBucket(clock, config.signup_rate / 3600, config.signup_rate)
+        self._new_chats = TokenBucket(clock, config.chat_rate / 3600, config.chat_rate)
         self._appender = Appender(store, self.now)
         self._chats: dict[str, Chat] = {}
 
@@ -94,6 +101,7 @@ class ChatService:
                        address: str) -> User:
         """Create an account for a client at ``address``; a taken name counts as one of the
         address's failures (it tells names apart, like a failed sign-in)."""
+        self.take_signup(address)  # every attempt counts, refused or not
         if not USERNAME.fullmatch(username):
             raise Invalid("username: 1 to 150 of letters, digits, '_', '.' and '-'")
         self.check_password(password)
@@ -130,6 +138,13 @@ class ChatService:
         password_hash = await self._passwords.hash(password, address)
         await self.store.set_password_hash(user.id, password_hash)
         return user
+
+    def take_signup(self, address: str) -> None:
+        """Count one sign-up from a client address; RateLimited past --signup-rate."""
+        wait = self._signups.take(address)
+        if wait:
+            raise RateLimited("too many sign-ups from this address; try again later",
+                              retry_after=wait)
 
     async def sign_in(self, username: str, password: str, address: str) -> tuple[str, User]:
         """A new token for the right password, unless this name from this address, or this
@@ -190,14 +205,24 @@ class ChatService:
         title = (title or "").strip()
         if len(title) > MAX_TITLE_CHARS:
             raise Invalid(f"title: at most {MAX_TITLE_CHARS} characters")
+        wait = self._new_chats.take(user.id)
+        if wait:
+            raise RateLimited("too many new chats; try again later", retry_after=wait)
         uri = secrets.token_urlsafe(18)
         chat: Chat = await self.store.create_chat(uri, title, user.id, self.now())
         self._chats[uri] = chat
         return chat
 
-    async def list_chats(self, user: User) -> list[Chat]:
-        chats: list[Chat] = await self.store.list_chats(user.id)
-        return chats
+    async def list_chats(self, user: User, limit: int | None = None,
+                         cursor: str | None = None) -> tuple[list[Chat], str | None]:
+        """A page of the user's chats, latest activity first, and the next page's cursor."""
+        if limit is None:
+            limit = DEFAULT_CHAT_PAGE
+        if not 1 <= limit <= MAX_CHAT_PAGE:
+            raise Invalid(f"limit: 1 to {MAX_CHAT_PAGE}")
+        after = None if cursor is None else decode_cursor(cursor)
+        page: ChatPage = await self.store.list_chats(user.id, limit, after)
+        return list(page.chats), None if page.next is None else encode_cursor(page.next)
 
     async def chat(self, uri: str) -> Chat:
         """The chat of a uri (fresh from the store), or NotFound.

@@ -25,6 +25,8 @@ class Config:
     login_failures: int = 5
     login_failures_per_address: int = 30
     trusted_proxy: tuple[str, ...] = ()
+    signup_rate: int = 30
+    chat_rate: int = 100
     max_connections: int = 50000
     ping_interval: float = 30.0
     ping_timeout: float = 10.0
@@ -33,6 +35,7 @@ class Config:
     allowed_origin: tuple[str, ...] = ()
     auth_timeout: float = 10.0
     http_timeout: float = 60.0
+    request_timeout: float = 30.0
     metrics_listen: tuple[str, ...] = ()
     shutdown_timeout: float = 10.0
     log_format: str = "text"
@@ -56,6 +59,8 @@ SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
      "counted across all daemons (in the store), before 429; 0 turns it off"),
     ("login-failures-per-address", int, "failed sign-ins (and sign-ups refused for a taken "
      "name) per client address per minute, whatever the username, before 429; 0 turns it off"),
+    ("signup-rate", int, "sign-ups per client address per hour; past it 429; 0 turns it off"),
+    ("chat-rate", int, "chats created per user per hour; past it 429; 0 turns it off"),
     ("max-connections", int, "open WebSocket connections per daemon; past it 503"),
     ("ping-interval", float, "seconds between server pings; 0 turns pings off"),
     ("ping-timeout", float, "seconds a pong may take before the socket is dropped"),
@@ -64,6 +69,8 @@ SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("auth-timeout", float, "seconds a socket has to authenticate"),
     ("http-timeout", float, "seconds an HTTP connection may stay silent (before its "
      "request or between requests) before it is closed; 0 never"),
+    ("request-timeout", float, "seconds a client may take to send a whole HTTP request, "
+     "headers and body; past it the connection closes; 0 never"),
     ("shutdown-timeout", float, "seconds a graceful stop may take"),
     ("log-format", str, "text or json (one JSON object a line)"),
     ("web-root", str, "folder of the browser UI (default: the packaged web/)"),

@@ -9,7 +9,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 from chatire.errors import Forbidden
-from chatire.model import Appended, Chat, Page, Post, User
+from chatire.model import Appended, Chat, ChatPage, Page, Post, User
 
 # ruff: noqa: N805  (zope interfaces declare methods without self)
 
@@ -74,8 +74,10 @@ class IStore(Interface):
     def get_chat(uri: str) -> Deferred[Chat | None]:
         """Fire with the ``Chat`` or ``None``."""
 
-    def list_chats(user_id: int) -> Deferred[list[Chat]]:
-        """Fire with the user's chats as a list, latest activity first."""
+    def list_chats(user_id: int, limit: int | None = None,
+                   after: tuple[datetime, int] | None = None) -> Deferred[ChatPage]:
+        """Fire with at most ``limit`` of the user's chats, latest activity first,
+        after the (last_activity_at, id) key ``after``, and the key of the next page."""
 
     def members(chat_id: int) -> Deferred[list[User]]:
         """Fire with the chat's members as a list of ``User``, by join order."""

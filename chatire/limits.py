@@ -14,6 +14,9 @@ MAX_TITLE_CHARS = 200
 #: ``limit`` of ``GET /api/chats/{uri}/messages``: its default and its largest value.
 DEFAULT_HISTORY_LIMIT = 50
 MAX_HISTORY_LIMIT = 200
+#: ``limit`` of ``GET /api/chats``: its default and its largest value.
+DEFAULT_CHAT_PAGE = 100
+MAX_CHAT_PAGE = 500
 #: The longest ``client_id``, in characters.
 MAX_CLIENT_ID_CHARS = 128
 

@@ -99,6 +99,14 @@ class Page:
 
 
 @attrs.frozen
+class ChatPage:
+    """A slice of a user's chats, latest activity first, and where the next slice starts."""
+
+    chats: tuple[Chat, ...]
+    next: tuple[datetime, int] | None  # (last_activity_at, id) of the last chat given
+
+
+@attrs.frozen
 class Post:
     """One message to append: who, what, and the sender's idempotency key."""
 

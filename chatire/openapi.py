@@ -54,6 +54,13 @@ _SEQ_QUERY = [
 ] + [{"name": "limit", "in": "query", "required": False,
       "schema": {"type": "integer", "minimum": 1, "maximum": MAX_HISTORY_LIMIT,
                  "default": DEFAULT_HISTORY_LIMIT}}]
+_PAGE_QUERY = [
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100}},
+    {"name": "cursor", "in": "query", "required": False,
+     "description": "the `next` of the previous page, as given (opaque); anything else "
+                    "is 400 invalid", "schema": {"type": "string"}},
+]
 # The server strips a message, then takes 1 to --max-message-chars characters: so
 # the document asks for at least one character that is not white space.
 _NEW_MESSAGE: Spec = {**REQUESTS["NewMessage"], "properties": {
@@ -90,10 +97,15 @@ def build() -> Spec:
         "/api/me": {"get": _operation("The signed-in user", {"200": _json(_USER)})},
         "/api/chats": {
             "post": _operation("Create a chat", {"201": _json(_CHAT, "Created")},
-                               body="NewChat", body_required=False),  # none: untitled
-            "get": _operation("My chats, latest activity first",
-                              {"200": _json(_reply(["chats"], chats={
-                                  "type": "array", "items": _ref("Chat")}))}),
+                               body="NewChat", body_required=False,  # none: untitled
+                               errors=("429",)),
+            "get": _operation("My chats, latest activity first, a page at a time",
+                              {"200": _json(_reply(
+                                  ["chats", "next"],
+                                  chats={"type": "array", "items": _ref("Chat")},
+                                  next={"type": ["string", "null"],
+                                        "description": "the cursor of the next page"}))},
+                              params=_PAGE_QUERY),
         },
         "/api/chats/{uri}": {"get": _operation(
             "A chat and its members", {"200": _json(_reply(

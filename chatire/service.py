@@ -15,10 +15,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
 
-from chatire.api import ChatireAPI, trusted_networks
+from chatire.api import ChatireAPI
 from chatire.auth import HashQueue, Passwords
 from chatire.bus import bus_from_url
 from chatire.chats import ChatService
+from chatire.clientaddr import trusted_networks
 from chatire.config import Config
 from chatire.delivery import Hub
 from chatire.interfaces import IBus
@@ -79,7 +80,8 @@ class ChatireService(Service):
         # /metrics is served only on --metrics-listen (off by default), never on the
         # public port: message and socket counts are for the operator.
         self.site = make_site(self.api.resource(), config.max_body_bytes,
-                              site_class=AccessLogSite, timeout=config.http_timeout or None)
+                              site_class=AccessLogSite, request_timeout=config.request_timeout,
+                              timeout=config.http_timeout or None)
         self.metrics_site = QuietSite(MetricsOnly(MetricsResource(self.metrics)))
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[None] = Deferred()

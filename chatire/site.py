@@ -1,11 +1,19 @@
-"""The HTTP site: request bodies capped before they are buffered, tokens kept out of logs."""
+"""The HTTP site: request bodies capped before they are buffered, each request given a
+deadline to arrive whole."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.protocol import connectionDone
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
+
+log = Logger()
 
 
 class CappedRequest(Request):
@@ -31,10 +39,56 @@ class CappedRequest(Request):
         super().handleContentChunk(data)
 
 
+class DeadlineChannel(HTTPChannel):
+    """An HTTP/1.1 channel that gives each request ``request_timeout`` seconds to arrive.
+
+    The clock starts at a request's first byte and stops once its headers and body
+    are all in, so a client that trickles them (slowloris) is cut however often it
+    sends a byte; the idle timeout (``timeOut``) only covers silence. A WebSocket
+    upgrade takes the connection away from the channel, which then never starts
+    another deadline. 0 turns it off.
+    """
+
+    request_timeout = 30.0
+    _deadline: IDelayedCall | None = None
+
+    def dataReceived(self, data: bytes) -> None:
+        if (data and self._deadline is None and not self._handlingRequest
+                and self.request_timeout > 0):
+            self._deadline = self.callLater(self.request_timeout, self._too_slow)
+        super().dataReceived(data)
+
+    def allContentReceived(self) -> None:
+        self._stop_deadline()
+        super().allContentReceived()
+
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
+        self._stop_deadline()
+        super().connectionLost(reason)
+
+    def _stop_deadline(self) -> None:
+        if self._deadline is not None:
+            if self._deadline.active():
+                self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        transport: Any = self.transport
+        if transport is None:  # already handed over or gone
+            return
+        log.info("closing a client that took over {timeout} s to send a request",
+                 timeout=self.request_timeout, client=getattr(transport.getPeer(), "host", None))
+        transport.abortConnection()
+
+
 def make_site(resource: IResource, max_body: int, *, site_class: type[Site] = Site,
-              **kwargs: Any) -> Site:
-    """A Site (of ``site_class``) whose requests cap their bodies at ``max_body`` bytes."""
+              request_timeout: float = 0.0, **kwargs: Any) -> Site:
+    """A Site (of ``site_class``) whose requests cap their bodies at ``max_body`` bytes
+    and must arrive whole within ``request_timeout`` seconds (0: no limit)."""
     site = site_class(resource, **kwargs)
     capped: type[Request] = type("Request", (CappedRequest,), {"max_body": max_body})
     site.requestFactory = capped
+    site.protocol = type("Channel", (DeadlineChannel,),  # type: ignore[method-assign]
+                         {"request_timeout": request_timeout})
     return site

@@ -99,8 +99,8 @@ def check(config: Config) -> None:
     """Refuse values that cannot work, with the option's name in the message."""
     from twisted.internet import reactor
 
-    from chatire.api import trusted_networks
     from chatire.bus import bus_from_url
+    from chatire.clientaddr import trusted_networks
     from chatire.store import store_from_url
 
     store_from_url(config.db, reactor)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from chatire.errors import Conflict, Forbidden
-from chatire.model import Appended, Chat, Message, Page, Post, User
+from chatire.model import Appended, Chat, ChatPage, Message, Page, Post, User
 from chatire.store.cursor import Cursor
 
 _CHAT_COLUMNS = """c.id, c.uri, c.title, c.created_at, c.last_seq,
@@ -136,14 +136,35 @@ async def get_chat(cur: Cursor, uri: str) -> Chat | None:
     return None if row is None else _chat(cur, row)
 
 
-async def list_chats(cur: Cursor, user_id: int) -> list[Chat]:
+async def list_chats(cur: Cursor, user_id: int, limit: int | None = None,
+                     after: tuple[datetime, int] | None = None) -> ChatPage:
+    """The user's chats, latest activity first, from just after the key ``after``.
+
+    Keyset paging on (last_activity_at, id): no OFFSET, so a page costs the same
+    wherever it starts, and a chat moving up between pages is not seen twice.
+    """
+    where = ""
+    params: list[Any] = [user_id]
+    if after is not None:
+        where = """WHERE c.last_activity_at < %s
+                      OR (c.last_activity_at = %s AND c.id < %s)"""
+        params += [after[0], after[0], after[1]]
+    page = ""
+    if limit is not None:
+        page = "LIMIT %s"
+        params.append(limit + 1)
     await cur.execute(
-        f"""SELECT {_CHAT_COLUMNS} FROM {_CHAT_FROM}
+        f"""SELECT {_CHAT_COLUMNS}, c.last_activity_at FROM {_CHAT_FROM}
             JOIN members me ON me.chat_id = c.id AND me.user_id = %s
-            ORDER BY c.last_activity_at DESC, c.id DESC""",
-        (user_id,),
+            {where}
+            ORDER BY c.last_activity_at DESC, c.id DESC {page}""",
+        tuple(params),
     )
-    return [_chat(cur, row) for row in cur.fetchall()]
+    rows = cur.fetchall()
+    more = limit is not None and len(rows) > limit
+    rows = rows[:limit] if limit is not None else rows
+    last = (cur.time(rows[-1][8]), int(rows[-1][0])) if more else None
+    return ChatPage(tuple(_chat(cur, row) for row in rows), last)
 
 
 async def members(cur: Cursor, chat_id: int) -> list[User]:

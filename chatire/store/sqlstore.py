@@ -11,7 +11,7 @@ from zope.interface import implementer
 
 from chatire.errors import Forbidden
 from chatire.interfaces import IStore
-from chatire.model import Appended, Chat, Page, Post, User
+from chatire.model import Appended, Chat, ChatPage, Page, Post, User
 from chatire.store import queries
 from chatire.store.schema import migrate
 
@@ -94,8 +94,9 @@ class SQLStore:
     def get_chat(self, uri: str) -> Deferred[Chat | None]:
         return self.engine.run(queries.get_chat, uri)
 
-    def list_chats(self, user_id: int) -> Deferred[list[Chat]]:
-        return self.engine.run(queries.list_chats, user_id)
+    def list_chats(self, user_id: int, limit: int | None = None,
+                   after: tuple[datetime, int] | None = None) -> Deferred[ChatPage]:
+        return self.engine.run(queries.list_chats, user_id, limit, after)
 
     def members(self, chat_id: int) -> Deferred[list[User]]:
         return self.engine.run(queries.members, chat_id)

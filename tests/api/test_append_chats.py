@@ -43,7 +43,7 @@ async def test_one_transaction_for_three_chats(db_url: str) -> None:
     second = await store.append_chats([
         (a, [Post(u1.id, "retry", "k1")]), (c, [Post(u1.id, "c2", None)])], NOW)
     assert [[_seq(r) for r in results] for results in second] == [[(1, False)], [(2, True)]]
-    last = {chat.uri: chat.last_seq for chat in await store.list_chats(u1.id)}
+    last = {chat.uri: chat.last_seq for chat in (await store.list_chats(u1.id)).chats}
     assert last == {a.uri: 2, b.uri: 1, c.uri: 2}  # the retry's seq was given back
     page = await store.history(a, 0, None, 10)
     assert [(m.seq, m.message, m.user.id) for m in page.messages] == [

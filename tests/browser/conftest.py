@@ -115,8 +115,9 @@ class Daemon:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
-    # No send rate limit: the tests seed history over HTTP faster than a person types.
-    server = Daemon(tmp_path_factory.mktemp("chatire-browser"), "--send-rate", "0")
+    # No send, sign-up or chat rate limits: the tests seed data faster than people do.
+    server = Daemon(tmp_path_factory.mktemp("chatire-browser"), "--send-rate", "0",
+                    "--signup-rate", "0", "--chat-rate", "0")
     server.start()
     try:
         yield server

@@ -223,3 +223,37 @@ def test_older_history_unread_counts_and_limit(
     page.goto("/c/no-such-chat-0000000000")
     expect(page.get_by_text("This chat does not exist.")).to_be_visible()
     expect(page.get_by_role("link", name="Back to my chats")).to_be_visible()
+
+
+def test_the_chat_list_loads_more_chats_as_it_scrolls(
+        new_page: Callable[..., Page], daemon: Daemon) -> None:
+    token = daemon.user("collector", "Collector")
+    for i in range(120):  # more than two of the UI's pages of 50
+        daemon.call("POST", "/api/chats", {"title": f"Chat {i:03d}"}, token)
+    pages: list[str] = []
+    page = new_page()
+    page.on("request", lambda r: pages.append(r.url) if "/api/chats?" in r.url else None)
+    page.goto("/")
+    sign_in(page, "collector")
+    nav = page.get_by_role("navigation", name="Chats")
+    expect(nav.get_by_role("link", name="Chat 119")).to_be_visible()  # latest first
+    items = nav.get_by_role("listitem")
+    expect(items).to_have_count(50)  # one page, not all 120
+    assert all("limit=50" in url for url in pages), pages
+    for count in (100, 120):
+        items.last.scroll_into_view_if_needed()
+        expect(items).to_have_count(count)
+    expect(nav.get_by_role("link", name="Chat 000")).to_be_visible()
+    titles = items.evaluate_all(
+        "items => items.map(i => i.querySelector('.chat-title').textContent)")
+    assert titles == [f"Chat {i:03d}" for i in range(119, -1, -1)]
+    expect(nav.get_by_text("Loading more chats")).to_be_hidden()
+    assert any("cursor=" in url for url in pages)
+    # A refresh (on focus, or every 15 s) renews the first page and keeps the rest.
+    asked = len(pages)
+    with page.expect_response(lambda r: r.url.endswith("/api/chats?limit=50")):
+        page.evaluate("window.dispatchEvent(new Event('focus'))")
+    page.wait_for_timeout(500)  # let the reply be applied
+    expect(items).to_have_count(120)
+    assert len(pages) == asked + 1, pages[asked:]  # not shrunk to 50 and loaded again
+    expect(nav.get_by_role("link", name="Chat 000")).to_be_visible()

@@ -6,7 +6,7 @@ import pytest
 from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.web.test.requesthelper import DummyRequest
 
-from chatire.api import client_address, trusted_networks
+from chatire.clientaddr import client_address, trusted_networks
 
 TRUSTED = trusted_networks(["127.0.0.1", "10.0.0.0/8", "::1"])
 

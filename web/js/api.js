@@ -80,7 +80,14 @@ export const api = {
   signOut: () => request("DELETE", "/api/auth/token"),
   me: () => request("GET", "/api/me"),
   createChat: (title) => request("POST", "/api/chats", title ? { title } : {}),
-  chats: () => request("GET", "/api/chats"),
+  /** One page of my chats, latest activity first: `{chats, next}`; pass `next` as `cursor`. */
+  chats: ({ limit, cursor } = {}) => {
+    const params = new URLSearchParams();
+    if (limit) params.set("limit", limit);
+    if (cursor) params.set("cursor", cursor);
+    const qs = params.toString();
+    return request("GET", `/api/chats${qs ? `?${qs}` : ""}`);
+  },
   chat: (uri) => request("GET", `/api/chats/${enc(uri)}`),
   join: (uri) => request("POST", `/api/chats/${enc(uri)}/members`),
   leave: (uri) => request("DELETE", `/api/chats/${enc(uri)}/members/me`),

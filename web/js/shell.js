@@ -13,6 +13,8 @@ import { ChatListView } from "/js/views/chatlist.js";
 import { openNewChatDialog } from "/js/views/newchat.js";
 
 const REFRESH_MS = 15000;
+/** Chats asked for at a time; more are loaded as the list scrolls to its end. */
+const PAGE = 50;
 
 /**
  * Start the app for `me` inside `root`. `onSignOut()` is called after the user signs out.
@@ -24,8 +26,11 @@ export function startShell(root, me, { onSignOut }) {
   const seen = new SeenMarks(me.id);
   const socket = new ChatSocket(() => session.token);
   const stopStatus = bindStatus(layout.status, socket);
-  const list = new ChatListView(layout.sidebar, { onNewChat: newChat });
+  const list = new ChatListView(layout.sidebar, { onNewChat: newChat, onMore: loadMore });
   let chats = [];
+  let next = null; // cursor of the first page not loaded yet
+  let deeper = false; // whether pages past the first were loaded by scrolling
+  let loadingMore = false;
   let listLoaded = false;
   let lastUnread = new Map();
   let room = null;
@@ -41,7 +46,8 @@ export function startShell(root, me, { onSignOut }) {
     /** Whether `uri` is among my chats: true/false, or null if the list is not known yet. */
     isMember: async (uri) => {
       await Promise.race([firstList, new Promise((r) => { setTimeout(r, 5000); })]);
-      return listLoaded ? chats.some((c) => c.uri === uri) : null;
+      if (!listLoaded) return null;
+      return chats.some((c) => c.uri === uri) || (next ? null : false);
     },
   };
 
@@ -54,15 +60,23 @@ export function startShell(root, me, { onSignOut }) {
 
   function renderList() {
     if (!listLoaded) return;
-    list.update(chats, { openUri: room ? room.uri : null, unread });
+    list.update(chats, { openUri: room ? room.uri : null, unread, more: Boolean(next) });
     setTitleCount(chats.reduce((sum, c) => sum + unread(c), 0));
   }
 
   async function refreshChats() {
     try {
-      const data = await api.chats();
+      const data = await api.chats({ limit: PAGE });
       if (stopped) return;
-      chats = data.chats;
+      const fresh = new Set(data.chats.map((c) => c.uri));
+      if (deeper && data.next) {
+        // Pages loaded by scrolling stay: the first page is refreshed, the rest kept.
+        chats = data.chats.concat(chats.filter((c) => !fresh.has(c.uri)));
+      } else {
+        chats = data.chats;
+        next = data.next;
+        deeper = false;
+      }
       seen.reload();
       let grew = false;
       const now = new Map();
@@ -82,6 +96,27 @@ export function startShell(root, me, { onSignOut }) {
         replaceChildren(list.nav, h("p", { class: "form-error", text: "Could not load your chats. Retrying…" }));
       }
     }
+  }
+
+  /** The list scrolled to its end: load the next page of chats, if there is one. */
+  async function loadMore() {
+    if (!next || loadingMore || stopped) return;
+    loadingMore = true;
+    try {
+      const data = await api.chats({ limit: PAGE, cursor: next });
+      if (stopped) return;
+      const known = new Set(chats.map((c) => c.uri));
+      chats = chats.concat(data.chats.filter((c) => !known.has(c.uri)));
+      next = data.next;
+      deeper = true;
+      for (const c of data.chats) lastUnread.set(c.uri, unread(c));
+    } catch {
+      // Retried when the sentinel shows again (next scroll or refresh).
+    } finally {
+      loadingMore = false;
+    }
+    renderList();
+    list.setMore(Boolean(next)); // observed afresh: fires again if the end is still in view
   }
 
   /** A message (or `subscribed`) in `uri`: bump its last_seq and move it to the top. */

@@ -7,8 +7,8 @@ export function chatTitle(chat) {
 }
 
 export class ChatListView {
-  /** @param {HTMLElement} el  @param {{onNewChat: () => void}} handlers */
-  constructor(el, { onNewChat }) {
+  /** @param {HTMLElement} el  @param {{onNewChat: () => void, onMore: () => void}} handlers */
+  constructor(el, { onNewChat, onMore }) {
     this.el = el;
     this.newChat = h("button", {
       type: "button", class: "primary new-chat", on: { click: onNewChat },
@@ -18,21 +18,35 @@ export class ChatListView {
       h("p", { class: "muted loading", text: "Loading chats…" }));
     replaceChildren(el, h("div", { class: "sidebar-head" }, h("h2", { text: "Chats" }), this.newChat), this.nav);
     this.items = new Map();
+    // At the end of the list while more chats are on the server: seeing it loads them.
+    this.sentinel = h("p", { class: "muted more-chats", text: "Loading more chats…", hidden: true });
+    this.onMore = onMore;
+    this.observer = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting) && !this.sentinel.hidden) this.onMore();
+    }, { root: this.nav, rootMargin: "200px 0px" });
+  }
+
+  /** Show the sentinel while there is more; observe it afresh, so a still-visible one fires. */
+  setMore(more) {
+    this.sentinel.hidden = !more;
+    this.observer.unobserve(this.sentinel);
+    if (more) this.observer.observe(this.sentinel);
   }
 
   /**
    * @param {Array<object>} chats  latest activity first
-   * @param {{openUri: string|null, unread: (chat: object) => number}} opts
+   * @param {{openUri: string|null, unread: (chat: object) => number, more?: boolean}} opts
    */
-  update(chats, { openUri, unread }) {
+  update(chats, { openUri, unread, more = false }) {
     this.nav.removeAttribute("aria-busy");
     if (!chats.length) {
       replaceChildren(this.nav, h("p", { class: "muted empty",
         text: "No chats yet. Start one with “New chat”, or open an invite link someone sent you." }));
       this.items.clear();
+      this.setMore(false);
       return;
     }
-    if (this.list.parentNode !== this.nav) replaceChildren(this.nav, this.list);
+    if (this.list.parentNode !== this.nav) replaceChildren(this.nav, this.list, this.sentinel);
     const seen = new Set();
     chats.forEach((chat, index) => {
       seen.add(chat.uri);
@@ -50,6 +64,7 @@ export class ChatListView {
         this.items.delete(uri);
       }
     }
+    if (more !== !this.sentinel.hidden) this.setMore(more);
   }
 
   makeItem(chat) {
