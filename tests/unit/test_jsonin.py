@@ -38,3 +38,13 @@ def test_brackets_in_strings_do_not_count() -> None:
 def test_bad_input_is_invalid(raw: bytes | str) -> None:
     with pytest.raises(Invalid):
         loads(raw)
+
+
+def test_plain_json_parses_from_bytes_and_text() -> None:
+    assert loads(b'{"a": [1, "x"]}') == {"a": [1, "x"]}
+    assert loads('{"a": "\u00e9"}') == {"a": "\u00e9"}
+
+
+def test_many_shallow_arrays_are_fine() -> None:
+    text = "[" + ",".join(["[[1]]"] * 5000) + "]"  # many brackets, little depth
+    assert len(loads(text.encode())) == 5000
