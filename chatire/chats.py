@@ -18,6 +18,7 @@ from chatire.errors import Forbidden, Invalid, NotFound, RateLimited, Unauthenti
 from chatire.interfaces import IStore
 from chatire.model import Appended, Chat, Message, Page, Post, User, utc_from_timestamp
 from chatire.ratelimit import FailureWindow, TokenBucket
+from chatire.text import Text, check
 
 log = Logger()
 
@@ -70,6 +71,9 @@ class ChatService:
     # -- accounts -------------------------------------------------------------
 
     async def register(self, username: str, password: str, display_name: str | None) -> User:
+        check("password", password, Text.PLAIN)
+        if display_name is not None:
+            check("display_name", display_name, Text.NAME)
         if not USERNAME.fullmatch(username):
             raise Invalid("username: 1 to 150 of letters, digits, '_', '.' and '-'")
         if not 8 <= len(password) <= 1024:
@@ -83,6 +87,9 @@ class ChatService:
         return user
 
     async def sign_in(self, username: str, password: str) -> tuple[str, User]:
+        # Before the limiter, argon2 and the store: none of them sees a lone surrogate.
+        check("username", username, Text.NAME)
+        check("password", password, Text.PLAIN)
         key = username.lower()
         wait = self._logins.retry_after(key)
         if wait:
@@ -107,6 +114,7 @@ class ChatService:
         """The user of a live bearer token, or Unauthenticated."""
         if not token:
             raise Unauthenticated("a bearer token is required")
+        check("token", token, Text.PLAIN)
         user: User | None = await self.store.user_for_token(token_hash(token), self.now())
         if user is None:
             raise Unauthenticated("the token is not valid (expired or revoked?)")
@@ -125,7 +133,7 @@ class ChatService:
     # -- chats and members ----------------------------------------------------
 
     async def create_chat(self, user: User, title: str | None) -> Chat:
-        title = (title or "").strip()
+        title = check("title", (title or "").strip(), Text.NAME)
         if len(title) > MAX_TITLE_CHARS:
             raise Invalid(f"title: at most {MAX_TITLE_CHARS} characters")
         uri = secrets.token_urlsafe(18)
@@ -139,6 +147,7 @@ class ChatService:
 
     async def chat(self, uri: str) -> Chat:
         """The chat of a uri (fresh from the store), or NotFound."""
+        check("chat", uri, Text.PLAIN)
         chat: Chat | None = await self.store.get_chat(uri)
         if chat is None:
             raise NotFound("no such chat")
@@ -179,7 +188,7 @@ class ChatService:
     # -- messages -------------------------------------------------------------
 
     def clean_text(self, text: str) -> str:
-        text = text.strip()
+        text = check("message", text, Text.MESSAGE).strip()
         if not text:
             raise Invalid("message: must not be empty")
         if len(text) > self.config.max_message_chars:
@@ -193,8 +202,10 @@ class ChatService:
         Posts submitted one after another to one chat get ascending seqs.
         """
         text = self.clean_text(text)
-        if client_id is not None and not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
-            raise Invalid(f"client_id: 1 to {MAX_CLIENT_ID_CHARS} characters")
+        if client_id is not None:
+            if not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
+                raise Invalid(f"client_id: 1 to {MAX_CLIENT_ID_CHARS} characters")
+            check("client_id", client_id, Text.PLAIN)
         wait = self._sends.take(user.id)
         if wait:
             raise RateLimited("sending too fast; slow down", retry_after=wait)
