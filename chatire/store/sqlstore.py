@@ -17,6 +17,9 @@ from chatire.store.schema import migrate
 
 T = TypeVar("T")
 
+#: What a client is told of a value the store cannot hold (engines raise Invalid).
+REFUSED_TEXT = "the text holds characters that cannot be stored"
+
 
 class Engine(Protocol):
     """Runs one transaction function in a transaction of its own."""
