@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from chatire import __version__
-from chatire.schemas import OBJECTS, REQUESTS
+from chatire.schemas import OBJECTS, REQUESTS, TEXT
+from chatire.text import REFUSED, Text
 
 Spec = dict[str, Any]
 
@@ -51,11 +52,33 @@ _SEQ_QUERY = [
     for name, minimum in (("after", 0), ("before", 1))
 ] + [{"name": "limit", "in": "query", "required": False,
       "schema": {"type": "integer", "minimum": 1, "maximum": 200}}]
+
+
+def _documented(schema: Spec) -> Spec:
+    """A request schema with its text rules (chatire.text) spelled as patterns.
+
+    Lone surrogates are left out: JSON Schema patterns are ECMA-262 regular
+    expressions, whose surrogate ranges would refuse every character past U+FFFF.
+    """
+    out = dict(schema)
+    kind = out.pop(TEXT, None)
+    if kind is not None and "pattern" not in out:
+        out["pattern"] = f"^[^{REFUSED[Text(kind)]}]*$"
+    if "properties" in out:
+        out["properties"] = {k: _documented(v) for k, v in out["properties"].items()}
+    if "anyOf" in out:
+        out["anyOf"] = [_documented(option) for option in out["anyOf"]]
+    return out
+
+
+_REQUESTS = {name: _documented(schema) for name, schema in REQUESTS.items()}
+_MESSAGE_CHARS = REFUSED[Text.MESSAGE]
 # The server strips a message, then takes 1 to --max-message-chars characters: so
 # the document asks for at least one character that is not white space.
-_NEW_MESSAGE: Spec = {**REQUESTS["NewMessage"], "properties": {
-    **REQUESTS["NewMessage"]["properties"],
-    "message": {"type": "string", "minLength": 1, "pattern": "\\S",
+_NEW_MESSAGE: Spec = {**_REQUESTS["NewMessage"], "properties": {
+    **_REQUESTS["NewMessage"]["properties"],
+    "message": {"type": "string", "minLength": 1,
+                "pattern": f"^[^{_MESSAGE_CHARS}]*[^\\s\\x00-\\x1f][^{_MESSAGE_CHARS}]*$",
                 "description": "stripped of leading and trailing white space, then 1 to "
                                "--max-message-chars (default 4000) characters"}}}
 _CHAT = _reply(["chat"], chat=_ref("Chat"))
@@ -122,7 +145,7 @@ def build() -> Spec:
                  "description": "Realtime chat: HTTP API (live delivery is at GET /ws)."},
         "paths": paths,
         "components": {
-            "schemas": {**OBJECTS, **REQUESTS, "NewMessage": _NEW_MESSAGE},
+            "schemas": {**OBJECTS, **_REQUESTS, "NewMessage": _NEW_MESSAGE},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],
