@@ -120,7 +120,9 @@ def quick_check(schema: Schema) -> Check | None:
         checks.append(lambda v: type(v) is not str or search(v) is not None)
     if TEXT in schema:
         problem, kind = text.problem, text.Text(schema[TEXT])
-        checks.append(lambda v: type(v) is not str or problem(v, kind) is None)
+        # printable: keeps every rule (text.problem's own fast path, without its call)
+        checks.append(lambda v: type(v) is not str or v.isprintable()
+                      or problem(v, kind) is None)
     if "minimum" in schema:
         least = schema["minimum"]
         checks.append(lambda v: type(v) not in (int, float) or v >= least)
