@@ -6,14 +6,20 @@ from collections.abc import Callable
 from datetime import datetime
 
 from twisted.internet.defer import Deferred, fail
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatire.errors import Forbidden, Unavailable
 from chatire.interfaces import IStore
 from chatire.model import Appended, Chat, Post
 
+log = Logger()
+
 #: The most posts one transaction takes.
 MAX_BATCH = 256
+
+#: A post and the Deferred of its poster.
+Waiter = tuple[Post, "Deferred[Appended]"]
 
 
 class Appender:
@@ -93,6 +99,11 @@ class Appender:
             [(chat, [post for post, _ in batch]) for chat, batch in batches], self._now())
 
         def settle(results: list[list[Appended | Forbidden]] | Failure) -> None:
+            if isinstance(results, Failure) and _isolate(
+                    results, sum(len(batch) for _, batch in batches)):
+                self._apart(batches, results).addBoth(
+                    lambda _: self._done([chat for chat, _ in batches]))
+                return
             for i, (_, batch) in enumerate(batches):
                 _settle(batch, results if isinstance(results, Failure) else results[i])
             self._done([chat for chat, _ in batches])
@@ -132,10 +143,62 @@ class Appender:
         stored = self._store.append_messages(chat, [post for post, _ in batch], self._now())
 
         def settle(results: list[Appended | Forbidden] | Failure) -> None:
+            if isinstance(results, Failure) and _isolate(results, len(batch)):
+                self._apart([(chat, batch)], results).addBoth(lambda _: self._done([chat]))
+                return
             _settle(batch, results)
             self._done([chat])
 
         stored.addBoth(settle)
+
+    def _apart(self, batches: list[tuple[Chat, list[Waiter]]],
+               failure: Failure) -> Deferred[None]:
+        """Commit the posts of a failed transaction apart; only the offending ones fail."""
+        log.warn("a group commit of {count} posts failed ({error}): committing them apart",
+                 count=sum(len(batch) for _, batch in batches),
+                 error=failure.value.__class__.__name__)
+        return Deferred.fromCoroutine(self._bisect(
+            [(chat, waiter) for chat, batch in batches for waiter in batch]))
+
+    async def _bisect(self, posts: list[tuple[Chat, Waiter]]) -> None:
+        """Halves in order (so a chat's seqs stay in submission order), then the halves of
+        the halves that fail, down to single posts, which fail with their own error.
+
+        The failed transaction stored nothing, and a client_id stored by an earlier
+        piece is found by a later one: each post is committed and confirmed once. Once
+        the store is unavailable, the posts not yet tried fail so too, untried.
+        """
+        pieces = [posts[len(posts) // 2:], posts[:len(posts) // 2]]  # a stack: first on top
+        down: Failure | None = None
+        while pieces:
+            piece = pieces.pop()
+            if down is not None:
+                _settle([waiter for _, waiter in piece], down)
+                continue
+            groups: dict[str, tuple[Chat, list[Waiter]]] = {}
+            for chat, waiter in piece:
+                groups.setdefault(chat.uri, (chat, []))[1].append(waiter)
+            try:
+                results = await self._store.append_chats(
+                    [(chat, [post for post, _ in batch]) for chat, batch in groups.values()],
+                    self._now())
+            except Exception:
+                failure = Failure()
+                if not _isolate(failure, len(piece)):
+                    if failure.check(Unavailable):
+                        down = failure
+                    _settle([waiter for _, waiter in piece], failure)
+                else:
+                    pieces += [piece[len(piece) // 2:], piece[:len(piece) // 2]]
+                continue
+            for (_, batch), result in zip(groups.values(), results, strict=True):
+                _settle(batch, result)
+
+
+def _isolate(failure: Failure, posts: int) -> bool:
+    """Whether a failed transaction's posts are worth committing apart: several posts,
+    and a failure that is not the store's being unavailable (which fails them all)."""
+    return posts > 1 and not failure.check(Unavailable)
 
 
 def _settle(batch: list[tuple[Post, Deferred[Appended]]],

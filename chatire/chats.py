@@ -36,6 +36,7 @@ from chatire.model import Appended, Chat, ChatPage, Message, Page, Post, User, u
 from chatire.paging import decode_cursor, encode_cursor
 from chatire.passwordrules import common_passwords, password_problem
 from chatire.ratelimit import TokenBucket
+from chatire.text import Text, check
 
 log = Logger()
 
@@ -102,6 +103,8 @@ class ChatService:
         """Create an account for a client at ``address``; a taken name counts as one of the
         address's failures (it tells names apart, like a failed sign-in)."""
         self.take_signup(address)  # every attempt counts, refused or not
+        if display_name is not None:
+            check("display_name", display_name, Text.NAME)
         if not USERNAME.fullmatch(username):
             raise Invalid("username: 1 to 150 of letters, digits, '_', '.' and '-'")
         self.check_password(password)
@@ -125,6 +128,7 @@ class ChatService:
 
     def check_password(self, password: str) -> None:
         """Refuse a new password that is too short, too long, blank or common."""
+        check("password", password, Text.PLAIN)
         problem = password_problem(password)
         if problem is not None:
             raise Invalid(problem)
@@ -149,6 +153,9 @@ class ChatService:
     async def sign_in(self, username: str, password: str, address: str) -> tuple[str, User]:
         """A new token for the right password, unless this name from this address, or this
         address, failed too often in the last minute (counted in the store)."""
+        # Before the limiter, argon2 and the store: none of them sees a lone surrogate.
+        check("username", username, Text.NAME)
+        check("password", password, Text.PLAIN)
         self._passwords.admit(address)
         wait = await self._logins.retry_after(username, address, self.now())
         if wait:
@@ -172,17 +179,13 @@ class ChatService:
 
     async def authenticate(self, token: str) -> User:
         """The user of a live bearer token, or Unauthenticated."""
-        if not token:
-            raise Unauthenticated("a bearer token is required")
-        user: User | None = await self.store.user_for_token(token_hash(token), self.now())
-        if user is None:
-            raise Unauthenticated("the token is not valid (expired or revoked?)")
-        return user
+        return (await self.session(token))[0]
 
     async def session(self, token: str) -> tuple[User, datetime]:
         """The user of a live bearer token and when the token expires, or Unauthenticated."""
         if not token:
             raise Unauthenticated("a bearer token is required")
+        check("token", token, Text.PLAIN)
         found: tuple[User, datetime] | None = await self.store.token_session(
             token_hash(token), self.now())
         if found is None:
@@ -202,7 +205,7 @@ class ChatService:
     # -- chats and members ----------------------------------------------------
 
     async def create_chat(self, user: User, title: str | None) -> Chat:
-        title = (title or "").strip()
+        title = check("title", (title or "").strip(), Text.NAME)
         if len(title) > MAX_TITLE_CHARS:
             raise Invalid(f"title: at most {MAX_TITLE_CHARS} characters")
         wait = self._new_chats.take(user.id)
@@ -229,6 +232,7 @@ class ChatService:
 
         A name the server never issues is NotFound before the store is asked.
         """
+        check("chat", uri, Text.PLAIN)
         if not is_chat_uri(uri):
             raise NotFound("no such chat")
         chat: Chat | None = await self.store.get_chat(uri)
@@ -271,7 +275,7 @@ class ChatService:
     # -- messages -------------------------------------------------------------
 
     def clean_text(self, text: str) -> str:
-        text = text.strip()
+        text = check("message", text, Text.MESSAGE).strip()
         if not text:
             raise Invalid("message: must not be empty")
         if len(text) > self.config.max_message_chars:
@@ -285,8 +289,10 @@ class ChatService:
         Posts submitted one after another to one chat get ascending seqs.
         """
         text = self.clean_text(text)
-        if client_id is not None and not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
-            raise Invalid(f"client_id: 1 to {MAX_CLIENT_ID_CHARS} characters")
+        if client_id is not None:
+            if not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
+                raise Invalid(f"client_id: 1 to {MAX_CLIENT_ID_CHARS} characters")
+            check("client_id", client_id, Text.PLAIN)
         wait = self._sends.take(user.id)
         if wait:
             raise RateLimited("sending too fast; slow down", retry_after=wait)

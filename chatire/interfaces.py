@@ -56,9 +56,6 @@ class IStore(Interface):
     def add_token(user_id: int, token_hash: str, expires_at: datetime) -> Deferred[None]:
         """Record a new bearer token by its hash."""
 
-    def user_for_token(token_hash: str, now: datetime) -> Deferred[User | None]:
-        """Fire with the ``User`` of a live token, or ``None``."""
-
     def token_session(token_hash: str, now: datetime) -> Deferred[tuple[User, datetime] | None]:
         """Fire with ``(User, expires_at)`` of a live token, or ``None``."""
 

@@ -7,7 +7,8 @@ from typing import Any
 from chatire import __version__
 from chatire.config import Config
 from chatire.limits import DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, public_config
-from chatire.schemas import OBJECTS, REQUESTS
+from chatire.schemas import OBJECTS, REQUESTS, TEXT
+from chatire.text import REFUSED, Text
 
 Spec = dict[str, Any]
 
@@ -61,11 +62,33 @@ _PAGE_QUERY = [
      "description": "the `next` of the previous page, as given (opaque); anything else "
                     "is 400 invalid", "schema": {"type": "string"}},
 ]
+
+
+def _documented(schema: Spec) -> Spec:
+    """A request schema with its text rules (chatire.text) spelled as patterns.
+
+    Lone surrogates are left out: JSON Schema patterns are ECMA-262 regular
+    expressions, whose surrogate ranges would refuse every character past U+FFFF.
+    """
+    out = dict(schema)
+    kind = out.pop(TEXT, None)
+    if kind is not None and "pattern" not in out:
+        out["pattern"] = f"^[^{REFUSED[Text(kind)]}]*$"
+    if "properties" in out:
+        out["properties"] = {k: _documented(v) for k, v in out["properties"].items()}
+    if "anyOf" in out:
+        out["anyOf"] = [_documented(option) for option in out["anyOf"]]
+    return out
+
+
+_REQUESTS = {name: _documented(schema) for name, schema in REQUESTS.items()}
+_MESSAGE_CHARS = REFUSED[Text.MESSAGE]
 # The server strips a message, then takes 1 to --max-message-chars characters: so
 # the document asks for at least one character that is not white space.
-_NEW_MESSAGE: Spec = {**REQUESTS["NewMessage"], "properties": {
-    **REQUESTS["NewMessage"]["properties"],
-    "message": {"type": "string", "minLength": 1, "pattern": "\\S",
+_NEW_MESSAGE: Spec = {**_REQUESTS["NewMessage"], "properties": {
+    **_REQUESTS["NewMessage"]["properties"],
+    "message": {"type": "string", "minLength": 1,
+                "pattern": f"^[^{_MESSAGE_CHARS}]*[^\\s\\x00-\\x1f][^{_MESSAGE_CHARS}]*$",
                 "description": "stripped of leading and trailing white space, then 1 to "
                                "--max-message-chars (default 4000) characters"}}}
 _LIMITS = public_config(Config())["limits"]  # the names and types, from the one definition
@@ -146,7 +169,7 @@ def build() -> Spec:
                  "description": "Realtime chat: HTTP API (live delivery is at GET /ws)."},
         "paths": paths,
         "components": {
-            "schemas": {**OBJECTS, **REQUESTS, "NewMessage": _NEW_MESSAGE, "Config": _CONFIG},
+            "schemas": {**OBJECTS, **_REQUESTS, "NewMessage": _NEW_MESSAGE, "Config": _CONFIG},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

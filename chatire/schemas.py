@@ -8,18 +8,26 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+from jsonschema.validators import extend
 
+from chatire import text
 from chatire.errors import Invalid
 from chatire.limits import MAX_CLIENT_ID_CHARS, MAX_TITLE_CHARS
 
 Schema = dict[str, Any]
 
+#: The keyword that gives a string field its rule of chatire.text ("message", "name"
+#: or "plain"); ChatService enforces the same rules whatever the transport.
+TEXT = "x-text"
+MESSAGE: Schema = {"type": "string", TEXT: "message"}
+NAME: Schema = {"type": "string", TEXT: "name"}
+PLAIN: Schema = {"type": "string", TEXT: "plain"}
 USERNAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,150}$"}
-PASSWORD: Schema = {"type": "string", "minLength": 8, "maxLength": 1024}
+PASSWORD: Schema = {**PLAIN, "minLength": 8, "maxLength": 1024}
 #: Any string: a name that is not a chat the server issued is ChatService's not_found.
-CHAT_URI: Schema = {"type": "string"}
+CHAT_URI: Schema = PLAIN
 SEQ: Schema = {"type": "integer", "minimum": 0}
-CLIENT_ID: Schema = {"type": "string", "minLength": 1, "maxLength": MAX_CLIENT_ID_CHARS}
+CLIENT_ID: Schema = {**PLAIN, "minLength": 1, "maxLength": MAX_CLIENT_ID_CHARS}
 
 
 def _object(required: list[str], **properties: Schema) -> Schema:
@@ -29,21 +37,20 @@ def _object(required: list[str], **properties: Schema) -> Schema:
 
 REQUESTS: dict[str, Schema] = {
     "Register": _object(["username", "password"], username=USERNAME, password=PASSWORD,
-                        display_name={"type": ["string", "null"], "maxLength": 150}),
-    "Credentials": _object(["username", "password"], username={"type": "string"},
-                           password={"type": "string"}),
-    "NewChat": _object([], title={"type": ["string", "null"],
+                        display_name={**NAME, "type": ["string", "null"], "maxLength": 150}),
+    "Credentials": _object(["username", "password"], username=NAME, password=PLAIN),
+    "NewChat": _object([], title={**NAME, "type": ["string", "null"],
                                   "maxLength": MAX_TITLE_CHARS}),
-    "NewMessage": _object(["message"], message={"type": "string"},
+    "NewMessage": _object(["message"], message=MESSAGE,
                           client_id={"anyOf": [CLIENT_ID, {"type": "null"}]}),
 }
 
 FRAMES: dict[str, Schema] = {
-    "auth": _object(["type", "token"], token={"type": "string"}),
+    "auth": _object(["type", "token"], token=PLAIN),
     "subscribe": _object(["type", "chat"], chat=CHAT_URI,
                          after={"anyOf": [SEQ, {"type": "null"}]}),
     "unsubscribe": _object(["type", "chat"], chat=CHAT_URI),
-    "send": _object(["type", "chat", "message"], chat=CHAT_URI, message={"type": "string"},
+    "send": _object(["type", "chat", "message"], chat=CHAT_URI, message=MESSAGE,
                     client_id={"anyOf": [CLIENT_ID, {"type": "null"}]}),
     "typing": _object(["type", "chat"], chat=CHAT_URI),
 }
@@ -68,7 +75,17 @@ OBJECTS: dict[str, Schema] = {
                                               message={"type": "string"})),
 }
 
-_validators = {name: Draft202012Validator(schema)
+
+def _text(validator: Any, kind: str, instance: Any, schema: Schema) -> Any:
+    if type(instance) is str:
+        why = text.problem(instance, text.Text(kind))
+        if why is not None:
+            yield ValidationError(why)
+
+
+#: Draft 2020-12 with the text rules: jsonschema decides and words the errors.
+Validator = extend(Draft202012Validator, {TEXT: _text})
+_validators = {name: Validator(schema)
                for name, schema in {**REQUESTS, **{f"frame:{k}": v for k, v in FRAMES.items()}}
                .items()}
 
@@ -79,7 +96,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,), "array": (list,), "boolean": (bool,),
 }
 _KNOWN = frozenset({"type", "required", "properties", "additionalProperties", "minLength",
-                    "maxLength", "anyOf", "pattern", "minimum", "format"})
+                    "maxLength", "anyOf", "pattern", "minimum", "format", TEXT})
 
 
 def quick_check(schema: Schema) -> Check | None:
@@ -104,6 +121,11 @@ def quick_check(schema: Schema) -> Check | None:
     if "pattern" in schema:
         search = re.compile(schema["pattern"]).search
         checks.append(lambda v: type(v) is not str or search(v) is not None)
+    if TEXT in schema:
+        problem, kind = text.problem, text.Text(schema[TEXT])
+        # printable: keeps every rule (text.problem's own fast path, without its call)
+        checks.append(lambda v: type(v) is not str or v.isprintable()
+                      or problem(v, kind) is None)
     if "minimum" in schema:
         least = schema["minimum"]
         checks.append(lambda v: type(v) not in (int, float) or v >= least)
@@ -183,6 +205,9 @@ def _describe(error: ValidationError) -> str:
     if error.validator == "pattern":
         return f"{where}: may only contain letters, digits, '_', '.' and '-' (1 to 150)"
     if error.validator == "anyOf":
+        for cause in error.context or ():
+            if cause.validator == TEXT:  # a string of the right type, wrong characters
+                return f"{where}: {cause.message}"
         return f"{where}: has the wrong type or value"
     if error.validator in ("minLength", "maxLength"):  # never echo the value (a password)
         low, high = error.schema.get("minLength"), error.schema.get("maxLength")

@@ -24,6 +24,7 @@ from chatire.errors import ChatireError, Invalid, RateLimited, Unauthenticated
 from chatire.frames import encode
 from chatire.model import User
 from chatire.schemas import FRAMES, validate
+from chatire.text import Text, problem
 
 log = Logger()
 
@@ -244,8 +245,9 @@ class ChatSocket(WebSocketServerProtocol):
     def _refuse(self, error: ChatireError, frame: dict[str, Any]) -> None:
         body: dict[str, Any] = {"type": "error", "code": error.code, "message": error.message}
         for key in ("chat", "client_id"):
-            if isinstance(frame.get(key), str):
-                body[key] = frame[key]
+            value = frame.get(key)
+            if isinstance(value, str) and problem(value, Text.PLAIN) is None:
+                body[key] = value  # never echo what breaks the text rules
         self.send_json(body)
 
     async def _on_auth(self, frame: dict[str, Any]) -> None:
@@ -256,7 +258,7 @@ class ChatSocket(WebSocketServerProtocol):
     async def _authenticate(self, token: str) -> None:
         try:
             user, expires_at = await self.factory.chats.session(token)
-        except Unauthenticated as e:
+        except (Unauthenticated, Invalid) as e:  # Invalid: a header token of bad characters
             self._refuse(e, {})
             self.close(CLOSE_UNAUTHENTICATED, "bad token")
             return

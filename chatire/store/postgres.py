@@ -13,11 +13,11 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from txpostgres import reconnection, txpostgres
 
-from chatire.errors import Unavailable
+from chatire.errors import Invalid, Unavailable
+from chatire.store.sqlstore import REFUSED_TEXT
 
 T = TypeVar("T")
 log = Logger()
-
 _DEAD = (psycopg2.InterfaceError, psycopg2.OperationalError, reconnection.ConnectionDead,
          txpostgres.RollbackFailed, txpostgres.AlreadyConnected)
 
@@ -187,4 +187,9 @@ class PostgresEngine:
                 error = error.originalFailure.value
             log.warn("store unavailable: {error}", error=str(error).strip())
             raise Unavailable("the database cannot be reached right now")
+        if failure.check(psycopg2.DataError, ValueError):
+            # Values the server or psycopg2 cannot take (a NUL, an unencodable
+            # character): bad input, refused. The error names no value.
+            log.warn("the store refused a value: {error}", error=failure.value.__class__.__name__)
+            raise Invalid(REFUSED_TEXT)
         return failure

@@ -81,11 +81,6 @@ async def add_token(cur: Cursor, user_id: int, token_hash: str, expires_at: date
     )
 
 
-async def user_for_token(cur: Cursor, token_hash: str, now: datetime) -> User | None:
-    session = await token_session(cur, token_hash, now)
-    return None if session is None else session[0]
-
-
 async def token_session(cur: Cursor, token_hash: str,
                         now: datetime) -> tuple[User, datetime] | None:
     await cur.execute(

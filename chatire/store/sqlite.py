@@ -11,8 +11,8 @@ from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.python.threadpool import ThreadPool
 
-from chatire.errors import Unavailable
-from chatire.store.sqlstore import run_sync
+from chatire.errors import Invalid, Unavailable
+from chatire.store.sqlstore import REFUSED_TEXT, run_sync
 
 T = TypeVar("T")
 
@@ -110,6 +110,9 @@ class SQLiteEngine:
         except sqlite3.OperationalError as e:
             self._connection.rollback()
             raise Unavailable(f"SQLite: {e}") from None
+        except (UnicodeError, sqlite3.DataError):  # a lone surrogate cannot be encoded
+            self._connection.rollback()
+            raise Invalid(REFUSED_TEXT) from None
         except BaseException:
             self._connection.rollback()
             raise

@@ -17,6 +17,9 @@ from chatire.store.schema import migrate
 
 T = TypeVar("T")
 
+#: What a client is told of a value the store cannot hold (engines raise Invalid).
+REFUSED_TEXT = "the text holds characters that cannot be stored"
+
 
 class Engine(Protocol):
     """Runs one transaction function in a transaction of its own."""
@@ -74,9 +77,6 @@ class SQLStore:
 
     def add_token(self, user_id: int, token_hash: str, expires_at: datetime) -> Deferred[None]:
         return self.engine.run(queries.add_token, user_id, token_hash, expires_at)
-
-    def user_for_token(self, token_hash: str, now: datetime) -> Deferred[User | None]:
-        return self.engine.run(queries.user_for_token, token_hash, now)
 
     def token_session(self, token_hash: str,
                       now: datetime) -> Deferred[tuple[User, datetime] | None]:

@@ -73,7 +73,7 @@ async def test_metrics_move_after_posts_and_deliveries(make_daemon: Any) -> None
     assert after["chatire_bus_publish_confirms_total"] >= 3
     assert after["chatire_bus_publish_failures_total"] == 0
     assert after['chatire_store_query_seconds_count{query="append_messages"}'] == 3
-    assert after['chatire_store_query_seconds_count{query="user_for_token"}'] >= 5
+    assert after['chatire_store_query_seconds_count{query="token_session"}'] >= 5
     assert after["process_open_fds"] > 0
 
     # A resume with after is a fill from the store.
@@ -110,7 +110,7 @@ async def test_store_errors_are_counted(make_daemon: Any) -> None:
     status, _ = await api.call("GET", "/api/me", token="whatever")
     assert status == 503
     samples = await scrape(daemon.metrics_url)
-    assert samples['chatire_store_errors_total{query="user_for_token"}'] == 1
+    assert samples['chatire_store_errors_total{query="token_session"}'] == 1
 
 
 @pytest_twisted.ensureDeferred

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chatire.schemas import _quick, _validators, quick_check
+from chatire.errors import Invalid
+from chatire.schemas import _quick, _validators, quick_check, validate
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers(-5, 300) | st.floats(-2, 2, allow_nan=False)
@@ -52,3 +53,22 @@ def test_unknown_keywords_fall_back_to_jsonschema() -> None:
     assert quick_check({"type": "object", "additionalProperties": False}) is None
     assert quick_check({"$ref": "#/x"}) is None
     assert quick_check({"type": "string", "enum": ["a"]}) is None
+
+
+@pytest.mark.parametrize("message", ["hello", "two\nlines\tand a tab", "😀 中文 \u200d"])
+def test_messages_that_keep_the_text_rules_take_the_quick_path(message: str) -> None:
+    frame = {"type": "send", "chat": "c" * 24, "message": message, "client_id": "k1"}
+    quick = _quick["frame:send"]
+    assert quick is not None and quick(frame)
+
+
+@pytest.mark.parametrize(("field", "value"), [
+    ("message", "a\x00b"), ("message", "\ud800"), ("message", "a\rb"),
+    ("client_id", "k\x07"), ("client_id", "\udfff"), ("chat", "c\x00"),
+])
+def test_bad_text_is_refused_with_the_field_named(field: str, value: str) -> None:
+    frame = {"type": "send", "chat": "c" * 24, "message": "hi", "client_id": "k1", field: value}
+    quick = _quick["frame:send"]
+    assert quick is not None and not quick(frame)
+    with pytest.raises(Invalid, match=f"^{field}: must "):
+        validate("frame:send", frame)
