@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
+import sys
+import termios
 from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -36,6 +39,25 @@ CLOSE_SLOW_READER = 4008
 #: A first-frame authentication past --max-sockets-per-user (a header one gets 429).
 CLOSE_TOO_MANY_SOCKETS = 4029
 CLOSE_GOING_AWAY = 1001
+
+
+#: Seconds between looks at a closing slow reader's unsent bytes.
+STALL_CHECK = 0.5
+#: How long a closing slow reader may read nothing when pings are off.
+CLOSE_STALL_DEFAULT = 10.0
+
+
+def unsent_bytes(transport: Any) -> int | None:
+    """Bytes a plain TCP transport still holds for its peer, in Twisted's buffer and in
+    the kernel's send queue (not yet acknowledged by the peer); None if it cannot say."""
+    if type(transport) is not tcp.Server or transport.TLS:
+        return None
+    held = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+    try:
+        queued = fcntl.ioctl(transport.socket.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except OSError:
+        return None
+    return held + int.from_bytes(queued, sys.byteorder, signed=True)
 
 
 def write_now(transport: Any, data: bytes) -> None:
@@ -76,6 +98,7 @@ class ChatSocket(WebSocketServerProtocol):
         self._header_auth: tuple[User, datetime] | ChatireError | None = None
         self._auth_timer: IDelayedCall | None = None
         self._expiry_timer: IDelayedCall | None = None
+        self._stall_timer: IDelayedCall | None = None
         self._counted: int | None = None  # the user id this socket counts for
         self._lost = False
         self._opened = False
@@ -347,11 +370,36 @@ class ChatSocket(WebSocketServerProtocol):
             return
         self._gone = True
         self.factory.hub.connection_closed(self)
+        if code == CLOSE_SLOW_READER and unsent_bytes(self.transport) is not None:
+            # The close frame waits behind everything the reader has not read yet, which
+            # may take it longer than the close handshake's 2 s: drop the connection only
+            # once it has read nothing for --ping-timeout (nothing more is queued for it).
+            self.closeHandshakeTimeout = 0
+            self._watch_stall(None, 0.0)
         # sendClose refuses 1001 (going away), which PROTOCOL.md uses at shutdown.
         self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123], isReply=False)
 
+    def _watch_stall(self, last: int | None, still: float) -> None:
+        """Drop a closing slow reader after --ping-timeout without reading a byte."""
+        self._stall_timer = None
+        if self.state == self.STATE_CLOSED:
+            return
+        unsent = unsent_bytes(self.transport)
+        if last is not None and unsent is not None and unsent >= last:
+            still += STALL_CHECK
+            if still >= (self.factory.config.ping_timeout or CLOSE_STALL_DEFAULT):
+                self.dropConnection(abort=True)
+                return
+        else:
+            still = 0.0
+        self._stall_timer = self.factory.clock.callLater(
+            STALL_CHECK, self._watch_stall, unsent, still)
+
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
+        if self._stall_timer is not None and self._stall_timer.active():
+            self._stall_timer.cancel()
+        self._stall_timer = None
         super().connectionLost(reason)
         self._release_slot()  # onClose did, unless the handshake never finished
         # Autobahn resolves is_closed with the protocol itself: a cycle that only a

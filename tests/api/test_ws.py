@@ -198,9 +198,16 @@ async def test_send_rate_limit_over_the_socket(make_daemon: Any) -> None:
     await ws.close()
 
 
+# 3 s is past the close handshake's own 2 s: before the frame waited --ping-timeout,
+# such a reader saw 1006 too.
+@pytest.mark.parametrize(("wait", "stalled", "seen"), [(10.0, 3.0, 4008), (2.0, 4.0, 1006)])
 @pytest_twisted.ensureDeferred
-async def test_a_client_that_stops_reading_is_closed_4008(make_daemon: Any) -> None:
-    daemon = await make_daemon(slow_reader_bytes=200_000, max_message_chars=60_000)
+async def test_a_client_that_stops_reading_is_closed_4008(
+        make_daemon: Any, wait: float, stalled: float, seen: int) -> None:
+    """4008 reaches a reader that resumes within --ping-timeout of the close (the close
+    frame comes after its backlog); one stalled longer is dropped without a close frame."""
+    daemon = await make_daemon(slow_reader_bytes=200_000, max_message_chars=60_000,
+                               ping_timeout=wait)
     api = Api(daemon.base_url)
     alice = await api.user()
     uri = await alice.new_chat()
@@ -222,8 +229,9 @@ async def test_a_client_that_stops_reading_is_closed_4008(make_daemon: Any) -> N
             break
         await task.deferLater(reactor, 0.05, lambda: None)
     assert daemon.hub.subscription_count() == 0  # dropped, not buffered without bound
+    await task.deferLater(reactor, stalled, lambda: None)
     reader.protocol.transport.resumeProducing()
-    assert await _closed(reader, timeout=10) == 4008
+    assert await _closed(reader, timeout=10) == seen
     await writer.close()
 
 
