@@ -14,6 +14,7 @@ from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.task import react
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
+from chatire import version_line
 from chatire.config import MULTI_OPTIONS, SCALAR_OPTIONS, Config, attribute
 from chatire.urls import redacted
 
@@ -276,6 +277,7 @@ def _one_line(error: BaseException) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatire", description="Administer a chatire deployment (store and bus).")
+    parser.add_argument("--version", action="version", version=version_line())
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=os.environ.get("CHATIRE_DB", _DEFAULTS.db),
                         help=f"store URL (default: $CHATIRE_DB or {_DEFAULTS.db})")

@@ -11,7 +11,7 @@ from twisted.application.internet import TimerService
 from twisted.application.service import IService
 from twisted.python import usage
 
-from chatire import collector
+from chatire import collector, version_line
 from chatire.config import (
     MULTI_OPTIONS,
     SCALAR_OPTIONS,
@@ -55,6 +55,11 @@ class Options(usage.Options):
             self._flagged.add(name)
             self[name] = []
         self[name].append(value)
+
+    def opt_version(self) -> None:
+        """Print chatire's version (and Twisted's) and exit."""
+        print(version_line())
+        raise SystemExit(0)
 
     def opt_listen(self, value: str) -> None:
         """Endpoint string to serve on, e.g. tcp:8000:interface=127.0.0.1 (repeatable)."""

@@ -186,3 +186,12 @@ async def test_a_broker_fault_shows_as_a_reconnect(make_daemon: Any) -> None:
         else:
             raise AssertionError(f"no reconnect seen: {samples}")
         await daemon.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_build_info_names_the_installed_release(make_daemon: Any) -> None:
+    from importlib.metadata import version
+
+    daemon = await metered(make_daemon)
+    samples = await scrape(daemon.metrics_url)
+    assert samples[f'chatire_build_info{{version="{version("chatire")}"}}'] == 1
