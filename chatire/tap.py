@@ -20,7 +20,7 @@ from chatire.config import (
     parse_value,
     raw_environment,
 )
-from chatire.logs import RootService
+from chatire.logs import RootService, log_destination
 from chatire.preflight import preflight
 from chatire.service import ChatireService
 
@@ -117,8 +117,14 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     config: Config = options.config
+    # twistd's own --logfile/--syslog/--logger: honoured with --log-format json as well.
+    twistd = getattr(options, "parent", None)
+    try:
+        top = RootService(config.log_format, destination=log_destination(twistd),
+                          reactor=reactor if twistd is not None else None)
+    except ValueError as e:
+        raise SystemExit(f"chatire: {e}") from None
     preflight(config)
-    top = RootService(config.log_format)
     service = ChatireService(config, reactor)
     service.setServiceParent(top)
     service.ready.addCallback(lambda _: collector.settle())
