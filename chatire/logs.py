@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import IO, Any, cast
 
 import attrs
+from autobahn.twisted.websocket import WebSocketServerProtocol
 from twisted.application.service import IServiceCollection, MultiService
 from twisted.internet import tcp
 from twisted.internet.interfaces import IReactorTime
@@ -28,6 +29,8 @@ from twisted.python.logfile import LogFile
 from twisted.web.http import Request
 from twisted.web.server import Site
 from zope.interface import implementer
+
+from chatire.health import PROBES
 
 _log = Logger()
 access_log = Logger(namespace="chatire.access")
@@ -190,6 +193,8 @@ class AccessLogSite(Site):
     noisy = False  # the service logs what it listens on
 
     def log(self, request: Request) -> None:
+        if request.path in PROBES:
+            return  # /livez and /healthz: called every few seconds by the monitoring
         address = request.getClientAddress()
         forwarded = request.getHeader(b"x-forwarded-for")
         agent = request.getHeader(b"user-agent")
@@ -202,6 +207,48 @@ class AccessLogSite(Site):
             client=getattr(address, "host", None),
             forwarded_for=forwarded.decode("latin-1")[:200] if forwarded else None,
             user_agent=agent.decode("latin-1")[:200] if agent else None,
+        )
+
+
+class AccessLoggedSocket(WebSocketServerProtocol):
+    """A WebSocket protocol whose upgrade is in the access log when it closes.
+
+    The upgrade request never finishes as an HTTP request (the socket takes the
+    connection over), so the Site never logs it; this logs one line like any
+    request's, redacted the same way, with the close code and the socket's
+    lifetime at the end.
+    """
+
+    _access_status: int | None = None  # 101, or the status of a refused handshake
+    _access_started = 0.0
+
+    def connectionMade(self) -> None:
+        self._access_started = self.factory.clock.seconds()
+        super().connectionMade()
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
+        self._access_status = code
+        super().failHandshake(reason, code, responseHeaders)
+
+    def onOpen(self) -> None:
+        self._access_status = 101
+        super().onOpen()
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        super().onClose(wasClean, code, reason)
+        if self.closedByMe and self.localCloseCode:
+            code = self.localCloseCode
+        headers: dict[str, str] = getattr(self, "http_headers", None) or {}
+        uri: str | None = getattr(self, "http_request_uri", None)
+        address = self.transport.getPeer() if self.transport is not None else None
+        access_log.info(
+            "{method} {path} {status} close {close} after {duration}s",
+            method="GET", path=redact_path(uri) if uri else None,
+            status=self._access_status or 0, close=code,
+            duration=round(self.factory.clock.seconds() - self._access_started, 3),
+            client=getattr(address, "host", None),
+            forwarded_for=headers.get("x-forwarded-for", "")[:200] or None,
+            user_agent=headers.get("user-agent", "")[:200] or None,
         )
 
 

@@ -181,11 +181,13 @@ class MetricsResource(Resource):
 
 
 class MetricsOnly(Resource):
-    """The root of a --metrics-listen port: /metrics and nothing else (404)."""
+    """The root of a --metrics-listen port: /metrics and the probes given, nothing else (404)."""
 
-    def __init__(self, metrics: IResource) -> None:
+    def __init__(self, metrics: IResource, **probes: IResource) -> None:
         super().__init__()
         self.putChild(b"metrics", metrics)
+        for name, probe in probes.items():
+            self.putChild(name.encode("ascii"), probe)
 
     def getChild(self, path: bytes, request: IRequest) -> IResource:
         return notFound()

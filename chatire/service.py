@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
@@ -21,8 +21,9 @@ from chatire.bus import bus_from_url
 from chatire.chats import ChatService
 from chatire.config import Config
 from chatire.delivery import Hub
+from chatire.health import LiveResource, Readiness, ReadyResource
 from chatire.interfaces import IBus
-from chatire.logs import AccessLogSite, QuietSite, quiet_accept_errors
+from chatire.logs import AccessLoggedSocket, AccessLogSite, QuietSite, quiet_accept_errors
 from chatire.metrics import (
     MeteredBus,
     MeteredEngine,
@@ -34,7 +35,7 @@ from chatire.metrics import (
 )
 from chatire.site import make_site
 from chatire.store import store_from_url
-from chatire.ws import CLOSE_GOING_AWAY, ChatSocketFactory
+from chatire.ws import CLOSE_GOING_AWAY, ChatSocket, ChatSocketFactory
 
 log = Logger()
 
@@ -60,7 +61,9 @@ class ChatireService(Service):
         self.bus = bus if bus is not None else bus_from_url(config.bus, reactor)
         self.chats = ChatService(self.store, config, reactor, Passwords(thread_runner(reactor)))
         self.sockets = ChatSocketFactory(self.chats, None, config, reactor)
-        self.sockets.protocol = metered_socket_class(self.metrics)
+        # Counted into this daemon's metrics, and in the access log when it closes.
+        self.sockets.protocol = cast(type[ChatSocket], type(
+            "ChatSocket", (AccessLoggedSocket, metered_socket_class(self.metrics)), {}))
         self.publishing = MeteredBus(self.bus, self.metrics)
         self.hub = Hub(self.chats, self.publishing, reactor, self._prepare)
         self.sockets.hub = self.hub
@@ -77,7 +80,12 @@ class ChatireService(Service):
         # public port: message and socket counts are for the operator.
         self.site = make_site(self.api.resource(), config.max_body_bytes,
                               site_class=AccessLogSite, timeout=config.http_timeout or None)
-        self.metrics_site = QuietSite(MetricsOnly(MetricsResource(self.metrics)))
+        # The operator's port: /metrics, /livez and /healthz (for a probe that must not
+        # go through the public port), with no access log.
+        readiness = Readiness(self.store, self.bus, reactor, self.api.health_timeout)
+        self.metrics_site = QuietSite(MetricsOnly(
+            MetricsResource(self.metrics), livez=LiveResource(),
+            healthz=ReadyResource(readiness)))
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[None] = Deferred()
 

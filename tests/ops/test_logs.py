@@ -52,6 +52,8 @@ async def test_logs_keep_secrets_out(tmp_path: Path, log_format: str) -> None:
     bad = await Socket.open(daemon.base_url)
     bad.send({"type": "auth", "token": garbage})
     assert await bad.closed == 4001
+    status, _ = await api.call("GET", "/livez")
+    assert status == 200
     status, _ = await api.call("DELETE", "/api/auth/token", token=token)
     assert status == 204
     await by_header.closed
@@ -71,6 +73,14 @@ async def test_logs_keep_secrets_out(tmp_path: Path, log_format: str) -> None:
         assert posts[0]["path"] == f"/api/chats/{uri[:6]}.../messages"
         assert any(r["path"] == "/api/me" and r["status"] == 401 for r in access)
         assert any(r["text"] == "chatire stopped" for r in records)
+        # Probes (start() polled /healthz, this called /livez) stay out of the access log.
+        assert not [r for r in access if r["path"] in ("/healthz", "/livez")]
+        # Each WebSocket is there once it closed: status 101, its close code, its lifetime.
+        sockets = [r for r in access if r["path"] == "/ws"]
+        assert len(sockets) == 3, sockets
+        assert sorted(r["close"] for r in sockets) == [4001, 4001, 4001], sockets
+        assert all(r["status"] == 101 and r["duration"] >= 0 for r in sockets)
+        assert all(r["text"].startswith("GET /ws 101 close 4001 after ") for r in sockets)
     else:
         assert "chatire.access" in log and "chatire stopped" in log
 
@@ -121,8 +131,11 @@ def test_the_tac_file_writes_json_logs_too(tmp_path: Path) -> None:
                     break
             except OSError:
                 time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/config", timeout=5):
+            pass
     finally:
         proc.send_signal(signal.SIGTERM)  # our child, by its PID
         proc.wait(timeout=15)
     records = [json.loads(line) for line in log.read_text().splitlines()]
-    assert any(r["namespace"] == "chatire.access" and r["path"] == "/healthz" for r in records)
+    access = [r["path"] for r in records if r["namespace"] == "chatire.access"]
+    assert access == ["/api/config"]  # the /healthz probes are not in the access log

@@ -32,9 +32,13 @@ class LoggingDaemon(DaemonProcess):
         return [*command[:at], "--logfile", str(self.logfile), *command[at:]]
 
 
+def _read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""
+
+
 async def _until(path: Path, text: str, timeout: float = 10.0) -> str:
     for _ in range(int(timeout / 0.05)):
-        if path.exists() and text in (content := path.read_text()):
+        if text in (content := _read(path)):
             return content
         await sleep(0.05)
     raise AssertionError(f"{text!r} not in {path}")
