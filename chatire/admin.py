@@ -172,6 +172,9 @@ async def _bus_up(args: argparse.Namespace, reactor: Any) -> Any:
     def watch(event: dict[str, Any]) -> None:
         if event.get("log_level") in (LogLevel.warn, LogLevel.error):
             warnings.append(formatEvent(event))
+            if event.get("refused") and not up.called:  # bad credentials or vhost: final
+                up.errback(CommandFailed(f"the broker refused the connection "
+                                         f"({redacted(args.bus)}): {event.get('reason')}"))
 
     def ready() -> None:
         if not up.called:
@@ -187,6 +190,9 @@ async def _bus_up(args: argparse.Namespace, reactor: Any) -> Any:
         why = f": {warnings[-1]}" if warnings else ""
         raise CommandFailed(f"cannot reach the bus ({redacted(args.bus)}) within "
                             f"{args.timeout:g} s{why}") from None
+    except CommandFailed:
+        await bus.stop()
+        raise
     finally:
         globalLogPublisher.removeObserver(observer)
     return bus
