@@ -21,6 +21,7 @@ from chatire.bus import bus_from_url
 from chatire.chats import ChatService
 from chatire.config import Config
 from chatire.delivery import Hub
+from chatire.drain import Drain
 from chatire.health import LiveResource, Readiness, ReadyResource
 from chatire.interfaces import IBus
 from chatire.logs import AccessLoggedSocket, AccessLogSite, QuietSite, quiet_accept_errors
@@ -78,7 +79,8 @@ class ChatireService(Service):
                               max_body_bytes=config.max_body_bytes)
         # /metrics is served only on --metrics-listen (off by default), never on the
         # public port: message and socket counts are for the operator.
-        self.site = make_site(self.api.resource(), config.max_body_bytes,
+        self.drain = Drain()
+        self.site = make_site(self.drain.wrap(self.api.resource()), config.max_body_bytes,
                               site_class=AccessLogSite, timeout=config.http_timeout or None)
         # The operator's port: /metrics, /livez and /healthz (for a probe that must not
         # go through the public port), with no access log.
@@ -135,6 +137,9 @@ class ChatireService(Service):
 
         await DeferredList([Deferred.fromCoroutine(_stop_port(p)) for p in self.ports])
         self.ports.clear()
+        # HTTP requests that arrive on connections still open get 503 and
+        # Connection: close; the ones in flight are answered before the store closes.
+        self.drain.close()
         # From now on a post is refused ('unavailable', HTTP 503); the ones taken
         # already are committed and confirmed first.
         drained = self.chats.stop_posting()
@@ -146,6 +151,10 @@ class ChatireService(Service):
         if not await _within(self.publishing.settled(), min(left(), 2.0), clock):
             log.warn("chatire stopping: {count} bus publishes unconfirmed at the deadline",
                      count=self.publishing.in_flight)
+        if not await _within(self.drain.idle(), left(), clock):
+            log.warn("chatire stopping: {count} HTTP requests unanswered at the deadline",
+                     count=self.drain.in_flight)
+        self.drain.close_connections()
         try:
             if not await _within(self.hub.stop(), left(), clock):
                 log.warn("chatire stopping: the bus did not close in time")
