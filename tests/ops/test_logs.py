@@ -54,6 +54,8 @@ async def test_logs_keep_secrets_out(tmp_path: Path, log_format: str) -> None:
     assert await bad.closed == 4001
     status, _ = await api.call("GET", "/livez")
     assert status == 200
+    with pytest.raises(Exception, match=r"403|closed"):
+        await Socket.open(daemon.base_url, token, origin="http://evil.example")
     status, _ = await api.call("DELETE", "/api/auth/token", token=token)
     assert status == 204
     await by_header.closed
@@ -77,10 +79,13 @@ async def test_logs_keep_secrets_out(tmp_path: Path, log_format: str) -> None:
         assert not [r for r in access if r["path"] in ("/healthz", "/livez")]
         # Each WebSocket is there once it closed: status 101, its close code, its lifetime.
         sockets = [r for r in access if r["path"] == "/ws"]
-        assert len(sockets) == 3, sockets
-        assert sorted(r["close"] for r in sockets) == [4001, 4001, 4001], sockets
-        assert all(r["status"] == 101 and r["duration"] >= 0 for r in sockets)
-        assert all(r["text"].startswith("GET /ws 101 close 4001 after ") for r in sockets)
+        assert len(sockets) == 4, sockets
+        refused = [r for r in sockets if r["status"] == 403]  # the foreign Origin
+        assert len(refused) == 1 and refused[0]["user_agent"], refused
+        opened = [r for r in sockets if r["status"] == 101]
+        assert sorted(r["close"] for r in opened) == [4001, 4001, 4001], sockets
+        assert all(r["duration"] >= 0 for r in sockets)
+        assert all(r["text"].startswith("GET /ws 101 close 4001 after ") for r in opened)
     else:
         assert "chatire.access" in log and "chatire stopped" in log
 
