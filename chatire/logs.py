@@ -107,6 +107,18 @@ def log_destination(twistd: Mapping[str, Any] | None) -> LogDestination:
     return LogDestination(logfile or "twistd.log")
 
 
+def destination_from_argv(argv: list[str]) -> LogDestination:
+    """twistd's log options read again from its command line (for chatire.tac)."""
+    from twisted.scripts.twistd import ServerOptions
+
+    options = ServerOptions()
+    try:
+        options.parseOptions(argv)
+    except (SystemExit, Exception):  # not a twistd command line: its defaults
+        return LogDestination()
+    return log_destination(options)
+
+
 class RootService(MultiService):
     """The top service of `twistd chatire`: owns the log file, and reopens it on SIGHUP.
 

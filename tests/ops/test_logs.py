@@ -117,20 +117,23 @@ def test_json_lines_carry_fields_and_failures() -> None:
     assert record["obj"].startswith("<object object")
 
 
-def test_the_tac_file_writes_json_logs_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("to_file", [False, True])
+def test_the_tac_file_writes_json_logs_too(tmp_path: Path, to_file: bool) -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "CHATIRE_LOG_FORMAT": "json",
            "CHATIRE_LISTEN": f"tcp:{port}:interface=127.0.0.1",
            "CHATIRE_DB": f"sqlite:///{tmp_path / 'tac.db'}"}
-    log = tmp_path / "tac.log"
-    with log.open("wb") as out:
+    out_path = tmp_path / "tac.out"
+    log = tmp_path / "tac.log" if to_file else out_path
+    logfile = ["--logfile", str(log)] if to_file else []  # twistd's own option, honoured
+    with out_path.open("wb") as out:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("twistd")), "-n", "--pidfile=", "-y",
-             str(REPO / "chatire.tac")], cwd=tmp_path, env=env, stdout=out,
+            [str(Path(sys.executable).with_name("twistd")), "-n", "--pidfile=", *logfile,
+             "-y", str(REPO / "chatire.tac")], cwd=tmp_path, env=env, stdout=out,
             stderr=subprocess.STDOUT)
     try:
         for _ in range(150):
-            assert proc.poll() is None, log.read_text()
+            assert proc.poll() is None, out_path.read_text()
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
                     break
@@ -144,3 +147,5 @@ def test_the_tac_file_writes_json_logs_too(tmp_path: Path) -> None:
     records = [json.loads(line) for line in log.read_text().splitlines()]
     access = [r["path"] for r in records if r["namespace"] == "chatire.access"]
     assert access == ["/api/config"]  # the /healthz probes are not in the access log
+    if to_file:
+        assert "chatire.access" not in out_path.read_text()
