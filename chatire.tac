@@ -5,10 +5,9 @@ import sys
 
 from twisted.application.service import Application
 from twisted.internet import reactor
-from twisted.logger import ILogObserver
 
 from chatire.config import from_environment
-from chatire.logs import json_observer
+from chatire.logs import RootService, destination_from_argv
 from chatire.preflight import preflight
 from chatire.service import ChatireService
 from chatire.tap import check
@@ -17,6 +16,12 @@ config = from_environment(os.environ)
 check(config)
 preflight(config)
 application = Application("chatire")
-if config.log_format == "json":
-    application.setComponent(ILogObserver, json_observer(sys.stdout))
-ChatireService(config, reactor).setServiceParent(application)
+# As `twistd chatire`: JSON lines to twistd's --logfile or standard output, SIGHUP
+# reopens the log file, SIGUSR1 rotates it.
+try:
+    top = RootService(config.log_format, destination=destination_from_argv(sys.argv[1:]),
+                      reactor=reactor)
+except ValueError as e:
+    raise SystemExit(f"chatire: {e}") from None
+top.setServiceParent(application)
+ChatireService(config, reactor).setServiceParent(top)

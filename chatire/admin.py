@@ -14,6 +14,7 @@ from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.task import react
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
+from chatire import version_line
 from chatire.config import MULTI_OPTIONS, SCALAR_OPTIONS, Config, attribute
 from chatire.errors import NotFound
 from chatire.urls import redacted
@@ -171,6 +172,9 @@ async def _bus_up(args: argparse.Namespace, reactor: Any) -> Any:
     def watch(event: dict[str, Any]) -> None:
         if event.get("log_level") in (LogLevel.warn, LogLevel.error):
             warnings.append(formatEvent(event))
+            if event.get("refused") and not up.called:  # bad credentials or vhost: final
+                up.errback(CommandFailed(f"the broker refused the connection "
+                                         f"({redacted(args.bus)}): {event.get('reason')}"))
 
     def ready() -> None:
         if not up.called:
@@ -186,6 +190,9 @@ async def _bus_up(args: argparse.Namespace, reactor: Any) -> Any:
         why = f": {warnings[-1]}" if warnings else ""
         raise CommandFailed(f"cannot reach the bus ({redacted(args.bus)}) within "
                             f"{args.timeout:g} s{why}") from None
+    except CommandFailed:
+        await bus.stop()
+        raise
     finally:
         globalLogPublisher.removeObserver(observer)
     return bus
@@ -276,6 +283,7 @@ def _one_line(error: BaseException) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="chatire", description="Administer a chatire deployment (store and bus).")
+    parser.add_argument("--version", action="version", version=version_line())
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--db", default=os.environ.get("CHATIRE_DB", _DEFAULTS.db),
                         help=f"store URL (default: $CHATIRE_DB or {_DEFAULTS.db})")

@@ -8,7 +8,6 @@ from typing import Any
 import attrs
 from klein import Klein
 from klein.resource import KleinResource
-from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -22,6 +21,7 @@ from chatire import jsonin, openapi
 from chatire.chats import ChatService
 from chatire.clientaddr import Network, client_address
 from chatire.errors import ChatireError, Invalid, NotFound, TooLarge, Unauthenticated
+from chatire.health import LIVE, Readiness
 from chatire.interfaces import IBus
 from chatire.limits import public_config
 from chatire.model import User
@@ -240,16 +240,13 @@ class ChatireAPI:
 
     @router.route("/healthz", methods=["GET"])
     async def healthz(self, request: IRequest) -> bytes:
-        ping: Deferred[None] = self.chats.store.ping()
-        ping.addTimeout(self.health_timeout, self.clock)
-        try:
-            await ping
-            store = "ok"
-        except Exception as e:  # any failure to answer is 'unavailable'
-            store = f"unavailable: {e.__class__.__name__}"
-        bus = "ok" if self.bus.connected else "unavailable"
-        healthy = store == "ok" and bus == "ok"
-        return _respond(request, 200 if healthy else 503, {"store": store, "bus": bus})
+        status, body = await Readiness(self.chats.store, self.bus, self.clock,
+                                       self.health_timeout).check()
+        return _respond(request, status, body)
+
+    @router.route("/livez", methods=["GET"])
+    def livez(self, request: IRequest) -> bytes:
+        return _respond(request, 200, LIVE)
 
     @router.route("/ws", methods=["GET"])
     def websocket_upgrade(self, request: IRequest) -> IResource:

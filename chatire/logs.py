@@ -5,19 +5,32 @@ from __future__ import annotations
 import json
 import re
 import resource
+import signal
 import sys
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO, Any, cast
 
+import attrs
+from autobahn.twisted.websocket import WebSocketServerProtocol
 from twisted.application.service import IServiceCollection, MultiService
 from twisted.internet import tcp
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import FileLogObserver, ILogObserver, Logger, formatEvent
+from twisted.logger import (
+    FileLogObserver,
+    ILogObserver,
+    Logger,
+    formatEvent,
+    textFileLogObserver,
+)
 from twisted.python.components import Componentized
 from twisted.python.failure import Failure
+from twisted.python.logfile import LogFile
 from twisted.web.http import Request
 from twisted.web.server import Site
 from zope.interface import implementer
+
+from chatire.health import PROBES
 
 _log = Logger()
 access_log = Logger(namespace="chatire.access")
@@ -71,24 +84,109 @@ def json_observer(out: IO[str]) -> ILogObserver:
     return FileLogObserver(out, event_as_json)
 
 
+@attrs.frozen
+class LogDestination:
+    """Where twistd's own options send the log: a file (``path``), standard output, or syslog."""
+
+    path: str | None = None  # None: standard output
+    syslog: bool = False
+    logger: bool = False  # twistd --logger: an observer factory of the operator's
+
+
+def log_destination(twistd: Mapping[str, Any] | None) -> LogDestination:
+    """Read twistd's --logfile, --nodaemon, --syslog and --logger the way twistd reads them."""
+    if not twistd:
+        return LogDestination()
+    if twistd.get("logger"):
+        return LogDestination(logger=True)
+    if twistd.get("syslog"):
+        return LogDestination(syslog=True)
+    logfile = twistd.get("logfile")
+    if logfile == "-" or (not logfile and twistd.get("nodaemon")):
+        return LogDestination()
+    return LogDestination(logfile or "twistd.log")
+
+
+def destination_from_argv(argv: list[str]) -> LogDestination:
+    """twistd's log options read again from its command line (for chatire.tac)."""
+    from twisted.scripts.twistd import ServerOptions
+
+    options = ServerOptions()
+    try:
+        options.parseOptions(argv)
+    except (SystemExit, Exception):  # not a twistd command line: its defaults
+        return LogDestination()
+    return log_destination(options)
+
+
 class RootService(MultiService):
-    """The top service of `twistd chatire`: with JSON logs, sets the application's observer.
+    """The top service of `twistd chatire`: owns the log file, and reopens it on SIGHUP.
 
     twistd builds the Application after makeService() and, before starting to
-    log, asks it for an ILogObserver component; this sets that component. JSON
-    lines go to standard output (the journal under systemd, a container's log).
+    log, asks it for an ILogObserver component; this sets that component when
+    chatire writes the log itself: JSON lines (--log-format json) to twistd's
+    --logfile or standard output, or twistd's text to a --logfile. Owning the file
+    lets SIGHUP reopen it (after logrotate moved it) and SIGUSR1 rotate it as
+    twistd does; SIGHUP with no file is logged and otherwise ignored, so it never
+    stops the daemon.
     """
 
-    def __init__(self, log_format: str = "text", out: IO[str] | None = None) -> None:
+    def __init__(self, log_format: str = "text", out: IO[str] | None = None, *,
+                 destination: LogDestination | None = None,
+                 reactor: Any = None) -> None:
         super().__init__()
         self.log_format = log_format
         self._out = out
+        self.destination = destination or LogDestination()
+        self.log_file: LogFile | None = None
+        self._reactor = reactor  # given: handle SIGHUP and SIGUSR1 (the daemon's own)
+        if log_format == "json" and (self.destination.syslog or self.destination.logger):
+            raise ValueError("--log-format json: chatire writes the log itself, to twistd's "
+                             "--logfile or standard output; drop twistd's "
+                             + ("--syslog" if self.destination.syslog else "--logger"))
 
     def setServiceParent(self, parent: IServiceCollection) -> None:
-        if (self.log_format == "json" and isinstance(parent, Componentized)
-                and parent.getComponent(ILogObserver, None) is None):
-            parent.setComponent(ILogObserver, json_observer(self._out or sys.stdout))
+        if isinstance(parent, Componentized) and parent.getComponent(ILogObserver, None) is None:
+            observer = self._observer()
+            if observer is not None:
+                parent.setComponent(ILogObserver, observer)
         super().setServiceParent(parent)
+
+    def _observer(self) -> ILogObserver | None:
+        if self.destination.path is not None:
+            # As twistd opens its --logfile: rotated past 1 MB, kept as .1, .2, ...
+            self.log_file = LogFile.fromFullPath(self.destination.path)
+            out = cast(IO[str], self.log_file)
+            if self.log_format == "json":
+                return json_observer(out)
+            return textFileLogObserver(out)
+        if self.log_format == "json":
+            return json_observer(self._out or sys.stdout)
+        return None  # twistd's own text log to standard output (or syslog, or --logger)
+
+    def startService(self) -> None:
+        if self._reactor is not None:
+            reactor = self._reactor
+            signal.signal(signal.SIGHUP,
+                          lambda *_: reactor.callFromThread(self.reopen_log))
+            if self.log_file is not None:
+                signal.signal(signal.SIGUSR1,
+                              lambda *_: reactor.callFromThread(self.rotate_log))
+        super().startService()
+
+    def reopen_log(self) -> None:
+        """SIGHUP: reopen the log file (moved away by logrotate); the daemon keeps running."""
+        if self.log_file is None:
+            _log.info("SIGHUP: logging to standard output, no file to reopen; still running")
+            return
+        self.log_file.reopen()
+        _log.info("SIGHUP: reopened the log file {path}", path=self.log_file.path)
+
+    def rotate_log(self) -> None:
+        """SIGUSR1: rotate the log file now, as twistd does (the current one becomes .1)."""
+        if self.log_file is not None:
+            self.log_file.rotate()
+            _log.info("SIGUSR1: rotated the log file {path}", path=self.log_file.path)
 
 
 def redact_path(path: str) -> str:
@@ -107,6 +205,8 @@ class AccessLogSite(Site):
     noisy = False  # the service logs what it listens on
 
     def log(self, request: Request) -> None:
+        if request.path in PROBES:
+            return  # /livez and /healthz: called every few seconds by the monitoring
         address = request.getClientAddress()
         forwarded = request.getHeader(b"x-forwarded-for")
         agent = request.getHeader(b"user-agent")
@@ -119,6 +219,48 @@ class AccessLogSite(Site):
             client=getattr(address, "host", None),
             forwarded_for=forwarded.decode("latin-1")[:200] if forwarded else None,
             user_agent=agent.decode("latin-1")[:200] if agent else None,
+        )
+
+
+class AccessLoggedSocket(WebSocketServerProtocol):
+    """A WebSocket protocol whose upgrade is in the access log when it closes.
+
+    The upgrade request never finishes as an HTTP request (the socket takes the
+    connection over), so the Site never logs it; this logs one line like any
+    request's, redacted the same way, with the close code and the socket's
+    lifetime at the end.
+    """
+
+    _access_status: int | None = None  # 101, or the status of a refused handshake
+    _access_started = 0.0
+
+    def connectionMade(self) -> None:
+        self._access_started = self.factory.clock.seconds()
+        super().connectionMade()
+
+    def failHandshake(self, reason: str, code: int = 400, responseHeaders: Any = None) -> None:
+        self._access_status = code
+        super().failHandshake(reason, code, responseHeaders)
+
+    def onOpen(self) -> None:
+        self._access_status = 101
+        super().onOpen()
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        super().onClose(wasClean, code, reason)
+        if self.closedByMe and self.localCloseCode:
+            code = self.localCloseCode
+        headers: dict[str, str] = getattr(self, "http_headers", None) or {}
+        uri: str | None = getattr(self, "http_request_uri", None)
+        address = self.transport.getPeer() if self.transport is not None else None
+        access_log.info(
+            "{method} {path} {status} close {close} after {duration}s",
+            method="GET", path=redact_path(uri) if uri else None,
+            status=self._access_status or 0, close=code,
+            duration=round(self.factory.clock.seconds() - self._access_started, 3),
+            client=getattr(address, "host", None),
+            forwarded_for=headers.get("x-forwarded-for", "")[:200] or None,
+            user_agent=headers.get("user-agent", "")[:200] or None,
         )
 
 

@@ -13,6 +13,7 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    Info,
     ProcessCollector,
     generate_latest,
 )
@@ -26,6 +27,7 @@ from twisted.web.pages import notFound
 from twisted.web.resource import IResource, Resource
 from zope.interface import implementer
 
+from chatire import __version__
 from chatire.errors import ChatireError, Unavailable
 from chatire.interfaces import IBus
 from chatire.model import Message
@@ -77,6 +79,9 @@ class Metrics:
         self.store_errors = Counter("chatire_store_errors",
                                     "Store transactions that failed (not a refusal)", ["query"],
                                     registry=r)
+        # chatire_build_info{version="..."} 1: which release each daemon runs.
+        Info("chatire_build", "The chatire release this daemon runs",
+             registry=r).info({"version": __version__})
         self._bus_links = 0
         self._queries: dict[str, tuple[Any, Any]] = {}
         if process:
@@ -176,11 +181,13 @@ class MetricsResource(Resource):
 
 
 class MetricsOnly(Resource):
-    """The root of a --metrics-listen port: /metrics and nothing else (404)."""
+    """The root of a --metrics-listen port: /metrics and the probes given, nothing else (404)."""
 
-    def __init__(self, metrics: IResource) -> None:
+    def __init__(self, metrics: IResource, **probes: IResource) -> None:
         super().__init__()
         self.putChild(b"metrics", metrics)
+        for name, probe in probes.items():
+            self.putChild(name.encode("ascii"), probe)
 
     def getChild(self, path: bytes, request: IRequest) -> IResource:
         return notFound()

@@ -162,6 +162,9 @@ def build() -> Spec:
         "/healthz": {"get": _operation(
             "Health of the store and the bus",
             {"200": _json(_health()), "503": _json(_health(), "Unhealthy")}, auth=False)},
+        "/livez": {"get": _operation(
+            "Liveness: the daemon's event loop answers (no store or bus check)",
+            {"200": _json(_reply(["status"], status={"const": "ok"}))}, auth=False)},
     }
     return {
         "openapi": "3.1.0",

@@ -12,7 +12,7 @@ from twisted.logger import Logger
 
 from chatire.config import Config
 from chatire.store import sqlite_path
-from chatire.store.postgres import split_url
+from chatire.store.postgres import connection_url
 from chatire.urls import redacted
 
 log = Logger()
@@ -28,7 +28,7 @@ def preflight(config: Config) -> None:
                 raise SystemExit(f"chatire: cannot write the SQLite database in {folder}")
             sqlite3.connect(path).close()
         else:
-            dsn, _ = split_url(config.db)
+            dsn, _ = connection_url(config.db)
             psycopg2.connect(dsn, connect_timeout=5).close()
     except (sqlite3.Error, psycopg2.Error) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__

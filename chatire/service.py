@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
@@ -22,8 +22,10 @@ from chatire.chats import ChatService
 from chatire.clientaddr import trusted_networks
 from chatire.config import Config
 from chatire.delivery import Hub
+from chatire.drain import Drain
+from chatire.health import LiveResource, Readiness, ReadyResource
 from chatire.interfaces import IBus
-from chatire.logs import AccessLogSite, QuietSite, quiet_accept_errors
+from chatire.logs import AccessLoggedSocket, AccessLogSite, QuietSite, quiet_accept_errors
 from chatire.metrics import (
     MeteredBus,
     MeteredEngine,
@@ -35,7 +37,7 @@ from chatire.metrics import (
 )
 from chatire.site import make_site
 from chatire.store import store_from_url
-from chatire.ws import CLOSE_GOING_AWAY, ChatSocketFactory
+from chatire.ws import CLOSE_GOING_AWAY, ChatSocket, ChatSocketFactory
 
 log = Logger()
 
@@ -61,7 +63,9 @@ class ChatireService(Service):
         self.bus = bus if bus is not None else bus_from_url(config.bus, reactor)
         self.chats = ChatService(self.store, config, reactor, Passwords(HashQueue(reactor)))
         self.sockets = ChatSocketFactory(self.chats, None, config, reactor)
-        self.sockets.protocol = metered_socket_class(self.metrics)
+        # Counted into this daemon's metrics, and in the access log when it closes.
+        self.sockets.protocol = cast(type[ChatSocket], type(
+            "ChatSocket", (AccessLoggedSocket, metered_socket_class(self.metrics)), {}))
         self.publishing = MeteredBus(self.bus, self.metrics)
         self.hub = Hub(self.chats, self.publishing, reactor, self._prepare,
                        max_subscriptions=config.max_subscriptions,
@@ -79,10 +83,16 @@ class ChatireService(Service):
                               trusted_proxies=trusted_networks(config.trusted_proxy))
         # /metrics is served only on --metrics-listen (off by default), never on the
         # public port: message and socket counts are for the operator.
-        self.site = make_site(self.api.resource(), config.max_body_bytes,
+        self.drain = Drain()
+        self.site = make_site(self.drain.wrap(self.api.resource()), config.max_body_bytes,
                               site_class=AccessLogSite, request_timeout=config.request_timeout,
                               timeout=config.http_timeout or None)
-        self.metrics_site = QuietSite(MetricsOnly(MetricsResource(self.metrics)))
+        # The operator's port: /metrics, /livez and /healthz (for a probe that must not
+        # go through the public port), with no access log.
+        readiness = Readiness(self.store, self.bus, reactor, self.api.health_timeout)
+        self.metrics_site = QuietSite(MetricsOnly(
+            MetricsResource(self.metrics), livez=LiveResource(),
+            healthz=ReadyResource(readiness)))
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[None] = Deferred()
 
@@ -132,6 +142,9 @@ class ChatireService(Service):
 
         await DeferredList([Deferred.fromCoroutine(_stop_port(p)) for p in self.ports])
         self.ports.clear()
+        # HTTP requests that arrive on connections still open get 503 and
+        # Connection: close; the ones in flight are answered before the store closes.
+        self.drain.close()
         # From now on a post is refused ('unavailable', HTTP 503); the ones taken
         # already are committed and confirmed first.
         drained = self.chats.stop_posting()
@@ -143,6 +156,10 @@ class ChatireService(Service):
         if not await _within(self.publishing.settled(), min(left(), 2.0), clock):
             log.warn("chatire stopping: {count} bus publishes unconfirmed at the deadline",
                      count=self.publishing.in_flight)
+        if not await _within(self.drain.idle(), left(), clock):
+            log.warn("chatire stopping: {count} HTTP requests unanswered at the deadline",
+                     count=self.drain.in_flight)
+        self.drain.close_connections()
         try:
             if not await _within(self.hub.stop(), left(), clock):
                 log.warn("chatire stopping: the bus did not close in time")

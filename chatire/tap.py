@@ -11,7 +11,7 @@ from twisted.application.internet import TimerService
 from twisted.application.service import IService
 from twisted.python import usage
 
-from chatire import collector
+from chatire import collector, version_line
 from chatire.config import (
     MULTI_OPTIONS,
     SCALAR_OPTIONS,
@@ -20,7 +20,7 @@ from chatire.config import (
     parse_value,
     raw_environment,
 )
-from chatire.logs import RootService
+from chatire.logs import RootService, log_destination
 from chatire.preflight import preflight
 from chatire.service import ChatireService
 
@@ -55,6 +55,11 @@ class Options(usage.Options):
             self._flagged.add(name)
             self[name] = []
         self[name].append(value)
+
+    def opt_version(self) -> None:
+        """Print chatire's version (and Twisted's) and exit."""
+        print(version_line())
+        raise SystemExit(0)
 
     def opt_listen(self, value: str) -> None:
         """Endpoint string to serve on, e.g. tcp:8000:interface=127.0.0.1 (repeatable)."""
@@ -118,8 +123,14 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     config: Config = options.config
+    # twistd's own --logfile/--syslog/--logger: honoured with --log-format json as well.
+    twistd = getattr(options, "parent", None)
+    try:
+        top = RootService(config.log_format, destination=log_destination(twistd),
+                          reactor=reactor if twistd is not None else None)
+    except ValueError as e:
+        raise SystemExit(f"chatire: {e}") from None
     preflight(config)
-    top = RootService(config.log_format)
     service = ChatireService(config, reactor)
     service.setServiceParent(top)
     service.ready.addCallback(lambda _: collector.settle())

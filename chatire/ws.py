@@ -442,6 +442,9 @@ class ChatSocketFactory(WebSocketServerFactory):
             openHandshakeTimeout=10,
             closeHandshakeTimeout=2,
             failByDrop=False,
+            # Let Origin: null reach onConnect, which refuses it with 403 (PROTOCOL.md);
+            # setProtocolOptions resets this to False (400) on every call.
+            allowNullOrigin=True,
         )
 
     def prepare(self, payload: bytes) -> Any:

@@ -5,6 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pika.exceptions import (
+    AuthenticationError,
+    ConnectionClosedByBroker,
+    ProbableAccessDeniedError,
+    ProbableAuthenticationError,
+)
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
@@ -24,6 +30,19 @@ from chatire.bus._amqp_link import (
     parse_url,
 )
 from chatire.interfaces import BusHandler, IBus
+
+#: Connection close codes of a broker that refuses us for good: retrying will not help
+#: until the operator changes something (403 ACCESS_REFUSED: user or password; 530
+#: NOT_ALLOWED: no such vhost, or no permission on it).
+REFUSED_CODES = frozenset({403, 530})
+
+
+def refused_for_good(error: object) -> bool:
+    """Whether a failed connect is the broker's refusal (credentials, vhost), not an outage."""
+    if isinstance(error, (ProbableAuthenticationError, ProbableAccessDeniedError,
+                          AuthenticationError)):
+        return True
+    return isinstance(error, ConnectionClosedByBroker) and error.reply_code in REFUSED_CODES
 
 
 class OutboxOverflowError(Exception):
@@ -203,9 +222,12 @@ class AMQPBus:
             reason = "timed out"
         else:
             reason = repr(link.close_reason or failure.value)
+        # The daemon retries even a refusal (the operator may fix the broker's side);
+        # `refused` lets `chatire check` fail at once instead of waiting it out.
         self.log.warn(
             "AMQP bus: setting up the link to {where} failed ({reason}); will retry",
             where=self._where, reason=reason, failures=self._setup_failures,
+            refused=refused_for_good(link.close_reason or failure.value),
         )
         self._break(link)
 

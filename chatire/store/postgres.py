@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -90,6 +91,20 @@ def split_url(url: str) -> tuple[str, int]:
     return (base + "?" + "&".join(kept) if kept else base), size
 
 
+#: What pg_stat_activity shows for chatire's connections, unless the URL names its own.
+APPLICATION_NAME = "chatire"
+
+
+def connection_url(url: str) -> tuple[str, int]:
+    """split_url, plus ``application_name=chatire`` when neither the URL nor PGAPPNAME sets one."""
+    dsn, size = split_url(url)
+    _, mark, query = dsn.partition("?")
+    named = any(unquote(p.partition("=")[0]) == "application_name" for p in query.split("&"))
+    if named or os.environ.get("PGAPPNAME"):
+        return dsn, size
+    return dsn + ("&" if mark else "?") + f"application_name={APPLICATION_NAME}", size
+
+
 class _Connection(txpostgres.Connection):
     """A connection whose socket dying while idle is a lost connection, not an error.
 
@@ -137,7 +152,7 @@ class PostgresEngine:
     dialect = "postgresql"
 
     def __init__(self, url: str, reactor: Any) -> None:
-        self._dsn, size = split_url(url)
+        self._dsn, size = connection_url(url)
         self._reactor = reactor
 
         def connection(_reactor: Any, cooperator: Any) -> txpostgres.Connection:

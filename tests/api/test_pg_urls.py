@@ -85,3 +85,57 @@ def test_only_pool_is_taken_out() -> None:
 def test_a_bad_pool_is_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="pool"):
         split_url(f"postgresql:///chatire?pool={bad}")
+
+
+def test_application_name_is_added_only_when_absent(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chatire.store.postgres import connection_url
+
+    monkeypatch.delenv("PGAPPNAME", raising=False)
+    assert connection_url("postgresql:///chatire?pool=2") == (
+        "postgresql:///chatire?application_name=chatire", 2)
+    assert connection_url("postgresql://u@h/d?sslmode=require") == (
+        "postgresql://u@h/d?sslmode=require&application_name=chatire", 4)
+    own = "postgresql:///d?application_name=mine"
+    assert connection_url(own) == (own, 4)
+    monkeypatch.setenv("PGAPPNAME", "from-env")
+    assert connection_url("postgresql:///d") == ("postgresql:///d", 4)
+
+
+@pytest_twisted.ensureDeferred
+async def test_pg_stat_activity_shows_chatire(db_name: str,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The daemon's preflight and its pool alike connect as application_name=chatire."""
+    import psycopg2
+
+    from tests.support.services import PG_ADMIN
+
+    monkeypatch.delenv("PGAPPNAME", raising=False)
+    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + db_name + "?pool=2"
+    seen: list[str] = []
+    real_connect = psycopg2.connect
+
+    def connect(dsn: str, **kwargs: Any) -> Any:
+        connection = real_connect(dsn, **kwargs)
+        with connection.cursor() as cur:
+            cur.execute("SELECT application_name FROM pg_stat_activity WHERE pid = "
+                        "pg_backend_pid()")
+            seen.append(cur.fetchone()[0])
+        return connection
+
+    monkeypatch.setattr(psycopg2, "connect", connect)
+    preflight(Config(db=url))
+    monkeypatch.undo()
+    assert seen == ["chatire"]
+    store = store_from_url(url, reactor)
+    await store.start()
+    try:
+        names = await store.engine.run(_names, db_name)
+    finally:
+        await store.stop()
+    assert names and set(names) == {"chatire"}, names
+
+
+async def _names(cur: Cursor, db_name: str) -> list[str]:
+    await cur.execute("SELECT application_name FROM pg_stat_activity WHERE datname = %s",
+                      (db_name,))
+    return [row[0] for row in cur.fetchall()]

@@ -138,6 +138,31 @@ def test_check_fails_with_one_line_per_unreachable_service(tmp_path: Path) -> No
     assert "secret" not in result.stdout + result.stderr  # no password in messages
 
 
+@pytest.mark.rabbitmq
+def test_check_fails_at_once_when_the_broker_refuses(tmp_path: Path) -> None:
+    """A wrong password or an unknown vhost is final: no waiting out --timeout."""
+    import time
+
+    from tests.support.services import AMQP_URL, require
+
+    require("RabbitMQ", 5672)
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    assert chatire("migrate", "--db", db).returncode == 0
+    good = AMQP_URL.rsplit("/", 1)[0]
+    wrong_password = good.replace(":guest@", ":not-the-password@") + "/%2F"
+    assert wrong_password != good + "/%2F"
+    for bus, why in ((wrong_password, "ACCESS_REFUSED"),
+                     (good + "/no-such-vhost-here", "NOT_ALLOWED")):
+        started = time.monotonic()
+        result = chatire("check", "--db", db, "--bus", bus, "--timeout", "30")
+        took = time.monotonic() - started
+        assert result.returncode == 1 and took < 10, (took, result.stdout)
+        assert one_error_line(result) == "chatire: check failed"
+        line = result.stdout.strip().splitlines()[-1]
+        assert "FAILED: the broker refused the connection" in line and why in line, line
+        assert "not-the-password" not in result.stdout + result.stderr
+
+
 @pytest.mark.postgres
 @pytest.mark.rabbitmq
 @pytest_twisted.ensureDeferred

@@ -196,3 +196,79 @@ async def test_the_sqlite_to_postgresql_recipe_keeps_everything(make_daemon: Any
                                       token=carol.token)
         assert status == 201
         await new.stopService()
+
+
+def _backup_recipes() -> tuple[str, str]:
+    """The two sh blocks of the Backups section: the PostgreSQL dump, then the restore."""
+    text = DOC.read_text()
+    section = text[text.index("## Backups"):text.index("## Upgrading")]
+    blocks = re.findall(r"```sh\n(.*?)```", section, re.DOTALL)
+    assert len(blocks) >= 2, "the Backups section has lost its dump and restore blocks"
+    return blocks[0], blocks[1]
+
+
+@pytest.mark.postgres
+@pytest_twisted.ensureDeferred
+async def test_the_backup_and_restore_recipes_run_as_written(make_daemon: Any,
+                                                             tmp_path: Path) -> None:
+    import secrets
+    from urllib.parse import urlsplit
+
+    import psycopg2
+
+    from tests.support.services import PG_ADMIN
+
+    backup, restore = _backup_recipes()
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+
+    def bash(script: str, **env: str) -> Any:
+        return deferToThreadPool(reactor, reactor.getThreadPool(), lambda: subprocess.run(
+            ["bash", "-c", script], env={**os.environ, "PATH": path, **env}, cwd=tmp_path,
+            capture_output=True, text=True, timeout=60))
+
+    server = PG_ADMIN.rsplit("/", 1)[0]
+    new = f"chatire_restored_{secrets.token_hex(4)}"
+    with fresh_database() as db:
+        daemon = await make_daemon(db=db)
+        api = Api(daemon.base_url)
+        alice = await api.user("alice")
+        uri = await alice.new_chat()
+        await alice.post(uri, "kept by the backup")
+        await daemon.stopService()
+
+        backups = tmp_path / "backups"
+        backups.mkdir()
+        result = await bash(backup, DB=db, BACKUPS=str(backups))
+        assert result.returncode == 0, result.stdout + result.stderr
+        [dump] = list(backups.glob("chatire-*.dump"))
+        assert dump.stat().st_mode & 0o777 == 0o600  # the dump holds every message
+
+    try:  # the source database is gone: the restore is all there is
+        result = await bash(restore, DUMP=str(dump), SERVER=server, NEW=new,
+                            OWNER=urlsplit(PG_ADMIN).username or "postgres")
+        assert result.returncode == 0, result.stdout + result.stderr
+        restored = await make_daemon(db=f"{server}/{new}")
+        api = Api(restored.base_url)
+        status, page = await api.call("GET", f"/api/chats/{uri}/messages", token=alice.token)
+        assert status == 200, page
+        assert [m["message"] for m in page["messages"]] == ["kept by the backup"]
+        await restored.stopService()
+    finally:
+        admin = psycopg2.connect(PG_ADMIN)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{new}" WITH (FORCE)')
+        admin.close()
+
+
+def test_the_deployment_doc_walks_through_the_operations_points() -> None:
+    """Issue 19, 9 to 11: each behaviour an operator meets is described where they look."""
+    text = DOC.read_text()
+    for needed in ("## Signals", "SIGHUP", "SIGUSR1", "logrotate", "`--logfile`",
+                   "Connection: close", "never a reset", "chatire --version",
+                   "chatire_build_info", "GET /livez", "GET /healthz", "GET /ws 101 close",
+                   "ACCESS_REFUSED", "application_name=chatire", "psycopg2-binary",
+                   "--no-binary psycopg2", "MemoryDenyWriteExecute=yes",
+                   "IPAddressAllow=localhost", "systemctl edit chatire.service",
+                   "createdb", "umask 077"):
+        assert needed in text, needed

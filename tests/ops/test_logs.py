@@ -52,6 +52,10 @@ async def test_logs_keep_secrets_out(tmp_path: Path, log_format: str) -> None:
     bad = await Socket.open(daemon.base_url)
     bad.send({"type": "auth", "token": garbage})
     assert await bad.closed == 4001
+    status, _ = await api.call("GET", "/livez")
+    assert status == 200
+    with pytest.raises(Exception, match=r"403|closed"):
+        await Socket.open(daemon.base_url, token, origin="http://evil.example")
     status, _ = await api.call("DELETE", "/api/auth/token", token=token)
     assert status == 204
     await by_header.closed
@@ -71,6 +75,17 @@ async def test_logs_keep_secrets_out(tmp_path: Path, log_format: str) -> None:
         assert posts[0]["path"] == f"/api/chats/{uri[:6]}.../messages"
         assert any(r["path"] == "/api/me" and r["status"] == 401 for r in access)
         assert any(r["text"] == "chatire stopped" for r in records)
+        # Probes (start() polled /healthz, this called /livez) stay out of the access log.
+        assert not [r for r in access if r["path"] in ("/healthz", "/livez")]
+        # Each WebSocket is there once it closed: status 101, its close code, its lifetime.
+        sockets = [r for r in access if r["path"] == "/ws"]
+        assert len(sockets) == 4, sockets
+        refused = [r for r in sockets if r["status"] == 403]  # the foreign Origin
+        assert len(refused) == 1 and refused[0]["user_agent"], refused
+        opened = [r for r in sockets if r["status"] == 101]
+        assert sorted(r["close"] for r in opened) == [4001, 4001, 4001], sockets
+        assert all(r["duration"] >= 0 for r in sockets)
+        assert all(r["text"].startswith("GET /ws 101 close 4001 after ") for r in opened)
     else:
         assert "chatire.access" in log and "chatire stopped" in log
 
@@ -102,27 +117,35 @@ def test_json_lines_carry_fields_and_failures() -> None:
     assert record["obj"].startswith("<object object")
 
 
-def test_the_tac_file_writes_json_logs_too(tmp_path: Path) -> None:
+@pytest.mark.parametrize("to_file", [False, True])
+def test_the_tac_file_writes_json_logs_too(tmp_path: Path, to_file: bool) -> None:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO), "CHATIRE_LOG_FORMAT": "json",
            "CHATIRE_LISTEN": f"tcp:{port}:interface=127.0.0.1",
            "CHATIRE_DB": f"sqlite:///{tmp_path / 'tac.db'}"}
-    log = tmp_path / "tac.log"
-    with log.open("wb") as out:
+    out_path = tmp_path / "tac.out"
+    log = tmp_path / "tac.log" if to_file else out_path
+    logfile = ["--logfile", str(log)] if to_file else []  # twistd's own option, honoured
+    with out_path.open("wb") as out:
         proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("twistd")), "-n", "--pidfile=", "-y",
-             str(REPO / "chatire.tac")], cwd=tmp_path, env=env, stdout=out,
+            [str(Path(sys.executable).with_name("twistd")), "-n", "--pidfile=", *logfile,
+             "-y", str(REPO / "chatire.tac")], cwd=tmp_path, env=env, stdout=out,
             stderr=subprocess.STDOUT)
     try:
         for _ in range(150):
-            assert proc.poll() is None, log.read_text()
+            assert proc.poll() is None, out_path.read_text()
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
                     break
             except OSError:
                 time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/config", timeout=5):
+            pass
     finally:
         proc.send_signal(signal.SIGTERM)  # our child, by its PID
         proc.wait(timeout=15)
     records = [json.loads(line) for line in log.read_text().splitlines()]
-    assert any(r["namespace"] == "chatire.access" and r["path"] == "/healthz" for r in records)
+    access = [r["path"] for r in records if r["namespace"] == "chatire.access"]
+    assert access == ["/api/config"]  # the /healthz probes are not in the access log
+    if to_file:
+        assert "chatire.access" not in out_path.read_text()

@@ -186,3 +186,35 @@ async def test_a_broker_fault_shows_as_a_reconnect(make_daemon: Any) -> None:
         else:
             raise AssertionError(f"no reconnect seen: {samples}")
         await daemon.stopService()
+
+
+@pytest_twisted.ensureDeferred
+async def test_build_info_names_the_installed_release(make_daemon: Any) -> None:
+    from importlib.metadata import version
+
+    daemon = await metered(make_daemon)
+    samples = await scrape(daemon.metrics_url)
+    assert samples[f'chatire_build_info{{version="{version("chatire")}"}}'] == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_liveness_and_readiness_on_both_ports(make_daemon: Any) -> None:
+    daemon = await metered(make_daemon)
+    operator = daemon.metrics_url.rsplit("/", 1)[0]
+
+    async def get(url: str) -> tuple[int, Any]:
+        response = await treq.get(url, persistent=False)
+        return response.code, await response.json()
+
+    for base in (daemon.base_url, operator):
+        assert await get(base + "/livez") == (200, {"status": "ok"})
+        assert await get(base + "/healthz") == (200, {"store": "ok", "bus": "ok"})
+    response = await treq.get(operator + "/api/config", persistent=False)
+    await response.content()
+    assert response.code == 404  # the operator port serves the probes and /metrics only
+
+    # The bus goes away: not ready (503), still alive (200): liveness checks nothing else.
+    await daemon.bus.stop()
+    for base in (daemon.base_url, operator):
+        assert await get(base + "/livez") == (200, {"status": "ok"})
+        assert await get(base + "/healthz") == (503, {"store": "ok", "bus": "unavailable"})

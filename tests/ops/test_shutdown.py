@@ -203,3 +203,75 @@ def test_the_appender_drains_then_refuses() -> None:
     d.callback(stored(posts, 2))
     assert second.called and drained.called
     assert appender.close().called  # idle: at once
+
+
+async def _keep_calling(base_url: str, calls: list[tuple[str, bytes]], token: str,
+                        uri: str, outcomes: list[object], name: str) -> None:
+    """One keep-alive client calling round the list until a connect is refused."""
+    from twisted.internet import reactor
+    from twisted.internet.error import ConnectionRefusedError
+    from twisted.web.client import HTTPConnectionPool
+
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    pool.maxPersistentPerHost = 1
+    pool.retryAutomatically = False  # a dropped request must show, not be retried
+    try:
+        for i in range(100000):
+            method, body = calls[i % len(calls)]
+            path = (f"/api/chats/{uri}/messages" if method == "POST" else "/api/chats"
+                    if method == "GET" else "/api/auth/token")
+            if method == "SIGN-IN":
+                method = "POST"
+            try:
+                response = await treq.request(
+                    method, base_url + path, pool=pool,
+                    data=body.replace(b"#", f"{name}{i}".encode()),
+                    headers={"Authorization": f"Bearer {token}",
+                             "Content-Type": "application/json"})
+                await response.content()
+                outcomes.append(response.code)
+            except ConnectionRefusedError:
+                outcomes.append("refused")
+                return
+            except Exception as e:  # a request sent and never answered: a reset
+                outcomes.append(e)
+                return
+    finally:
+        await pool.closeCachedConnections()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sigterm_answers_every_http_request_it_took(tmp_path: Path) -> None:
+    """Under load, a SIGTERM leaves no request unanswered: each one gets its answer (a 503
+    once the daemon is stopping), and new connections are refused, never reset."""
+    daemon = DaemonProcess(tmp_path, f"sqlite:///{tmp_path / 'l.db'}", "memory://",
+                           "--send-rate", "0", "--login-failures", "100000",
+                           "--shutdown-timeout", "5")
+    await daemon.start()
+    try:
+        api = Api(daemon.base_url)
+        alice = await api.user(password="correct horse battery")
+        uri = await alice.new_chat()
+        post = (b'{"message":"load","client_id":"#"}')
+        sign_in = b'{"username":"%s","password":"correct horse battery"}' % (
+            alice.name.encode())
+        mixes = [[("GET", b"")], [("POST", post)], [("SIGN-IN", sign_in)],
+                 [("GET", b""), ("POST", post)]]
+        outcomes: list[list[object]] = [[] for _ in range(12)]
+        clients = [defer.ensureDeferred(_keep_calling(
+            daemon.base_url, mixes[n % len(mixes)], alice.token, uri, outcomes[n], f"c{n}-"))
+            for n in range(12)]
+        await sleep(1.0)
+        assert daemon.proc is not None
+        daemon.proc.send_signal(signal.SIGTERM)
+        await defer.gatherResults(clients)
+        assert daemon.proc is not None
+        code = await daemon.stop(signal.SIGTERM)
+        assert code == -signal.SIGTERM, daemon.tail()
+        for n, seen in enumerate(outcomes):
+            statuses = [o for o in seen if isinstance(o, int)]
+            assert statuses and set(statuses) <= {200, 201, 503}, (n, set(statuses))
+            assert seen[-1] == "refused", (n, seen[-3:])
+        assert "Traceback" not in daemon.log.read_text()
+    finally:
+        await daemon.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest_twisted
+import treq
 
 from tests.security.helpers import closed_within, open_ws, refused
 from tests.support.client import Api
@@ -65,3 +66,16 @@ async def test_a_cookie_alone_authenticates_nothing(make_daemon: Any) -> None:
     ws.send({"type": "subscribe", "chat": "anything", "after": None})
     assert (await ws.next())["code"] == "unauthenticated"
     await ws.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_null_origin_is_refused_with_403_not_400(make_daemon: Any) -> None:
+    daemon = await make_daemon()
+    upgrade = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    for origin, status in (("null", 403), ("http://evil.example", 403)):
+        response = await treq.get(daemon.base_url + "/ws", persistent=False,
+                                  headers={**upgrade, "Origin": origin})
+        await response.content()
+        assert response.code == status, origin
+    assert daemon.sockets.open_count == 0
