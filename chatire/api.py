@@ -175,7 +175,7 @@ class ChatireAPI:
     async def list_chats(self, request: IRequest) -> bytes:
         user = await self._user(request)
         chats = await self.chats.list_chats(user)
-        return _respond(request, 200, {"chats": [chat.to_json() for chat in chats]})
+        return _respond(request, 200, {"chats": [chat.to_list_json() for chat in chats]})
 
     @router.route("/api/chats/<string:uri>", methods=["GET"])
     async def chat(self, request: IRequest, uri: str) -> bytes:
