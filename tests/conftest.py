@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -91,5 +92,11 @@ def tree_stays_clean() -> Iterator[None]:
     before = _tree_changes(repo)
     yield
     after = _tree_changes(repo)
-    if before is not None and after is not None and after - before:
-        pytest.fail(f"the tests changed the source tree: {sorted(after - before)}")
+    if before is None or after is None:
+        return
+    # `make docs` asks for the screenshot on purpose (CHATIRE_SCREENSHOT).
+    wanted = os.environ.get("CHATIRE_SCREENSHOT")
+    changed = {entry for entry in after - before
+               if not (wanted and Path(repo, entry[3:]).resolve() == Path(wanted).resolve())}
+    if changed:
+        pytest.fail(f"the tests changed the source tree: {sorted(changed)}")
