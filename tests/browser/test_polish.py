@@ -351,7 +351,7 @@ COUNT_CHIMES = """() => {
 }"""
 
 
-def test_the_chime_can_be_muted_and_offline_shows_at_once(
+def test_the_chime_can_be_muted_and_stays_muted(
         new_page: Callable[..., Page], daemon: Daemon, seeded: Seeded) -> None:
     page = new_page()
     page.add_init_script(f"({COUNT_CHIMES})()")
@@ -380,6 +380,12 @@ def test_the_chime_can_be_muted_and_offline_shows_at_once(
     expect(page.get_by_role("button", name="Mute sound")).to_have_attribute("aria-pressed", "true")
     expect(connection(page)).to_have_text("Live")
 
+
+def test_the_browsers_offline_signal_shows_at_once(
+        new_page: Callable[..., Page], seeded: Seeded) -> None:
+    page = new_page(*SIZES["phone"])
+    open_chat(page, seeded.long_talk, f"message {LONG_RUN}")
+    expect(connection(page)).to_have_text("Live")
     page.context.set_offline(True)
     expect(connection(page)).to_have_text("Offline", timeout=1000)
     expect(page.get_by_role("button", name="Reconnect now")).to_be_visible()
