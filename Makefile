@@ -7,7 +7,7 @@ LISTEN ?= tcp:8000:interface=127.0.0.1
 DB ?= sqlite:///chatire.db
 BUS ?= memory://
 
-.PHONY: run test lint typecheck pytest services browser tools bench soak clean
+.PHONY: run test lint typecheck pytest services browser tools bench soak docs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ test: $(STAMP) services browser tools
 bench: $(STAMP) services
 	$(PY) -m pip install -q -r bench/requirements.txt
 	timeout 900 $(PY) -m bench all --short
+
+# Refresh docs/screenshot.png from the browser suite's two-person chat (make test never
+# writes into the tree).
+docs: $(STAMP) browser
+	CHATIRE_SCREENSHOT=$(CURDIR)/docs/screenshot.png $(PY) -m pytest -q \
+		tests/browser/test_ui.py::test_invite_live_chat_history_and_reconnect
 
 soak: $(STAMP) services
 	$(PY) -m pytest -q tests/soak --soak

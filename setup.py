@@ -40,7 +40,7 @@ setup(
             "mypy>=1.10",
             "mypy-zope>=1.0.5",
             "ruff>=0.6",
-            "playwright>=1.45,<2",
+            "playwright>=1.48,<2",  # Page.route_web_socket
             "types-psycopg2",
         ],
     },

@@ -189,7 +189,7 @@ class ChatireAPI:
         user = await self._user(request)
         chats, after = await self.chats.list_chats(user, _int_arg(request, "limit"),
                                                    _str_arg(request, "cursor"))
-        return _respond(request, 200, {"chats": [chat.to_json() for chat in chats],
+        return _respond(request, 200, {"chats": [chat.to_list_json() for chat in chats],
                                        "next": after})
 
     @router.route("/api/chats/<string:uri>", methods=["GET"])

@@ -41,6 +41,8 @@ class Chat:
     owner: User
     created_at: datetime
     last_seq: int
+    # Only the chat list fills it (and shows it): see to_list_json.
+    last_message: LastMessage | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +52,24 @@ class Chat:
             "created_at": iso(self.created_at),
             "last_seq": self.last_seq,
         }
+
+    def to_list_json(self) -> dict[str, Any]:
+        """The chat as GET /api/chats shows it: with its latest message, or null."""
+        last = self.last_message
+        return {**self.to_json(), "last_message": None if last is None else last.to_json()}
+
+
+@attrs.frozen
+class LastMessage:
+    """A chat's latest message as the chat list previews it: who, what, when."""
+
+    user: User
+    message: str
+    created_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user": self.user.to_json(), "message": self.message,
+                "created_at": iso(self.created_at)}
 
 
 @attrs.frozen

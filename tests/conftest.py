@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -70,3 +73,30 @@ async def make_daemon(tmp_path: Path) -> AsyncIterator[Any]:
 @pytest.fixture
 def api(daemon: Any) -> Api:
     return Api(daemon.base_url)
+
+
+def _tree_changes(repo: Path) -> set[str] | None:
+    """`git status` of the checkout, one entry a line; None outside a git checkout."""
+    git = shutil.which("git")
+    if git is None or not (repo / ".git").exists():
+        return None
+    done = subprocess.run([git, "-C", str(repo), "status", "--porcelain", "--untracked-files=all"],
+                          capture_output=True, text=True, check=False)
+    return set(done.stdout.splitlines()) if done.returncode == 0 else None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tree_stays_clean() -> Iterator[None]:
+    """Tests write only to temporary directories: the run leaves `git status` as it found it."""
+    repo = Path(__file__).resolve().parents[1]
+    before = _tree_changes(repo)
+    yield
+    after = _tree_changes(repo)
+    if before is None or after is None:
+        return
+    # `make docs` asks for the screenshot on purpose (CHATIRE_SCREENSHOT).
+    wanted = os.environ.get("CHATIRE_SCREENSHOT")
+    changed = {entry for entry in after - before
+               if not (wanted and Path(repo, entry[3:]).resolve() == Path(wanted).resolve())}
+    if changed:
+        pytest.fail(f"the tests changed the source tree: {sorted(changed)}")

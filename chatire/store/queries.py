@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from chatire.errors import Conflict, Forbidden
-from chatire.model import Appended, Chat, ChatPage, Message, Page, Post, User
+from chatire.model import Appended, Chat, ChatPage, LastMessage, Message, Page, Post, User
 from chatire.store.cursor import Cursor
 
 _CHAT_COLUMNS = """c.id, c.uri, c.title, c.created_at, c.last_seq,
@@ -131,6 +133,22 @@ async def get_chat(cur: Cursor, uri: str) -> Chat | None:
     return None if row is None else _chat(cur, row)
 
 
+# The chat list's preview: the message whose seq is the chat's last_seq, and its author.
+_LAST_COLUMNS = "lm.body, lm.created_at, lu.id, lu.username, lu.display_name"
+_LAST_JOIN = """LEFT JOIN messages lm ON lm.chat_id = c.id AND lm.seq = c.last_seq
+    LEFT JOIN users lu ON lu.id = lm.user_id"""
+
+
+def _listed_chat(cur: Cursor, row: tuple[Any, ...]) -> Chat:
+    """A row of _CHAT_COLUMNS then _LAST_COLUMNS: the chat with its last message."""
+    chat = _chat(cur, row)
+    body, created_at, *author = row[8:13]
+    if author[0] is None:
+        return chat
+    last = LastMessage(User(int(author[0]), author[1], author[2]), body, cur.time(created_at))
+    return attrs.evolve(chat, last_message=last)
+
+
 async def list_chats(cur: Cursor, user_id: int, limit: int | None = None,
                      after: tuple[datetime, int] | None = None) -> ChatPage:
     """The user's chats, latest activity first, from just after the key ``after``.
@@ -149,8 +167,9 @@ async def list_chats(cur: Cursor, user_id: int, limit: int | None = None,
         page = "LIMIT %s"
         params.append(limit + 1)
     await cur.execute(
-        f"""SELECT {_CHAT_COLUMNS}, c.last_activity_at FROM {_CHAT_FROM}
+        f"""SELECT {_CHAT_COLUMNS}, c.last_activity_at, {_LAST_COLUMNS} FROM {_CHAT_FROM}
             JOIN members me ON me.chat_id = c.id AND me.user_id = %s
+            {_LAST_JOIN}
             {where}
             ORDER BY c.last_activity_at DESC, c.id DESC {page}""",
         tuple(params),
@@ -159,7 +178,7 @@ async def list_chats(cur: Cursor, user_id: int, limit: int | None = None,
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
     last = (cur.time(rows[-1][8]), int(rows[-1][0])) if more else None
-    return ChatPage(tuple(_chat(cur, row) for row in rows), last)
+    return ChatPage(tuple(_listed_chat(cur, row[:8] + row[9:]) for row in rows), last)
 
 
 async def members(cur: Cursor, chat_id: int) -> list[User]:

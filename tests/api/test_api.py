@@ -275,3 +275,27 @@ async def test_openapi_documents_every_route(api: Api) -> None:
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             served.add((path, method.lower()))
     assert served and served <= documented, served - documented
+
+
+@pytest_twisted.ensureDeferred
+async def test_chat_list_carries_each_chats_last_message(api: Api) -> None:
+    owner, friend = await api.user(), await api.user()
+    busy, empty = await owner.new_chat("busy"), await owner.new_chat("empty")
+    await friend.join(busy)
+    await owner.post(busy, "first")
+    await friend.post(busy, "  the latest  ")
+    status, body = await friend.call("GET", "/api/chats")
+    assert status == 200
+    [chat] = body["chats"]
+    last = chat["last_message"]
+    assert set(last) == {"user", "message", "created_at"}
+    assert last["message"] == "the latest" and last["user"]["id"] == friend.id
+    assert set(last["user"]) == {"id", "username", "display_name"}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", last["created_at"])
+    status, body = await owner.call("GET", "/api/chats")
+    by_uri = {c["uri"]: c for c in body["chats"]}
+    assert by_uri[busy]["last_message"] == last
+    assert by_uri[empty]["last_message"] is None  # no message yet: null, not missing
+    # The preview belongs to the list: a single chat's object stays as it was.
+    status, body = await owner.call("GET", f"/api/chats/{busy}")
+    assert "last_message" not in body["chat"]

@@ -119,3 +119,59 @@ export function shortTime(iso) {
     : { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" };
   return when.toLocaleString(undefined, opts);
 }
+
+/** http(s) URLs in text; trailing punctuation is left out of the link. */
+const URL_RE = /\bhttps?:\/\/[^\s<>"]+/gi;
+const TRAILING = /[.,;:!?'"\]}>]$/;
+
+/** Drop trailing punctuation, and a ")" that closes no "(" of the URL. */
+function trimUrl(raw) {
+  let url = raw;
+  for (;;) {
+    if (TRAILING.test(url)) url = url.slice(0, -1);
+    else if (url.endsWith(")") && url.split(")").length > url.split("(").length) url = url.slice(0, -1);
+    else return url;
+  }
+}
+
+/**
+ * `text` as a list of strings and <a> nodes: each http/https URL becomes a link that opens
+ * in a new tab without a referrer. Built as DOM nodes, never parsed as HTML; anything that
+ * is not an http(s) URL (javascript:, data:, markup) stays text.
+ */
+export function linkify(text) {
+  const parts = [];
+  let last = 0;
+  for (const match of text.matchAll(URL_RE)) {
+    const raw = trimUrl(match[0]);
+    let url;
+    try { url = new URL(raw); } catch { continue; }
+    if (url.protocol !== "http:" && url.protocol !== "https:") continue;
+    if (match.index > last) parts.push(text.slice(last, match.index));
+    parts.push(h("a", { href: url.href, target: "_blank", rel: "noopener noreferrer", text: raw }));
+    last = match.index + raw.length;
+  }
+  if (last < text.length) parts.push(text.slice(last));
+  return parts;
+}
+
+/** The day of a timestamp (ms) for a separator: "Today", "Yesterday" or e.g. "Monday 2 March 2026". */
+export function dayLabel(ms) {
+  const when = new Date(ms);
+  if (Number.isNaN(when.getTime())) return "";
+  const today = new Date();
+  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
+  if (when.toDateString() === today.toDateString()) return "Today";
+  if (when.toDateString() === yesterday.toDateString()) return "Yesterday";
+  return when.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long", year: "numeric" });
+}
+
+/** A chat list's time of the last message: "14:05" today, "Yesterday", else "3 Mar". */
+export function listTime(iso) {
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return "";
+  const label = dayLabel(when.getTime());
+  if (label === "Today") return when.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  if (label === "Yesterday") return label;
+  return when.toLocaleDateString(undefined, { day: "numeric", month: "short" });
+}

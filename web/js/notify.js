@@ -1,6 +1,7 @@
-/** Attention cues: a short WebAudio chime and "(N) chatire" in the tab title while unfocused. */
+/** Attention cues: a short WebAudio chime (mutable, per browser) and "(N) chatire" in the title while unfocused. */
 
 const BASE_TITLE = "chatire";
+const MUTED_KEY = "chatire.muted";
 let audio = null;
 let lastChime = 0;
 
@@ -16,8 +17,25 @@ function unlock() {
 }
 for (const type of ["pointerdown", "keydown"]) window.addEventListener(type, unlock, { capture: true, passive: true });
 
-/** Play a soft two-note chime (at most one a second). */
+let mutedHere = false; // the choice when storage is disabled
+
+/** Whether the user muted the chime in this browser (any tab). */
+export function muted() {
+  try { return localStorage.getItem(MUTED_KEY) === "1"; } catch { return mutedHere; }
+}
+
+/** Mute or unmute the chime; remembered in this browser (localStorage). */
+export function setMuted(value) {
+  try {
+    if (value) localStorage.setItem(MUTED_KEY, "1");
+    else localStorage.removeItem(MUTED_KEY);
+  } catch { /* storage disabled: the choice lasts as long as the page */ }
+  mutedHere = Boolean(value);
+}
+
+/** Play a soft two-note chime (at most one a second), unless muted. */
 export function chime() {
+  if (muted()) return;
   const now = Date.now();
   if (!audio || audio.state !== "running" || now - lastChime < 1000) return;
   lastChime = now;

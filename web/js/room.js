@@ -138,7 +138,7 @@ export class ChatRoom {
     if (!this.view.hasMember(message.user.id)) this.refreshMembers();
     if (message.user.id !== this.ctx.me.id && !attentive()) chime();
     this.markSeen();
-    this.ctx.onActivity(this.uri, this.timeline.maxSeq);
+    this.ctx.onActivity(this.uri, this.timeline.maxSeq, message);
     if (this.timeline.hasGap) this.scheduleGapFill();
   }
 

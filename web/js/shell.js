@@ -26,7 +26,7 @@ export function startShell(root, me, { onSignOut }) {
   const seen = new SeenMarks(me.id);
   const socket = new ChatSocket(() => session.token);
   const stopStatus = bindStatus(layout.status, socket);
-  const list = new ChatListView(layout.sidebar, { onNewChat: newChat, onMore: loadMore });
+  const list = new ChatListView(layout.sidebar, { onNewChat: newChat, onMore: loadMore, me });
   let chats = [];
   let next = null; // cursor of the first page not loaded yet
   let deeper = false; // whether pages past the first were loaded by scrolling
@@ -40,7 +40,7 @@ export function startShell(root, me, { onSignOut }) {
 
   const ctx = {
     me, socket, store, seen,
-    onActivity: (uri, seq) => noteActivity(uri, seq),
+    onActivity: (uri, seq, message) => noteActivity(uri, seq, message),
     onJoined: () => refreshChats(),
     onSeen: () => renderList(),
     /** Whether `uri` is among my chats: true/false, or null if the list is not known yet. */
@@ -119,14 +119,17 @@ export function startShell(root, me, { onSignOut }) {
     list.setMore(Boolean(next)); // observed afresh: fires again if the end is still in view
   }
 
-  /** A message (or `subscribed`) in `uri`: bump its last_seq and move it to the top. */
-  function noteActivity(uri, seq) {
+  /** A message (or `subscribed`) in `uri`: bump its last_seq and preview, move it to the top. */
+  function noteActivity(uri, seq, message) {
     const index = chats.findIndex((c) => c.uri === uri);
     if (index < 0) {
       refreshChats();
       return;
     }
     const chat = chats[index];
+    if (message && message.seq >= chat.last_seq) {
+      chat.last_message = { user: message.user, message: message.message, created_at: message.created_at };
+    }
     if (seq && seq > chat.last_seq) {
       chat.last_seq = seq;
       chats.splice(index, 1);
@@ -157,7 +160,7 @@ export function startShell(root, me, { onSignOut }) {
       room = null;
       root.dataset.view = "list";
       replaceChildren(layout.main, h("div", { class: "center empty-state welcome" },
-        h("h1", { text: `Welcome, ${me.display_name || me.username}` }),
+        h("h2", { text: `Welcome, ${me.display_name || me.username}` }),
         h("p", { class: "muted", text: "Pick a chat on the left, or start a new one and share its invite link." })));
     }
     renderList();
@@ -168,7 +171,7 @@ export function startShell(root, me, { onSignOut }) {
     if (room && frame.chat === room.uri) room.onFrame(frame);
     else if (frame.type === "message") {
       store.peek(frame.chat)?.add((({ type: _t, ...m }) => m)(frame));
-      noteActivity(frame.chat, frame.seq);
+      noteActivity(frame.chat, frame.seq, frame);
     }
   });
   socket.addEventListener("sent", (event) => {
@@ -222,5 +225,7 @@ export function startShell(root, me, { onSignOut }) {
   socket.start();
   refreshChats();
   showRoute(current());
+  // Signing in replaced the form that had the focus: give it to the page's main content.
+  if (!document.activeElement || document.activeElement === document.body) layout.body.focus({ preventScroll: true });
   return { stop };
 }

@@ -37,7 +37,9 @@ export class ChatSocket extends EventTarget {
     /** client_id -> {chat, message, client_id}; kept until `sent` or a final refusal */
     this.outbox = new Map();
     this.onOnline = () => this.reconnectNow();
-    this.onOffline = () => { if (this.state !== "live") this.setState("offline"); };
+    // The browser says the network is gone: say so at once, and drop the socket (it would
+    // otherwise look live until a ping times out); "online" connects again.
+    this.onOffline = () => this.goOffline();
   }
 
   get live() {
@@ -67,6 +69,18 @@ export class ChatSocket extends EventTarget {
       ws.close(1000, "bye");
     }
     this.setState("closed");
+  }
+
+  goOffline() {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    clearTimeout(this.handshakeTimer);
+    if (this.ws) {
+      const ws = this.ws;
+      this.ws = null;
+      ws.close(1000, "offline");
+    }
+    this.setState("offline");
   }
 
   /** Skip the rest of the backoff wait and connect now. */

@@ -17,7 +17,7 @@ export class ChatView {
     this.uri = uri;
     this.me = handlers.me;
     this.typers = new Map(); // user id -> {name, timer}
-    this.title = h("h1", { class: "chat-name", text: "Loading…" });
+    this.title = h("h2", { class: "chat-name", text: "Loading…" });
     this.membersButton = h("button", {
       type: "button", class: "ghost", text: "Members",
       attrs: { "aria-expanded": "false", "aria-controls": `details-${uri}` },

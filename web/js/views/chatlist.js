@@ -1,5 +1,5 @@
-/** Sidebar: "New chat" button and the list of my chats (latest activity first, unread badges). */
-import { h, replaceChildren } from "/js/dom.js";
+/** Sidebar: "New chat" button and the list of my chats (latest activity first, last message, unread badges). */
+import { h, listTime, replaceChildren } from "/js/dom.js";
 import { chatPath } from "/js/router.js";
 
 export function chatTitle(chat) {
@@ -7,9 +7,10 @@ export function chatTitle(chat) {
 }
 
 export class ChatListView {
-  /** @param {HTMLElement} el  @param {{onNewChat: () => void, onMore: () => void}} handlers */
-  constructor(el, { onNewChat, onMore }) {
+  /** @param {HTMLElement} el  @param {{onNewChat: () => void, onMore: () => void, me: object}} handlers */
+  constructor(el, { onNewChat, onMore, me }) {
     this.el = el;
+    this.me = me;
     this.newChat = h("button", {
       type: "button", class: "primary new-chat", on: { click: onNewChat },
     }, h("span", { attrs: { "aria-hidden": "true" }, text: "+ " }), "New chat");
@@ -69,24 +70,41 @@ export class ChatListView {
 
   makeItem(chat) {
     const title = h("span", { class: "chat-title" });
-    const sub = h("span", { class: "chat-sub" });
+    const preview = h("span", { class: "chat-preview" });
+    const when = h("time", { class: "chat-when" });
+    const sub = h("span", { class: "chat-sub" }, preview, when);
     const count = h("span", { attrs: { "aria-hidden": "true" } });
     const srCount = h("span", { class: "sr-only" });
     const badge = h("span", { class: "badge" }, count, srCount);
     const link = h("a", { href: chatPath(chat.uri), dataset: { route: "" } },
       h("span", { class: "chat-text" }, title, sub), badge);
     const li = h("li", {}, link);
-    return { li, link, title, sub, badge, count, srCount };
+    return { li, link, title, preview, when, badge, count, srCount };
   }
 
   fill(item, chat, open, unread) {
     item.title.textContent = chatTitle(chat);
-    const n = chat.last_seq;
-    item.sub.textContent = n === 0 ? "No messages yet" : `${n} message${n === 1 ? "" : "s"}`;
+    this.fillPreview(item, chat);
     if (open) item.link.setAttribute("aria-current", "page");
     else item.link.removeAttribute("aria-current");
     item.badge.hidden = !(unread > 0);
     item.count.textContent = unread > 99 ? "99+" : String(unread);
     item.srCount.textContent = unread > 0 ? `, ${unread} unread` : "";
+  }
+
+  /** The last message's author, text and time (GET /api/chats `last_message`). */
+  fillPreview(item, chat) {
+    const last = chat.last_message;
+    if (!last) {
+      item.preview.textContent = chat.last_seq ? "" : "No messages yet";
+      item.when.textContent = "";
+      item.when.removeAttribute("datetime");
+      return;
+    }
+    const mine = this.me && last.user.id === this.me.id;
+    const who = mine ? "You" : (last.user.display_name || last.user.username);
+    item.preview.textContent = `${who}: ${last.message.replace(/\s+/g, " ")}`;
+    item.when.textContent = listTime(last.created_at);
+    item.when.dateTime = last.created_at;
   }
 }

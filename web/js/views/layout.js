@@ -1,28 +1,51 @@
-/** The signed-in frame: top bar (brand, connection status, account), chat sidebar, main pane. */
+/** The signed-in frame: skip link, top bar (brand, connection, sound, account), chat list and pane in <main>. */
 import { h, replaceChildren } from "/js/dom.js";
+import { muted, setMuted } from "/js/notify.js";
 
 /**
  * Build the frame inside `root` and return its parts.
- * @returns {{status: HTMLElement, sidebar: HTMLElement, main: HTMLElement, signOut: HTMLButtonElement}}
+ * @returns {{status: HTMLElement, sidebar: HTMLElement, main: HTMLElement, body: HTMLElement,
+ *            signOut: HTMLButtonElement}}
  */
 export function renderLayout(root, user) {
   const status = h("div", { class: "conn" });
   const signOut = h("button", { type: "button", class: "ghost", text: "Sign out" });
-  const sidebar = h("aside", { class: "sidebar", attrs: { "aria-label": "Your chats" } });
-  const main = h("main", { class: "pane", attrs: { "aria-label": "Chat" } });
+  const sidebar = h("div", { class: "sidebar" });
+  const main = h("div", { class: "pane" });
+  const body = h("main", { id: "main", class: "body", tabIndex: -1 }, sidebar, main);
+  const skip = h("a", {
+    class: "skip-link", href: "#main", text: "Skip to main content",
+    on: { click: (event) => { event.preventDefault(); body.focus(); } },
+  });
   const header = h("header", { class: "topbar" },
-    h("a", { class: "brand", href: "/", dataset: { route: "" } },
-      h("span", { class: "logo", attrs: { "aria-hidden": "true" } }), "chatire"),
+    h("h1", {}, h("a", { class: "brand", href: "/", dataset: { route: "" } },
+      h("span", { class: "logo", attrs: { "aria-hidden": "true" } }),
+      h("span", { class: "brand-name", text: "chatire" }))),
     status,
     h("div", { class: "account" },
+      soundToggle(),
       h("span", { class: "me", title: `@${user.username}` },
         h("span", { class: "avatar", attrs: { "aria-hidden": "true" }, text: initials(user.display_name || user.username) }),
         h("span", { class: "me-name", text: user.display_name || user.username })),
       signOut),
   );
   root.setAttribute("data-screen", "app");
-  replaceChildren(root, header, h("div", { class: "body" }, sidebar, main));
-  return { status, sidebar, main, signOut };
+  replaceChildren(root, skip, header, body);
+  return { status, sidebar, main, body, signOut };
+}
+
+/** The chime's on/off switch (a toggle button), remembered by this browser. */
+function soundToggle() {
+  const button = h("button", {
+    type: "button", class: "ghost sound", title: "Mute the new-message sound",
+    attrs: { "aria-label": "Mute sound", "aria-pressed": String(muted()) },
+  }, h("span", { class: "sound-icon", attrs: { "aria-hidden": "true" }, text: "♪" }));
+  button.addEventListener("click", () => {
+    const now = !muted();
+    setMuted(now);
+    button.setAttribute("aria-pressed", String(now));
+  });
+  return button;
 }
 
 /** Up to two initials for an avatar. */

@@ -1,5 +1,5 @@
-/** The message log: ordered by seq, pending sends at the end, older history on scroll up. */
-import { h, replaceChildren, shortTime } from "/js/dom.js";
+/** The message log: ordered by seq, pending sends at the end, older history on scroll up, day separators. */
+import { dayLabel, h, linkify, replaceChildren, shortTime } from "/js/dom.js";
 import { initials, hue } from "/js/views/layout.js";
 
 const GROUP_MS = 5 * 60 * 1000;
@@ -20,12 +20,12 @@ export class MessageLog {
     this.pendingNodes = new Map(); // client_id -> li
     this.unseenBelow = 0;
     this.top = h("div", { class: "log-top" });
-    this.list = h("ol", {
-      class: "log",
+    this.list = h("ol", { class: "log" });
+    // The scrolling box is the named live region (a role="log" on the <ol> would hide its items).
+    this.scroller = h("div", {
+      class: "log-scroll", tabIndex: 0,
       attrs: { role: "log", "aria-live": "polite", "aria-label": "Conversation", "aria-relevant": "additions" },
-    });
-    this.scroller = h("div", { class: "log-scroll", tabIndex: 0 },
-      this.top, this.list);
+    }, this.top, this.list);
     this.marker = h("button", {
       type: "button", class: "new-marker", hidden: true,
       on: { click: () => this.scrollToBottom() },
@@ -178,6 +178,7 @@ export class MessageLog {
   messageNode(message) {
     const mine = message.user.id === this.me.id;
     const name = message.user.display_name || message.user.username;
+    // The author's name is there for screen readers on every message, mine included.
     const li = h("li", { class: mine ? "msg mine" : "msg" },
       h("span", {
         class: "avatar", text: initials(name), attrs: { "aria-hidden": "true" }, style: { "--hue": hue(message.user.id) },
@@ -186,7 +187,7 @@ export class MessageLog {
         h("div", { class: "meta" },
           h("span", { class: "author", text: name }),
           h("time", { dateTime: message.created_at, title: new Date(message.created_at).toLocaleString(), text: shortTime(message.created_at) })),
-        h("p", { class: "text", text: message.message }),
+        h("p", { class: "text" }, ...linkify(message.message)),
         h("div", { class: "state small" })));
     li.dataset.user = String(message.user.id);
     li.dataset.time = String(Date.parse(message.created_at) || 0);
@@ -197,11 +198,22 @@ export class MessageLog {
     return li;
   }
 
-  /** Hide the name/time of a message that directly follows one of the same author. */
+  /**
+   * Head the first message of a day with the day ("Today", "Yesterday", a date), and hide the
+   * name/time of a message that follows one of the same author within 5 minutes that day.
+   */
   regroup(li) {
     const prev = li.previousElementSibling;
-    const cont = Boolean(prev && prev.dataset.user === li.dataset.user
-      && Math.abs(Number(li.dataset.time) - Number(prev.dataset.time)) < GROUP_MS);
+    const time = Number(li.dataset.time);
+    const day = new Date(time).toDateString();
+    const newDay = !prev || new Date(Number(prev.dataset.time)).toDateString() !== day;
+    const cont = Boolean(prev && !newDay && prev.dataset.user === li.dataset.user
+      && Math.abs(time - Number(prev.dataset.time)) < GROUP_MS);
     li.classList.toggle("cont", cont);
+    const label = newDay ? dayLabel(time) : "";
+    let head = li.querySelector(":scope > .day");
+    if (!label) head?.remove();
+    else if (!head) li.prepend(h("p", { class: "day", text: label }));
+    else if (head.textContent !== label) head.textContent = label;
   }
 }
