@@ -44,7 +44,7 @@ CLOSE_GOING_AWAY = 1001
 #: Seconds between looks at a closing slow reader's unsent bytes.
 STALL_CHECK = 0.5
 #: How long a closing slow reader may read nothing when pings are off.
-CLOSE_STALL_DEFAULT = 10.0
+STALL_WAIT_DEFAULT = 10.0
 
 
 def unsent_bytes(transport: Any) -> int | None:
@@ -387,7 +387,7 @@ class ChatSocket(WebSocketServerProtocol):
         unsent = unsent_bytes(self.transport)
         if last is not None and unsent is not None and unsent >= last:
             still += STALL_CHECK
-            if still >= (self.factory.config.ping_timeout or CLOSE_STALL_DEFAULT):
+            if still >= (self.factory.config.ping_timeout or STALL_WAIT_DEFAULT):
                 self.dropConnection(abort=True)
                 return
         else:

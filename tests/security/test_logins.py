@@ -111,7 +111,7 @@ async def test_taken_name_sign_ups_count_against_the_address(make_daemon: Any) -
 
 @pytest.mark.parametrize("password, why", [
     ("password", "common"), ("12345678", "common"), ("Password1", "common"),
-    ("iloveyou", "common"), (" " * 8, "white space"), ("\t\n " * 4, "white space"),
+    ("iloveyou", "common"), (" " * 8, "white space"), ("\t\n " * 4, "control characters"),
     ("short", "8 to 1024"), ("p" * 1025, "8 to 1024"),
 ])
 @pytest_twisted.ensureDeferred

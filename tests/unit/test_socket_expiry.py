@@ -31,7 +31,7 @@ def test_the_socket_closes_4001_when_the_token_expires() -> None:
     node = Node(clock, MemoryBroker())
     node.chats.config = Config(token_lifetime=60)
     node.user("alice")
-    token, _ = run(node.chats.sign_in("alice", "password123"))
+    token, _ = run(node.chats.sign_in("alice", "correct horse", "192.0.2.1"))
     clock.advance(20)  # the token has 40 s left when the socket opens
     factory = ChatSocketFactory(node.chats, node.hub,
                                 Config(ping_interval=0, token_lifetime=60), clock)
