@@ -232,7 +232,6 @@ class ChatService:
 
         A name the server never issues is NotFound before the store is asked.
         """
-        check("chat", uri, Text.PLAIN)
         if not is_chat_uri(uri):
             raise NotFound("no such chat")
         chat: Chat | None = await self.store.get_chat(uri)

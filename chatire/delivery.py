@@ -272,6 +272,8 @@ class Hub:
 
     def message_committed(self, message: Message) -> None:
         """ChatService committed a message here: publish it, deliver it locally now."""
+        # The message ends its author's typing: the next keystroke shows it again.
+        self._typed.pop((message.user.id, message.chat), None)
         payload = message_payload(message)
         self._remember(message.chat, message.seq, payload)
         self.bus.publish(message.chat, message.seq, payload).addErrback(

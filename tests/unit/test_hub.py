@@ -361,3 +361,20 @@ def test_typing_is_relayed_once_per_interval_and_dropped_before_the_bus() -> Non
     here.hub.typing(typer, alice, chat.uri)
     clock.advance(0)
     assert len(routed) == 2 and len(remote.frames) == 2
+
+
+def test_a_message_ends_typing_so_the_next_keystroke_shows_again() -> None:
+    clock = Clock()
+    node = Node(clock, MemoryBroker())
+    alice, bob = node.user("alice"), node.user("bob")
+    chat = node.chat(alice, bob)
+    typer, watcher = FakeConn(alice), FakeConn(bob)
+    run(node.hub.subscribe(typer, alice, chat.uri, None))
+    run(node.hub.subscribe(watcher, bob, chat.uri, None))
+    node.hub.typing(typer, alice, chat.uri)
+    clock.advance(0)
+    run(node.chats.post(alice, chat.uri, "Hi Bob", None))  # the UI clears the line on it
+    node.hub.typing(typer, alice, chat.uri)  # within the interval, but a new burst
+    clock.advance(0)
+    kinds = [json.loads(frame)["type"] for frame in watcher.frames]
+    assert kinds == ["typing", "message", "typing"]
