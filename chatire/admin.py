@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn, cast
 
+import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.internet.task import react
@@ -53,16 +54,17 @@ def options_table() -> str:
 
 
 def _store(args: argparse.Namespace, reactor: Any) -> Any:
-    from chatire.store import store_from_url
+    """The daemon's store (chatire.daemon), of --db."""
+    from chatire.daemon import open_store
 
-    return store_from_url(args.db, reactor)
+    return open_store(attrs.evolve(_DEFAULTS, db=args.db), reactor)
 
 
 def _chats(store: Any, reactor: Any) -> Any:
-    from chatire.auth import HashQueue, Passwords
-    from chatire.chats import ChatService
+    """The daemon's chat rules (chatire.daemon) over the store, with the default limits."""
+    from chatire.daemon import chat_service
 
-    return ChatService(store, _DEFAULTS, reactor, Passwords(HashQueue(reactor)))
+    return chat_service(_DEFAULTS, store, reactor)
 
 
 async def _within(d: Deferred[Any], seconds: float, reactor: Any, what: str) -> Any:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import attrs
 from klein import Klein
 from klein.resource import KleinResource
-from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
@@ -22,7 +20,6 @@ from chatire.chats import ChatService
 from chatire.clientaddr import Network, client_address
 from chatire.errors import ChatireError, Invalid, NotFound, TooLarge, Unauthenticated
 from chatire.health import LIVE, Readiness
-from chatire.interfaces import IBus
 from chatire.limits import public_config
 from chatire.model import User
 from chatire.ratelimit import whole_seconds
@@ -34,17 +31,13 @@ log = Logger()
 _JSON = b"application/json; charset=utf-8"
 
 
-def _encode(body: Any) -> bytes:
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
 def _respond(request: IRequest, status: int, body: Any | None) -> bytes:
     request.setResponseCode(status)
     request.setHeader(b"Cache-Control", b"no-store")
     if body is None:
         return b""
     request.setHeader(b"Content-Type", _JSON)
-    return _encode(body)
+    return jsonin.encode(body)
 
 
 def bearer_token(request: IRequest) -> str | None:
@@ -83,12 +76,10 @@ class ChatireAPI:
     """The HTTP API, the UI's static files and the /ws upgrade, on one Klein router."""
 
     chats: ChatService
-    bus: IBus
-    clock: IReactorTime
+    readiness: Readiness
     web_root: FilePath[str]
     websocket: IResource | None = None
     max_body_bytes: int = 65536
-    health_timeout: float = 2.0
     trusted_proxies: tuple[Network, ...] = ()
     ui_files: UIFiles | None = None
     router = Klein()
@@ -240,8 +231,7 @@ class ChatireAPI:
 
     @router.route("/healthz", methods=["GET"])
     async def healthz(self, request: IRequest) -> bytes:
-        status, body = await Readiness(self.chats.store, self.bus, self.clock,
-                                       self.health_timeout).check()
+        status, body = await self.readiness.check()
         return _respond(request, status, body)
 
     @router.route("/livez", methods=["GET"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import attrs
@@ -15,17 +15,16 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from chatire.chats import ChatService
 from chatire.errors import ChatireError, Forbidden, Invalid, RateLimited
 from chatire.frames import (
     CONTROL,
     EPHEMERAL,
-    encode,
     leave_event,
     message_payload,
     revoke_event,
 )
-from chatire.interfaces import IBus
+from chatire.interfaces import IBus, IStore
+from chatire.jsonin import encode
 from chatire.model import Chat, Message, Page, User
 
 log = Logger()
@@ -88,11 +87,11 @@ class _Check:
 class Hub:
     """Delivers every committed message to every local subscriber once, in seq order."""
 
-    def __init__(self, chats: ChatService, bus: IBus, clock: IReactorTime,
+    def __init__(self, store: IStore, bus: IBus, clock: IReactorTime,
                  prepare: Callable[[bytes], Any], *, sweep_interval: float = 2.0,
                  page_size: int = 200, frame_cache: int = 4096,
                  max_subscriptions: int = 1000, typing_interval: float = 3.0) -> None:
-        self.chats = chats
+        self.store = store
         self.bus = bus
         self._clock = clock
         self._prepare = prepare
@@ -157,13 +156,14 @@ class Hub:
         """Whether the connection was not closed (a new one registers on its first subscribe)."""
         return conn not in self._closed
 
-    async def subscribe(self, conn: Subscriber, user: User, uri: str,
-                        after: int | None) -> None:
+    async def subscribe(self, conn: Subscriber, user: User, uri: str, after: int | None,
+                        member_chat: Callable[[User, str], Awaitable[Chat]]) -> None:
         """Follow a chat: reply ``subscribed``, replay from ``after``, then go live.
 
         Check before effect: nothing is registered or followed on the bus before
-        ChatService said yes, and a refused subscribe leaves everything (this
-        socket's earlier subscription to the chat too) as it was.
+        ``member_chat`` (ChatService's membership check, asked by the transport) said
+        yes, and a refused subscribe leaves everything (this socket's earlier
+        subscription to the chat too) as it was.
         """
         if not self.is_open(conn):
             return  # work queued for a closed connection: it has no effect
@@ -172,7 +172,7 @@ class Hub:
         key = (uri, user.id)
         self._checks.setdefault(key, []).append(check)
         try:
-            chat = await self.chats.member_chat(user, uri)
+            chat = await member_chat(user, uri)
         finally:
             waiting = self._checks[key]
             waiting.remove(check)
@@ -414,8 +414,8 @@ class Hub:
                 else:
                     waiter.callback(result)
 
-        self.chats.store.history(self._chat_rows[uri], after, None,
-                                 self._page_size).addBoth(fan_out)
+        self.store.history(self._chat_rows[uri], after, None,
+                           self._page_size).addBoth(fan_out)
         return mine
 
     def sweep(self) -> Deferred[None]:
@@ -434,7 +434,7 @@ class Hub:
         if not uris:
             return
         try:
-            seqs = await self.chats.store.last_seqs(uris)
+            seqs = await self.store.last_seqs(uris)
         except ChatireError:
             return
         for uri, last_seq in seqs.items():

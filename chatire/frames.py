@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
+from chatire.jsonin import encode
 from chatire.model import Message
 
 #: The bus channel of node-wide events (revoked tokens, ended memberships). The
@@ -12,11 +10,6 @@ from chatire.model import Message
 CONTROL = ":control"
 #: The seq of an ephemeral event on a chat's channel (typing): never stored.
 EPHEMERAL = 0
-
-
-def encode(body: dict[str, Any]) -> bytes:
-    """One JSON frame payload, compact UTF-8."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def message_payload(message: Message) -> bytes:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
@@ -13,7 +10,8 @@ from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request
 
-from chatire.interfaces import IBus
+from chatire.interfaces import IBus, IStore
+from chatire.jsonin import encode
 
 #: Paths that probes call every few seconds: kept out of the access log.
 PROBES = frozenset({b"/livez", b"/healthz"})
@@ -25,7 +23,7 @@ LIVE: dict[str, str] = {"status": "ok"}
 class Readiness:
     """Whether this daemon can serve: its store answers a ping in time and its bus is up."""
 
-    store: Any  # IStore: only ping() is used
+    store: IStore
     bus: IBus
     clock: IReactorTime
     timeout: float = 2.0
@@ -47,7 +45,7 @@ def _write(request: IRequest, status: int, body: dict[str, str]) -> bytes:
     request.setResponseCode(status)
     request.setHeader(b"Content-Type", b"application/json; charset=utf-8")
     request.setHeader(b"Cache-Control", b"no-store")
-    return json.dumps(body, separators=(",", ":")).encode()
+    return encode(body)
 
 
 class LiveResource(Resource):

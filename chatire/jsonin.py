@@ -1,4 +1,4 @@
-"""JSON from clients (frames, HTTP bodies): parsed with a nesting limit; bad input is Invalid."""
+"""The project's JSON: clients' (frames, HTTP bodies) parsed with a nesting limit, ours encoded."""
 
 from __future__ import annotations
 
@@ -15,6 +15,11 @@ MAX_DEPTH = 32
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
+
+
+def encode(body: Any) -> bytes:
+    """One JSON document as the daemon sends it (frames, bus events, HTTP): compact UTF-8."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 def loads(raw: bytes | str) -> Any:

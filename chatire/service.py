@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, cast
+from typing import Any
 
+import attrs
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.defer import TimeoutError as DeferredTimeoutError
@@ -14,30 +15,17 @@ from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.filepath import FilePath
+from twisted.web.server import Site
 
 from chatire.api import ChatireAPI
-from chatire.auth import HashQueue, Passwords
-from chatire.bus import bus_from_url
 from chatire.chats import ChatService
-from chatire.clientaddr import trusted_networks
 from chatire.config import Config
 from chatire.delivery import Hub
 from chatire.drain import Drain
-from chatire.health import LiveResource, Readiness, ReadyResource
-from chatire.interfaces import IBus
-from chatire.logs import AccessLoggedSocket, AccessLogSite, QuietSite, quiet_accept_errors
-from chatire.metrics import (
-    MeteredBus,
-    MeteredEngine,
-    MeteredEvents,
-    Metrics,
-    MetricsOnly,
-    MetricsResource,
-    metered_socket_class,
-)
-from chatire.site import make_site
-from chatire.store import store_from_url
-from chatire.ws import CLOSE_GOING_AWAY, ChatSocket, ChatSocketFactory
+from chatire.interfaces import IBus, IStore
+from chatire.logs import quiet_accept_errors
+from chatire.metrics import MeteredBus, Metrics
+from chatire.ws import CLOSE_GOING_AWAY, ChatSocketFactory
 
 log = Logger()
 
@@ -51,48 +39,42 @@ def default_web_root() -> FilePath[str]:
     return here.sibling("web")
 
 
-class ChatireService(Service):
-    """Store, bus, Hub, API and WebSocket wired together, started and stopped in order."""
+@attrs.frozen
+class Parts:
+    """What one daemon is made of, built in order by chatire.daemon.build."""
 
-    def __init__(self, config: Config, reactor: Any, *, bus: IBus | None = None) -> None:
-        self.config = config
-        self.reactor = reactor
-        self.metrics = Metrics(reactor)
-        self.store = store_from_url(config.db, reactor)
-        self.store.engine = MeteredEngine(self.store.engine, self.metrics)
-        self.bus = bus if bus is not None else bus_from_url(config.bus, reactor)
-        self.chats = ChatService(self.store, config, reactor, Passwords(HashQueue(reactor)))
-        self.sockets = ChatSocketFactory(self.chats, None, config, reactor)
-        # Counted into this daemon's metrics, and in the access log when it closes.
-        self.sockets.protocol = cast(type[ChatSocket], type(
-            "ChatSocket", (AccessLoggedSocket, metered_socket_class(self.metrics)), {}))
-        self.publishing = MeteredBus(self.bus, self.metrics)
-        self.hub = Hub(self.chats, self.publishing, reactor, self._prepare,
-                       max_subscriptions=config.max_subscriptions,
-                       typing_interval=config.typing_interval)
-        self.sockets.hub = self.hub
-        self.chats.events = MeteredEvents(self.hub, self.metrics)
-        self.metrics.watch(sockets=lambda: self.sockets.open_count,
-                           subscriptions=self.hub.subscription_count,
-                           gap_fills=lambda: self.hub.gap_fills,
-                           bus_connected=lambda: 1.0 if self.bus.connected else 0.0)
-        web_root = FilePath(config.web_root) if config.web_root else default_web_root()
-        self.api = ChatireAPI(self.chats, self.bus, reactor, web_root,
-                              websocket=_websocket_resource(self.sockets),
-                              max_body_bytes=config.max_body_bytes,
-                              trusted_proxies=trusted_networks(config.trusted_proxy))
-        # /metrics is served only on --metrics-listen (off by default), never on the
-        # public port: message and socket counts are for the operator.
-        self.drain = Drain()
-        self.site = make_site(self.drain.wrap(self.api.resource()), config.max_body_bytes,
-                              site_class=AccessLogSite, request_timeout=config.request_timeout,
-                              timeout=config.http_timeout or None)
-        # The operator's port: /metrics, /livez and /healthz (for a probe that must not
-        # go through the public port), with no access log.
-        readiness = Readiness(self.store, self.bus, reactor, self.api.health_timeout)
-        self.metrics_site = QuietSite(MetricsOnly(
-            MetricsResource(self.metrics), livez=LiveResource(),
-            healthz=ReadyResource(readiness)))
+    config: Config
+    reactor: Any
+    metrics: Metrics
+    store: IStore
+    bus: IBus
+    publishing: MeteredBus
+    hub: Hub
+    chats: ChatService
+    sockets: ChatSocketFactory
+    api: ChatireAPI
+    drain: Drain
+    site: Site
+    metrics_site: Site
+
+
+class ChatireService(Service):
+    """The daemon's parts (wired by chatire.daemon.build) started and stopped in order."""
+
+    def __init__(self, parts: Parts) -> None:
+        self.config = parts.config
+        self.reactor = parts.reactor
+        self.metrics = parts.metrics
+        self.store = parts.store
+        self.bus = parts.bus
+        self.publishing = parts.publishing
+        self.hub = parts.hub
+        self.chats = parts.chats
+        self.sockets = parts.sockets
+        self.api = parts.api
+        self.drain = parts.drain
+        self.site = parts.site
+        self.metrics_site = parts.metrics_site
         self.ports: list[IListeningPort] = []
         self.ready: Deferred[None] = Deferred()
 
@@ -116,9 +98,6 @@ class ChatireService(Service):
             self.ports.append(port)
             log.info("chatire serving /metrics on {description} ({address})",
                      description=description, address=port.getHost())
-
-    def _prepare(self, payload: bytes) -> Any:
-        return self.metrics.stamp(self.sockets.prepare(payload), payload)
 
     def _fatal(self, failure: Failure) -> None:
         log.critical("chatire could not start: {error}", error=str(failure.value))
@@ -198,8 +177,3 @@ def _exit_failed() -> None:
     sys.stderr.flush()
     os._exit(1)
 
-
-def _websocket_resource(factory: ChatSocketFactory) -> Any:
-    from autobahn.twisted.resource import WebSocketResource
-
-    return WebSocketResource(factory)

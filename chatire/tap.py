@@ -7,11 +7,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import attrs
-from twisted.application.internet import TimerService
 from twisted.application.service import IService
 from twisted.python import usage
 
-from chatire import collector, version_line
+from chatire import version_line
 from chatire.config import (
     MULTI_OPTIONS,
     SCALAR_OPTIONS,
@@ -20,13 +19,10 @@ from chatire.config import (
     parse_value,
     raw_environment,
 )
-from chatire.logs import RootService, log_destination
+from chatire.logs import LogDestination, log_destination
 from chatire.preflight import preflight
-from chatire.service import ChatireService
 
 _DEFAULTS = Config()
-#: Seconds between checks whether many sockets closed (chatire.collector.Trimmer).
-TRIM_INTERVAL = 2.0
 
 
 class Options(usage.Options):
@@ -119,22 +115,23 @@ def check(config: Config) -> None:
 
 
 def makeService(options: Options) -> IService:
-    """The daemon: one ChatireService under a RootService (which sets up JSON logs)."""
-    from twisted.internet import reactor
-
-    config: Config = options.config
+    """The daemon of `twistd chatire`: chatire.daemon.build after the preflight checks."""
     # twistd's own --logfile/--syslog/--logger: honoured with --log-format json as well.
     twistd = getattr(options, "parent", None)
+    return start_up(options.config, log_destination(twistd) if twistd is not None else None)
+
+
+def start_up(config: Config, logs: LogDestination | None) -> IService:
+    """The daemon's service tree after the checks a start needs (`twistd chatire` and
+    chatire.tac alike); a set-up that cannot work exits with one line."""
+    from twisted.internet import reactor
+
+    from chatire.daemon import build
+
     try:
-        top = RootService(config.log_format, destination=log_destination(twistd),
-                          reactor=reactor if twistd is not None else None)
+        check(config)
+        preflight(config)
+        return build(config, reactor, logs=logs)
     except ValueError as e:
         raise SystemExit(f"chatire: {e}") from None
-    preflight(config)
-    service = ChatireService(config, reactor)
-    service.setServiceParent(top)
-    service.ready.addCallback(lambda _: collector.settle())
-    trimmer = collector.Trimmer(lambda: service.sockets.open_count)
-    TimerService(TRIM_INTERVAL, trimmer.check).setServiceParent(top)
-    return top
 

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet import tcp
 from twisted.internet.defer import Deferred
@@ -24,7 +25,7 @@ from chatire.chats import ChatService
 from chatire.config import Config
 from chatire.delivery import Hub
 from chatire.errors import ChatireError, Invalid, RateLimited, Unauthenticated
-from chatire.frames import encode
+from chatire.jsonin import encode
 from chatire.model import User
 from chatire.schemas import FRAMES, validate
 from chatire.text import Text, problem
@@ -309,7 +310,8 @@ class ChatSocket(WebSocketServerProtocol):
 
     async def _on_subscribe(self, frame: dict[str, Any]) -> None:
         assert self.user is not None
-        await self.factory.hub.subscribe(self, self.user, frame["chat"], frame.get("after"))
+        await self.factory.hub.subscribe(self, self.user, frame["chat"], frame.get("after"),
+                                         self.factory.chats.member_chat)
 
     async def _on_unsubscribe(self, frame: dict[str, Any]) -> None:
         self.factory.hub.unsubscribe(self, frame["chat"])
@@ -361,7 +363,7 @@ class ChatSocket(WebSocketServerProtocol):
         if not self._gone and self.state == self.STATE_OPEN:
             if self._perMessageCompress is None and not self.send_queue:
                 # As deliver(): framed here, no per-call debug formatting in sendData.
-                write_now(self.transport, self.factory.prepare(encode(body)).payloadHybi)
+                write_now(self.transport, prepare(encode(body)).payloadHybi)
             else:
                 self.sendMessage(encode(body))
 
@@ -420,16 +422,23 @@ class ChatSocket(WebSocketServerProtocol):
             self.factory.hub.connection_closed(self)
 
 
+def prepare(payload: bytes) -> PreparedMessage:
+    """A message frame, framed once for every socket that gets it (as the factory's
+    prepareMessage does: a server's frames are never masked)."""
+    return PreparedMessage(payload, False, False, False)
+
+
 class ChatSocketFactory(WebSocketServerFactory):
     """Builds ChatSockets with PROTOCOL.md's limits; owns the count of open sockets."""
 
     protocol = ChatSocket  # type: ignore[assignment]
 
-    def __init__(self, chats: ChatService, hub: Hub | None, config: Config,
-                 clock: IReactorTime) -> None:
+    def __init__(self, chats: ChatService, hub: Hub, config: Config, clock: IReactorTime,
+                 *, protocol: type[ChatSocket] = ChatSocket) -> None:
         super().__init__(server="chatire")
+        self.protocol = protocol
         self.chats = chats
-        self.hub: Hub = hub  # type: ignore[assignment]  # set by the service
+        self.hub = hub
         self.config = config
         self.clock = clock
         self.open_count = 0
@@ -446,10 +455,6 @@ class ChatSocketFactory(WebSocketServerFactory):
             # setProtocolOptions resets this to False (400) on every call.
             allowNullOrigin=True,
         )
-
-    def prepare(self, payload: bytes) -> Any:
-        """A message frame, framed once for every socket that gets it."""
-        return self.prepareMessage(payload, isBinary=False)
 
     def origin_allowed(self, origin: str, host: str, secure: bool) -> bool:
         if origin == "null":

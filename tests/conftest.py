@@ -34,22 +34,31 @@ def config(db_url: str) -> Config:
     return Config(listen=("tcp:0:interface=127.0.0.1",), db=db_url, send_rate=0)
 
 
-async def start_daemon(config: Config) -> Any:
-    """A ChatireService started on an ephemeral port in this process's reactor."""
-    from chatire.service import ChatireService
+async def start_daemon(config: Config, bus: Any = None) -> Any:
+    """The daemon (chatire.daemon.build) started on an ephemeral port in this process's
+    reactor; its ChatireService is returned, the tree is its parent."""
+    from chatire.daemon import build, daemon_of
 
-    service = ChatireService(config, reactor)
-    service.startService()
+    top = build(config, reactor, bus=bus)
+    service = daemon_of(top)
+    top.startService()
     await service.ready
     service.base_url = f"http://127.0.0.1:{service.ports[0].getHost().port}"
     return service
+
+
+async def stop_daemon(service: Any) -> None:
+    """Stop what start_daemon started and still runs (a test may have stopped the daemon)."""
+    for part in reversed(list(service.parent)):
+        if part.running:
+            await part.stopService()
 
 
 @pytest_twisted.async_yield_fixture
 async def daemon(config: Config) -> AsyncIterator[Any]:
     service = await start_daemon(config)
     yield service
-    await service.stopService()
+    await stop_daemon(service)
 
 
 @pytest_twisted.async_yield_fixture
@@ -66,8 +75,7 @@ async def make_daemon(tmp_path: Path) -> AsyncIterator[Any]:
 
     yield make
     for service in started:
-        if service.running:
-            await service.stopService()
+        await stop_daemon(service)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from twisted.internet import reactor, threads
 from chatire.bus.memory import MemoryBroker, MemoryBus
 from chatire.config import Config
 from chatire.frames import CONTROL
+from tests.conftest import start_daemon, stop_daemon
 from tests.fuzz import rawws
 from tests.fuzz.conftest import EXPLORE, blocking_call, unlimited_fields
 from tests.fuzz.strategies import hostile_names, name_refusals
@@ -46,8 +47,6 @@ def bus_url(request: pytest.FixtureRequest) -> Iterator[str]:
 @pytest_twisted.async_yield_fixture
 async def pair(bus_url: str, tmp_path: Path) -> AsyncIterator[list[Any]]:
     """Two daemons on one store and one bus (a MemoryBroker of their own, or a vhost)."""
-    from chatire.service import ChatireService
-
     config = Config(listen=("tcp:0:interface=127.0.0.1",),
                     db=f"sqlite:///{tmp_path / 'names.db'}", bus=bus_url, **unlimited_fields())
     broker = MemoryBroker()
@@ -55,16 +54,11 @@ async def pair(bus_url: str, tmp_path: Path) -> AsyncIterator[list[Any]]:
     try:
         for _ in range(2):
             bus = MemoryBus(reactor, broker) if bus_url == "memory://" else None
-            service = ChatireService(config, reactor, bus=bus)
-            service.startService()
-            services.append(service)
-            await service.ready
-            service.base_url = f"http://127.0.0.1:{service.ports[0].getHost().port}"
+            services.append(await start_daemon(config, bus))
         yield services
     finally:
         for service in services:
-            if service.running:
-                await service.stopService()
+            await stop_daemon(service)
 
 
 def followed(service: Any) -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from typing import Any
 
 from twisted.internet.defer import Deferred
@@ -68,11 +69,15 @@ class Node:
         self.store = store
         self.bus = MemoryBus(clock, broker)
         passwords = Passwords(inline_runner, time_cost=1, memory_cost=8, parallelism=1)
-        self.chats = ChatService(store, Config(send_rate=0), clock, passwords)
-        self.hub = Hub(self.chats, self.bus, clock, lambda payload: payload,
+        self.hub = Hub(store, self.bus, clock, lambda payload: payload,
                        sweep_interval=sweep_interval)
-        self.chats.events = self.hub
+        self.chats = ChatService(store, Config(send_rate=0), clock, passwords, self.hub)
         self.hub.start()
+
+    def subscribe(self, conn: FakeConn, user: User, uri: str,
+                  after: int | None) -> Coroutine[Any, Any, None]:
+        """The Hub's subscribe, with ChatService's membership check (as the socket asks)."""
+        return self.hub.subscribe(conn, user, uri, after, self.chats.member_chat)
 
     def user(self, name: str) -> User:
         return run(self.chats.register(name, "correct horse", None, "192.0.2.1"))

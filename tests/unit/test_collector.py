@@ -8,7 +8,7 @@ from pathlib import Path
 
 from twisted.application.internet import TimerService
 
-from chatire import collector, tap
+from chatire import collector, daemon, tap
 
 
 def test_settle_freezes_start_up_objects_and_raises_the_young_threshold() -> None:
@@ -44,5 +44,5 @@ def test_the_daemon_checks_for_closed_sockets_on_a_timer(tmp_path: Path) -> None
     options.parseOptions(["--db", f"sqlite:///{tmp_path / 'chatire.db'}"])
     top = tap.makeService(options)
     timers = [s for s in top if isinstance(s, TimerService)]  # type: ignore[attr-defined]
-    assert len(timers) == 1 and timers[0].step == tap.TRIM_INTERVAL
+    assert len(timers) == 1 and timers[0].step == daemon.TRIM_INTERVAL
     assert timers[0].call[0].__self__.__class__ is collector.Trimmer

@@ -25,7 +25,7 @@ def test_live_messages_arrive_once_in_order_and_bus_echo_is_dropped() -> None:
     alice, bob = node.user("alice"), node.user("bob")
     chat = node.chat(alice, bob)
     conn = FakeConn(bob)
-    run(node.hub.subscribe(conn, bob, chat.uri, None))
+    run(node.subscribe(conn, bob, chat.uri, None))
     assert conn.control == [{"type": "subscribed", "chat": chat.uri, "last_seq": 0}]
     for i in range(3):
         run(node.chats.post(alice, chat.uri, f"m{i}", None))
@@ -38,7 +38,7 @@ def test_duplicate_and_old_bus_deliveries_are_dropped_and_acked() -> None:
     alice = node.user("alice")
     chat = node.chat(alice)
     conn = FakeConn(alice)
-    run(node.hub.subscribe(conn, alice, chat.uri, None))
+    run(node.subscribe(conn, alice, chat.uri, None))
     (message,) = node.commit_silently(chat, alice, 1)
     acks: list[int] = []
     for _ in range(3):
@@ -52,7 +52,7 @@ def test_a_gap_is_filled_from_the_store_before_the_later_message() -> None:
     alice = node.user("alice")
     chat = node.chat(alice)
     conn = FakeConn(alice)
-    run(node.hub.subscribe(conn, alice, chat.uri, None))
+    run(node.subscribe(conn, alice, chat.uri, None))
     messages = node.commit_silently(chat, alice, 4)
     acked: list[int] = []
     node.hub.on_bus_message(chat.uri, 4, message_payload(messages[3]), lambda: acked.append(4))
@@ -66,7 +66,7 @@ def test_out_of_order_arrivals_are_held_back_until_predecessors_arrive() -> None
     alice = node.user("alice")
     chat = node.chat(alice)
     conn = FakeConn(alice)
-    run(node.hub.subscribe(conn, alice, chat.uri, None))
+    run(node.subscribe(conn, alice, chat.uri, None))
     messages = node.commit_silently(chat, alice, 3)
     node.hub.on_bus_message(chat.uri, 3, message_payload(messages[2]), lambda: None)
     node.hub.on_bus_message(chat.uri, 1, message_payload(messages[0]), lambda: None)
@@ -80,7 +80,7 @@ def test_resume_with_after_has_no_gap_and_no_duplicate_at_the_seam() -> None:
     chat = node.chat(alice)
     node.commit_silently(chat, alice, 5)
     conn = FakeConn(alice)
-    run(node.hub.subscribe(conn, alice, chat.uri, 2))
+    run(node.subscribe(conn, alice, chat.uri, 2))
     assert conn.control[0] == {"type": "subscribed", "chat": chat.uri, "last_seq": 5}
     assert conn.seqs() == [3, 4, 5]
     run(node.chats.post(alice, chat.uri, "live", None))
@@ -97,7 +97,7 @@ def test_live_arrivals_during_replay_are_buffered_then_flushed_in_order() -> Non
     # The subscription registers before its membership check completes; a live
     # arrival in that window must wait for the replay, not jump ahead of it.
     node.hub.bus.follow(chat.uri)
-    subscribing = node.hub.subscribe(conn, alice, chat.uri, 0)
+    subscribing = node.subscribe(conn, alice, chat.uri, 0)
     node.hub.on_bus_message(chat.uri, 3, message_payload(messages[2]), lambda: None)
     run(subscribing)
     assert conn.seqs() == [1, 2, 3]
@@ -110,7 +110,7 @@ def test_after_beyond_last_seq_and_non_members_are_refused() -> None:
     conn = FakeConn(alice)
     for user, after, code in ((alice, 1, "invalid"), (eve, None, "forbidden")):
         try:
-            run(node.hub.subscribe(conn, user, chat.uri, after))
+            run(node.subscribe(conn, user, chat.uri, after))
         except Exception as e:
             assert getattr(e, "code", None) == code
         else:
@@ -123,7 +123,7 @@ def test_the_periodic_sweep_delivers_what_never_came_over_the_bus() -> None:
     alice = node.user("alice")
     chat = node.chat(alice)
     conn = FakeConn(alice)
-    run(node.hub.subscribe(conn, alice, chat.uri, None))
+    run(node.subscribe(conn, alice, chat.uri, None))
     node.commit_silently(chat, alice, 2)
     assert conn.seqs() == []
     clock.advance(2.0)
@@ -137,8 +137,8 @@ def test_two_nodes_on_one_broker_deliver_across() -> None:
     alice, bob = a.user("alice"), a.user("bob")
     chat = a.chat(alice, bob)
     on_a, on_b = FakeConn(alice), FakeConn(bob)
-    run(a.hub.subscribe(on_a, alice, chat.uri, None))
-    run(b.hub.subscribe(on_b, bob, chat.uri, None))
+    run(a.subscribe(on_a, alice, chat.uri, None))
+    run(b.subscribe(on_b, bob, chat.uri, None))
     for i in range(5):
         run(a.chats.post(alice, chat.uri, f"m{i}", None))
     clock.advance(0)
@@ -150,8 +150,8 @@ def test_typing_reaches_other_users_only() -> None:
     alice, bob = node.user("alice"), node.user("bob")
     chat = node.chat(alice, bob)
     conn_a, conn_b = FakeConn(alice), FakeConn(bob)
-    run(node.hub.subscribe(conn_a, alice, chat.uri, None))
-    run(node.hub.subscribe(conn_b, bob, chat.uri, None))
+    run(node.subscribe(conn_a, alice, chat.uri, None))
+    run(node.subscribe(conn_b, bob, chat.uri, None))
     node.hub.typing(conn_a, alice, chat.uri)
     clock.advance(0)
     assert [json.loads(f)["type"] for f in conn_b.frames] == ["typing"]
@@ -164,7 +164,7 @@ def test_leaving_ends_the_subscription_and_revoking_closes_the_socket() -> None:
     alice, bob = node.user("alice"), node.user("bob")
     chat = node.chat(alice, bob)
     conn = FakeConn(bob)
-    run(node.hub.subscribe(conn, bob, chat.uri, None))
+    run(node.subscribe(conn, bob, chat.uri, None))
     run(node.chats.leave(bob, chat.uri))
     assert conn.control[-1] == {"type": "unsubscribed", "chat": chat.uri}
     assert not node.hub.is_subscribed(conn, chat.uri)
@@ -182,7 +182,7 @@ def test_a_delivery_behind_a_gap_is_acked_only_once_sent() -> None:
     alice = node.user("alice")
     chat = node.chat(alice)
     conn = FakeConn(alice)
-    run(node.hub.subscribe(conn, alice, chat.uri, None))
+    run(node.subscribe(conn, alice, chat.uri, None))
     messages = node.commit_silently(chat, alice, 2)
     acked: list[int] = []
     sub = node.hub._conns[conn][chat.uri]
@@ -201,7 +201,7 @@ def test_a_closed_connection_leaves_no_subscription_behind() -> None:
     conn = FakeConn(alice)
     node.hub.connection_opened(conn)
     for chat in chats:
-        run(node.hub.subscribe(conn, alice, chat.uri, None))
+        run(node.subscribe(conn, alice, chat.uri, None))
     assert node.hub.subscription_count() == 3
     node.hub.connection_closed(conn)
     assert node.hub.subscription_count() == 0 and node.hub.connections() == []
@@ -241,7 +241,7 @@ def test_internal_and_malformed_names_are_not_found_and_follow_nothing() -> None
     conn = FakeConn(alice)
     node.hub.connection_opened(conn)
     for name in (CONTROL, "_control", "amq.x", "", "x" * 300, "a.b"):
-        d = Deferred.fromCoroutine(node.hub.subscribe(conn, alice, name, None))
+        d = Deferred.fromCoroutine(node.subscribe(conn, alice, name, None))
         assert _refused(d).code == "not_found"
     assert node.hub.subscription_count() == 0
     assert node.bus._followed == {CONTROL}
@@ -253,7 +253,7 @@ def test_nothing_is_followed_before_the_membership_check_says_yes() -> None:
     chat = node.chat(alice)
     gates = _gated(node)
     conn = FakeConn(mallory)
-    d = Deferred.fromCoroutine(node.hub.subscribe(conn, mallory, chat.uri, None))
+    d = Deferred.fromCoroutine(node.subscribe(conn, mallory, chat.uri, None))
     assert node.bus._followed == {CONTROL} and node.hub.subscription_count() == 0
     gates[0].callback(None)
     assert _refused(d).code == "forbidden"
@@ -265,8 +265,8 @@ def test_a_refused_resubscribe_keeps_the_subscription_and_the_follow() -> None:
     alice = node.user("alice")
     chat = node.chat(alice)
     conn = FakeConn(alice)
-    run(node.hub.subscribe(conn, alice, chat.uri, None))
-    d = Deferred.fromCoroutine(node.hub.subscribe(conn, alice, chat.uri, 5))
+    run(node.subscribe(conn, alice, chat.uri, None))
+    d = Deferred.fromCoroutine(node.subscribe(conn, alice, chat.uri, 5))
     assert _refused(d).code == "invalid"
     assert node.bus._followed == {CONTROL, chat.uri}
     run(node.chats.post(alice, chat.uri, "m", None))
@@ -281,14 +281,14 @@ def test_a_connection_closed_during_the_check_is_not_registered_again() -> None:
     gates = _gated(node)
     conn = FakeConn(alice)
     node.hub.connection_opened(conn)
-    d = Deferred.fromCoroutine(node.hub.subscribe(conn, alice, chat.uri, None))
+    d = Deferred.fromCoroutine(node.subscribe(conn, alice, chat.uri, None))
     node.hub.connection_closed(conn)
     gates[0].callback(None)
     assert d.called and conn.control == []
     assert node.hub.subscription_count() == 0 and node.hub.connections() == []
     assert node.bus._followed == {CONTROL}
     assert node.hub.connection_opened(conn) is False  # never registered again
-    run(node.hub.subscribe(conn, alice, chat.uri, None))  # work queued later: nothing
+    run(node.subscribe(conn, alice, chat.uri, None))  # work queued later: nothing
     assert node.hub.subscription_count() == 0 and node.hub.connections() == []
 
 
@@ -298,7 +298,7 @@ def test_a_leave_during_the_check_refuses_the_subscribe() -> None:
     chat = node.chat(alice, bob)
     gates = _gated(node)
     conn = FakeConn(bob)
-    d = Deferred.fromCoroutine(node.hub.subscribe(conn, bob, chat.uri, None))
+    d = Deferred.fromCoroutine(node.subscribe(conn, bob, chat.uri, None))
     node.hub.membership_ended(chat.uri, bob.id)  # the store answered before the leave
     gates[0].callback(None)
     assert _refused(d).code == "forbidden"
@@ -319,7 +319,7 @@ def test_a_message_committed_during_the_check_is_delivered_at_once() -> None:
 
     node.chats.member_chat = member_chat  # type: ignore[method-assign]
     conn = FakeConn(alice)
-    run(node.hub.subscribe(conn, alice, chat.uri, 0))
+    run(node.subscribe(conn, alice, chat.uri, 0))
     assert conn.seqs() == [1, 2, 3]
 
 
@@ -331,10 +331,10 @@ def test_subscriptions_of_one_connection_are_capped() -> None:
     chats = [node.chat(alice) for _ in range(3)]
     conn = FakeConn(alice)
     for chat in chats[:2]:
-        run(node.hub.subscribe(conn, alice, chat.uri, None))
-    d = Deferred.fromCoroutine(node.hub.subscribe(conn, alice, chats[2].uri, None))
+        run(node.subscribe(conn, alice, chat.uri, None))
+    d = Deferred.fromCoroutine(node.subscribe(conn, alice, chats[2].uri, None))
     assert _refused(d).code == "rate_limited"
-    run(node.hub.subscribe(conn, alice, chats[0].uri, None))  # again: allowed
+    run(node.subscribe(conn, alice, chats[0].uri, None))  # again: allowed
     assert node.hub.subscription_count() == 2
 
 
@@ -345,9 +345,9 @@ def test_typing_is_relayed_once_per_interval_and_dropped_before_the_bus() -> Non
     alice, bob = here.user("alice"), here.user("bob")
     chat = here.chat(alice, bob)
     typer, watcher, remote = FakeConn(alice), FakeConn(bob), FakeConn(bob)
-    run(here.hub.subscribe(typer, alice, chat.uri, None))
-    run(here.hub.subscribe(watcher, bob, chat.uri, None))
-    run(there.hub.subscribe(remote, bob, chat.uri, None))
+    run(here.subscribe(typer, alice, chat.uri, None))
+    run(here.subscribe(watcher, bob, chat.uri, None))
+    run(there.subscribe(remote, bob, chat.uri, None))
     routed: list[str] = []  # what went over the bus, seen by one more node
     spy = MemoryBus(clock, broker)
     spy.start(lambda uri, seq, payload, ack: routed.append(uri), lambda: None)
@@ -369,8 +369,8 @@ def test_a_message_ends_typing_so_the_next_keystroke_shows_again() -> None:
     alice, bob = node.user("alice"), node.user("bob")
     chat = node.chat(alice, bob)
     typer, watcher = FakeConn(alice), FakeConn(bob)
-    run(node.hub.subscribe(typer, alice, chat.uri, None))
-    run(node.hub.subscribe(watcher, bob, chat.uri, None))
+    run(node.subscribe(typer, alice, chat.uri, None))
+    run(node.subscribe(watcher, bob, chat.uri, None))
     node.hub.typing(typer, alice, chat.uri)
     clock.advance(0)
     run(node.chats.post(alice, chat.uri, "Hi Bob", None))  # the UI clears the line on it
