@@ -34,7 +34,7 @@ from chatire.metrics import (
     MetricsResource,
     metered_socket_class,
 )
-from chatire.service import ChatireService, Parts, default_web_root
+from chatire.service import ChatireService, default_web_root
 from chatire.site import make_site
 from chatire.store import store_from_url
 from chatire.store.sqlstore import SQLStore
@@ -71,7 +71,7 @@ def build(config: Config, reactor: Any, *, bus: IBus | None = None,
     """
     top = RootService(config.log_format, destination=logs,
                       reactor=reactor if logs is not None else None)
-    service = ChatireService(_parts(config, reactor, bus))
+    service = _daemon(config, reactor, bus)
     service.setName(DAEMON)
     service.setServiceParent(top)
     if logs is not None:
@@ -88,7 +88,7 @@ def daemon_of(top: RootService) -> ChatireService:
     return cast(ChatireService, top.getServiceNamed(DAEMON))
 
 
-def _parts(config: Config, reactor: Any, bus: IBus | None) -> Parts:
+def _daemon(config: Config, reactor: Any, bus: IBus | None) -> ChatireService:
     """Every part, each built once its own parts exist: nothing is set afterwards."""
     metrics = Metrics(reactor)
     store = open_store(config, reactor, metrics)
@@ -120,9 +120,9 @@ def _parts(config: Config, reactor: Any, bus: IBus | None) -> Parts:
     # port), with no access log.
     metrics_site = QuietSite(MetricsOnly(MetricsResource(metrics), livez=LiveResource(),
                                          healthz=ReadyResource(readiness)))
-    return Parts(config=config, reactor=reactor, metrics=metrics, store=store, bus=bus,
-                 publishing=publishing, hub=hub, chats=chats, sockets=sockets, api=api,
-                 drain=drain, site=site, metrics_site=metrics_site)
+    return ChatireService(config=config, reactor=reactor, metrics=metrics, store=store, bus=bus,
+                          publishing=publishing, hub=hub, chats=chats, sockets=sockets,
+                          api=api, drain=drain, site=site, metrics_site=metrics_site)
 
 
 def _websocket_resource(factory: ChatSocketFactory) -> Any:

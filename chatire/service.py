@@ -39,9 +39,9 @@ def default_web_root() -> FilePath[str]:
     return here.sibling("web")
 
 
-@attrs.frozen
-class Parts:
-    """What one daemon is made of, built in order by chatire.daemon.build."""
+@attrs.define(slots=False, eq=False)
+class ChatireService(Service):
+    """The daemon's parts (wired by chatire.daemon.build) started and stopped in order."""
 
     config: Config
     reactor: Any
@@ -56,27 +56,8 @@ class Parts:
     drain: Drain
     site: Site
     metrics_site: Site
-
-
-class ChatireService(Service):
-    """The daemon's parts (wired by chatire.daemon.build) started and stopped in order."""
-
-    def __init__(self, parts: Parts) -> None:
-        self.config = parts.config
-        self.reactor = parts.reactor
-        self.metrics = parts.metrics
-        self.store = parts.store
-        self.bus = parts.bus
-        self.publishing = parts.publishing
-        self.hub = parts.hub
-        self.chats = parts.chats
-        self.sockets = parts.sockets
-        self.api = parts.api
-        self.drain = parts.drain
-        self.site = parts.site
-        self.metrics_site = parts.metrics_site
-        self.ports: list[IListeningPort] = []
-        self.ready: Deferred[None] = Deferred()
+    ports: list[IListeningPort] = attrs.field(factory=list, init=False)
+    ready: Deferred[None] = attrs.field(factory=Deferred, init=False)
 
     def startService(self) -> None:
         super().startService()
