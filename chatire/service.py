@@ -33,7 +33,6 @@ from chatire.metrics import (
     Metrics,
     MetricsOnly,
     MetricsResource,
-    metered_socket_class,
 )
 from chatire.site import make_site
 from chatire.store import store_from_url
@@ -62,10 +61,10 @@ class ChatireService(Service):
         self.store.engine = MeteredEngine(self.store.engine, self.metrics)
         self.bus = bus if bus is not None else bus_from_url(config.bus, reactor)
         self.chats = ChatService(self.store, config, reactor, Passwords(HashQueue(reactor)))
-        self.sockets = ChatSocketFactory(self.chats, None, config, reactor)
         # Counted into this daemon's metrics, and in the access log when it closes.
+        self.sockets = ChatSocketFactory(self.chats, None, config, reactor, meter=self.metrics)
         self.sockets.protocol = cast(type[ChatSocket], type(
-            "ChatSocket", (AccessLoggedSocket, metered_socket_class(self.metrics)), {}))
+            "ChatSocket", (AccessLoggedSocket, ChatSocket), {}))
         self.publishing = MeteredBus(self.bus, self.metrics)
         self.hub = Hub(self.chats, self.publishing, reactor, self._prepare,
                        max_subscriptions=config.max_subscriptions,
