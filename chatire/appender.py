@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatire.errors import Forbidden, Unavailable
 from chatire.interfaces import IStore
 from chatire.model import Appended, Chat, Post
+from chatire.waiters import Waiters
 
 log = Logger()
 
@@ -42,17 +43,14 @@ class Appender:
         self._max_in_flight = max(1, max_in_flight)
         self._in_flight = 0
         self._closed = False
-        self._idle: list[Deferred[None]] = []
+        self._idle: Waiters[None] = Waiters()
 
     def close(self) -> Deferred[None]:
         """Refuse new posts (Unavailable); fire once every post taken so far is settled."""
         self._closed = True
-        d: Deferred[None] = Deferred()
         if self._busy:
-            self._idle.append(d)
-        else:
-            d.callback(None)
-        return d
+            return self._idle.wait()
+        return succeed(None)
 
     def append(self, chat: Chat, post: Post) -> Deferred[Appended]:
         """Fire with the stored message once committed (Forbidden if not a member)."""
@@ -118,20 +116,19 @@ class Appender:
             if chat.uri in self._waiting:
                 self._ready[chat.uri] = chat
         self._pump()
-        if not self._busy and self._idle:
-            waiters, self._idle = self._idle, []
-            for waiter in waiters:
-                waiter.callback(None)
+        self._wake_if_idle()
+
+    def _wake_if_idle(self) -> None:
+        """Fire close()'s waiters once no chat has a transaction running."""
+        if not self._busy:
+            self._idle.fire(None)
 
     def _flush(self, chat: Chat) -> None:
         queue = self._waiting.get(chat.uri)
         if not queue:
             self._waiting.pop(chat.uri, None)
             self._busy.discard(chat.uri)
-            if not self._busy and self._idle:
-                waiters, self._idle = self._idle, []
-                for waiter in waiters:
-                    waiter.callback(None)
+            self._wake_if_idle()
             return
         batch, rest = queue[:MAX_BATCH], queue[MAX_BATCH:]
         if rest:

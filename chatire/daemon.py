@@ -32,7 +32,6 @@ from chatire.metrics import (
     Metrics,
     MetricsOnly,
     MetricsResource,
-    metered_socket_class,
 )
 from chatire.service import ChatireService, default_web_root
 from chatire.site import make_site
@@ -99,8 +98,9 @@ def _daemon(config: Config, reactor: Any, bus: IBus | None) -> ChatireService:
     chats = chat_service(config, store, reactor, MeteredEvents(hub, metrics))
     # Counted into this daemon's metrics, and in the access log when it closes.
     socket_class = cast(type[ChatSocket], type(
-        "ChatSocket", (AccessLoggedSocket, metered_socket_class(metrics)), {}))
-    sockets = ChatSocketFactory(chats, hub, config, reactor, protocol=socket_class)
+        "ChatSocket", (AccessLoggedSocket, ChatSocket), {}))
+    sockets = ChatSocketFactory(chats, hub, config, reactor, protocol=socket_class,
+                                meter=metrics)
     metrics.watch(sockets=lambda: sockets.open_count,
                   subscriptions=hub.subscription_count,
                   gap_fills=lambda: hub.gap_fills,

@@ -26,6 +26,7 @@ from chatire.frames import (
 from chatire.interfaces import IBus, IStore
 from chatire.jsonin import encode
 from chatire.model import Chat, Message, Page, User
+from chatire.waiters import Waiters
 
 log = Logger()
 
@@ -110,7 +111,7 @@ class Hub:
         self._typed: dict[tuple[int, str], float] = {}
         self._frames: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._frame_cache = frame_cache
-        self._fetching: dict[tuple[str, int], list[Deferred[Page]]] = {}
+        self._fetching: dict[tuple[str, int], Waiters[Page]] = {}
         self._sweep = LoopingCall(self.sweep)
         self._sweep.clock = clock
         self._sweep_interval = sweep_interval
@@ -399,20 +400,15 @@ class Hub:
     def _fetch(self, uri: str, after: int) -> Deferred[Page]:
         """History after a seq; subscribers at the same point share one query."""
         key = (uri, after)
-        mine: Deferred[Page] = Deferred()
         waiters = self._fetching.get(key)
         if waiters is not None:
-            waiters.append(mine)
-            return mine
-        waiters = self._fetching[key] = [mine]
+            return waiters.wait()
+        waiters = self._fetching[key] = Waiters()
+        mine = waiters.wait()
 
         def fan_out(result: Page | Failure) -> None:
             del self._fetching[key]
-            for waiter in waiters:
-                if isinstance(result, Failure):
-                    waiter.errback(result)
-                else:
-                    waiter.callback(result)
+            waiters.fire(result)
 
         self.store.history(self._chat_rows[uri], after, None,
                            self._page_size).addBoth(fan_out)

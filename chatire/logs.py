@@ -14,7 +14,6 @@ from typing import IO, Any, cast
 import attrs
 from autobahn.twisted.websocket import WebSocketServerProtocol
 from twisted.application.service import IServiceCollection, MultiService
-from twisted.internet import tcp
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import (
     FileLogObserver,
@@ -30,6 +29,7 @@ from twisted.web.http import Request
 from twisted.web.server import Site
 from zope.interface import implementer
 
+from chatire._internals.twisted import REFUSALS, port_logger, set_port_logger
 from chatire.health import PROBES
 
 _log = Logger()
@@ -273,11 +273,6 @@ class QuietSite(Site):
         pass
 
 
-#: The accept events of Twisted's tcp.Port that come once per refused connection.
-_REFUSALS = ("EMFILE encountered", "EMFILE recovery", "Re-reserving EMFILE",
-             "Could not accept new connection")
-
-
 @implementer(ILogObserver)
 class AcceptErrorLog:
     """A listening port's log: accept failures (EMFILE and kin) at most once an interval.
@@ -298,7 +293,7 @@ class AcceptErrorLog:
 
     def __call__(self, event: dict[str, Any]) -> None:
         text = str(event.get("log_format") or "")
-        if not text.startswith(_REFUSALS):
+        if not text.startswith(REFUSALS):
             self._observer(event)
             return
         if text.startswith(("EMFILE recovery", "Could not accept")):
@@ -315,7 +310,7 @@ class AcceptErrorLog:
 
 def quiet_accept_errors(port: object, clock: IReactorTime, interval: float = 10.0) -> None:
     """Route a listening tcp.Port's accept-failure lines through an AcceptErrorLog."""
-    if isinstance(port, tcp.Port):
-        old = port._logger
-        port._logger = Logger(namespace=old.namespace,
-                              observer=AcceptErrorLog(clock, old.observer, interval))
+    old = port_logger(port)
+    if old is not None:
+        set_port_logger(port, Logger(namespace=old.namespace,
+                                     observer=AcceptErrorLog(clock, old.observer, interval)))

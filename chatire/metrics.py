@@ -19,7 +19,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
@@ -31,7 +31,7 @@ from chatire import __version__
 from chatire.errors import ChatireError, Unavailable
 from chatire.interfaces import IBus
 from chatire.model import Message
-from chatire.ws import CLOSE_SLOW_READER, ChatSocket
+from chatire.waiters import Waiters
 
 #: Seconds; delivery is usually well under 10 ms, a broker outage heals in seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -131,6 +131,10 @@ class Metrics:
             setattr(frame, _STAMP, None)
             self.delivery_latency.observe(max(0.0, self.clock.seconds() - committed))
 
+    def slow_reader_closed(self) -> None:
+        """A socket was closed with 4008 for reading too slowly."""
+        self.slow_reader_closes.inc()
+
     def query_done(self, name: str, seconds: float, failed: bool) -> None:
         children = self._queries.get(name)
         if children is None:
@@ -196,28 +200,6 @@ class MetricsOnly(Resource):
         return notFound().render(request)
 
 
-class MeteredChatSocket(ChatSocket):
-    """A ChatSocket that counts the frames handed to it and its slow-reader closes."""
-
-    metrics: Metrics
-
-    def deliver(self, frame: Any) -> None:
-        gone = self._gone
-        super().deliver(frame)
-        if not gone:
-            self.metrics.frame_delivered(frame)
-
-    def close(self, code: int, reason: str) -> None:
-        if code == CLOSE_SLOW_READER and not self._gone:
-            self.metrics.slow_reader_closes.inc()
-        super().close(code, reason)
-
-
-def metered_socket_class(metrics: Metrics) -> type[ChatSocket]:
-    """The socket protocol class of one daemon, counting into its Metrics."""
-    return type("MeteredChatSocket", (MeteredChatSocket,), {"metrics": metrics})
-
-
 class MeteredEvents:
     """ChatEvents that count committed messages and pass everything on."""
 
@@ -244,7 +226,7 @@ class MeteredBus:
         self._bus = bus
         self._metrics = metrics
         self.in_flight = 0  # publishes neither confirmed nor failed yet
-        self._settled: list[Deferred[None]] = []
+        self._settled: Waiters[None] = Waiters()
 
     @property
     def connected(self) -> bool:
@@ -269,19 +251,14 @@ class MeteredBus:
 
     def settled(self) -> Deferred[None]:
         """Fire once every publish so far is confirmed or failed (a graceful stop waits)."""
-        d: Deferred[None] = Deferred()
         if self.in_flight:
-            self._settled.append(d)
-        else:
-            d.callback(None)
-        return d
+            return self._settled.wait()
+        return succeed(None)
 
     def _done(self) -> None:
         self.in_flight -= 1
-        if not self.in_flight and self._settled:
-            waiters, self._settled = self._settled, []
-            for waiter in waiters:
-                waiter.callback(None)
+        if not self.in_flight:
+            self._settled.fire(None)
 
     def _confirmed(self, result: None) -> None:
         self._metrics.bus_confirms.inc()

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import fcntl
-import sys
-import termios
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
-from twisted.internet import tcp
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime, ISSLTransport
 from twisted.internet.protocol import connectionDone
@@ -20,6 +16,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from chatire import jsonin
+from chatire._internals import autobahn
+from chatire._internals.twisted import unsent_bytes
 from chatire.auth import token_hash
 from chatire.chats import ChatService
 from chatire.config import Config
@@ -48,42 +46,12 @@ STALL_CHECK = 0.5
 STALL_WAIT_DEFAULT = 10.0
 
 
-def unsent_bytes(transport: Any) -> int | None:
-    """Bytes a plain TCP transport still holds for its peer, in Twisted's buffer and in
-    the kernel's send queue (not yet acknowledged by the peer); None if it cannot say."""
-    if type(transport) is not tcp.Server or transport.TLS:
-        return None
-    held = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
-    try:
-        queued = fcntl.ioctl(transport.socket.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
-    except OSError:
-        return None
-    return held + int.from_bytes(queued, sys.byteorder, signed=True)
+class SocketMeter(Protocol):
+    """What sockets report to a meter (chatire.metrics.Metrics): frames handed over, 4008s."""
 
+    def frame_delivered(self, frame: Any) -> None: ...
 
-def write_now(transport: Any, data: bytes) -> None:
-    """Write to a plain TCP transport at once when nothing waits in its buffer.
-
-    Twisted's write buffers the bytes and registers the socket with the poller;
-    the next reactor turn sends them and unregisters it: three system calls and
-    two passes through the reactor per frame, for every subscriber of a fanout.
-    With an empty buffer the order cannot change, so one ``send`` does it;
-    whatever the kernel does not take (or any error) goes the usual way.
-    """
-    if (type(transport) is not tcp.Server or transport.TLS or not transport.connected
-            or transport._writeDisconnected or transport._tempDataLen
-            or transport.offset != len(transport.dataBuffer)):
-        transport.write(data)
-        return
-    try:
-        sent = transport.socket.send(data)
-    except BlockingIOError:
-        sent = 0
-    except OSError:
-        transport.write(data)  # Twisted's doWrite meets the error and closes properly
-        return
-    if sent < len(data):
-        transport.write(data[sent:])
+    def slow_reader_closed(self) -> None: ...
 
 
 class ChatSocket(WebSocketServerProtocol):
@@ -210,11 +178,7 @@ class ChatSocket(WebSocketServerProtocol):
 
     # -- frames in --------------------------------------------------------------------
 
-    def dataReceived(self, data: bytes) -> None:
-        # Autobahn's Twisted adapter formats a debug line (hltype/hlval, click
-        # styling) for every read before passing it on, with debug logging off
-        # as well: a fifth of its time per inbound frame. Pass it on directly.
-        self._dataReceived(data)
+    dataReceived = autobahn.data_received  # skips a per-read debug line's formatting
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         if isBinary:
@@ -344,13 +308,10 @@ class ChatSocket(WebSocketServerProtocol):
     def deliver(self, frame: Any) -> None:
         if self._gone:
             return
-        if (self.state == self.STATE_OPEN and self._perMessageCompress is None
-                and not self.send_queue):
-            # The frame is framed already; Autobahn's sendData would format a debug
-            # line per call (a third of the fanout's time): write its bytes directly.
-            write_now(self.transport, frame.payloadHybi)
-        else:
-            self.sendPreparedMessage(frame)
+        autobahn.send_prepared(self, frame)
+        meter = self.factory.meter
+        if meter is not None:
+            meter.frame_delivered(frame)
         if self._paused:
             self._backlog += len(frame.payload)
             if self._backlog > self.factory.config.slow_reader_bytes:
@@ -361,16 +322,15 @@ class ChatSocket(WebSocketServerProtocol):
         # Not once the close handshake began (Autobahn raises): a reply finishing
         # late (an auth, a commit) after the peer or a protocol error closed it.
         if not self._gone and self.state == self.STATE_OPEN:
-            if self._perMessageCompress is None and not self.send_queue:
-                # As deliver(): framed here, no per-call debug formatting in sendData.
-                write_now(self.transport, prepare(encode(body)).payloadHybi)
-            else:
-                self.sendMessage(encode(body))
+            # As deliver(): framed here, no per-call debug formatting in sendData.
+            autobahn.send_prepared(self, prepare(encode(body)))
 
     def close(self, code: int, reason: str) -> None:
         if self._gone:
             return
         self._gone = True
+        if code == CLOSE_SLOW_READER and self.factory.meter is not None:
+            self.factory.meter.slow_reader_closed()
         self.factory.hub.connection_closed(self)
         if code == CLOSE_SLOW_READER and unsent_bytes(self.transport) is not None:
             # The close frame waits behind everything the reader has not read yet, which
@@ -434,9 +394,11 @@ class ChatSocketFactory(WebSocketServerFactory):
     protocol = ChatSocket  # type: ignore[assignment]
 
     def __init__(self, chats: ChatService, hub: Hub, config: Config, clock: IReactorTime,
-                 *, protocol: type[ChatSocket] = ChatSocket) -> None:
+                 *, protocol: type[ChatSocket] = ChatSocket,
+                 meter: SocketMeter | None = None) -> None:
         super().__init__(server="chatire")
         self.protocol = protocol
+        self.meter = meter
         self.chats = chats
         self.hub = hub
         self.config = config

@@ -11,7 +11,7 @@ import attrs
 import pika
 from pika.adapters.twisted_connection import TwistedChannel, TwistedProtocolConnection
 from pika.exceptions import NackError
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import (
     IAddress,
@@ -24,7 +24,9 @@ from twisted.internet.protocol import Factory, connectionDone
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
 
+from chatire._internals.pika import declare_and_bind, pending_error
 from chatire.urls import redacted
+from chatire.waiters import Waiters
 
 EXCHANGE_PREFIX = "chatire.chat."
 DEFAULT_HEARTBEAT = 10
@@ -98,7 +100,7 @@ class Link(TwistedProtocolConnection):
     def __init__(self, params: Any, reactor: IReactorTime, owner: LinkOwner) -> None:
         super().__init__(params, custom_reactor=reactor)
         self._owner = owner
-        self._lost_waiters: list[Deferred[None]] = []
+        self._lost_waiters: Waiters[None] = Waiters()
         self.chan: TwistedChannel | None = None  # (.channel() is pika's: open one)
         self.queue: str | None = None
         self.declared: set[str] = set()  # chat uris whose exchange exists (this connection)
@@ -117,12 +119,9 @@ class Link(TwistedProtocolConnection):
 
     def when_lost(self) -> Deferred[None]:
         """A Deferred that fires once the TCP connection is gone."""
-        d: Deferred[None] = Deferred()
         if self.lost:
-            d.callback(None)
-        else:
-            self._lost_waiters.append(d)
-        return d
+            return succeed(None)
+        return self._lost_waiters.wait()
 
     def abort(self) -> None:
         """Cut the TCP connection now."""
@@ -164,11 +163,8 @@ class Link(TwistedProtocolConnection):
         exchanges ``declared`` only then. A failure closes the channel.
         """
         assert self.chan is not None
-        raw = self.chan._channel  # pika's own Channel: callback=None means nowait
         for uri in uris:
-            name = exchange_name(uri)
-            raw.exchange_declare(exchange=name, exchange_type="fanout", durable=True)
-            raw.queue_bind(queue=self.queue, exchange=name)
+            declare_and_bind(self.chan, self.queue, exchange_name(uri))
             self.bound.add(uri)
 
     def unbind(self, uri: str) -> Deferred[None]:
@@ -242,16 +238,14 @@ class Link(TwistedProtocolConnection):
         # broker's Connection.Close reason (say ACCESS_REFUSED or
         # CONNECTION_FORCED) with ConnectionDone and reports a failed open as
         # a bare AMQPConnectionError(1); its pending error still has it here.
-        self.close_reason = getattr(self._impl, "_error", None)
+        self.close_reason = pending_error(self)
         if self.abort_timer is not None and self.abort_timer.active():
             self.abort_timer.cancel()
         try:
             super().connectionLost(reason)
         finally:
             self._owner.link_lost(self, reason)
-            waiters, self._lost_waiters = self._lost_waiters, []
-            for d in waiters:
-                d.callback(None)
+            self._lost_waiters.fire(None)
 
 
 class LinkFactory(Factory):

@@ -14,6 +14,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from txpostgres import reconnection, txpostgres
 
+from chatire._internals.txpostgres import OWN_TRANSACTIONS, Connection
 from chatire.errors import Invalid, Unavailable
 from chatire.store.sqlstore import REFUSED_TEXT
 
@@ -34,9 +35,11 @@ class PostgresCursor:
 
     dialect = "postgresql"
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, *, managed: bool = False) -> None:
         self._cursor = cursor
-        self.state = "new"  # then "open" (COMMIT or ROLLBACK due), then "done"
+        # "new", then "open" (COMMIT or ROLLBACK due), then "done"; "managed" when
+        # txpostgres begins and ends the transaction itself.
+        self.state = "managed" if managed else "new"
 
     async def execute(self, sql: str, params: Sequence[Any] = (), *,
                       alone: bool = False) -> None:
@@ -105,7 +108,7 @@ def connection_url(url: str) -> tuple[str, int]:
     return dsn + ("&" if mark else "?") + f"application_name={APPLICATION_NAME}", size
 
 
-class _Connection(txpostgres.Connection):
+class _Connection(Connection):
     """A connection whose socket dying while idle is a lost connection, not an error.
 
     txpostgres polls an idle connection from ``doRead``; when the server went away
@@ -121,7 +124,7 @@ class _Connection(txpostgres.Connection):
             log.warn("PostgreSQL connection lost: {error}", error=str(e).strip())
             return e
 
-    def _runInteraction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
+    def transaction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
         # txpostgres' own sends BEGIN and COMMIT as statements of their own and logs
         # (log.err) a failed rollback, as one must fail on a dead connection. Here
         # BEGIN rides with the first statement, nothing is sent for a statement run
@@ -188,7 +191,9 @@ class PostgresEngine:
         return succeed(None)
 
     def run(self, txn: Callable[..., Awaitable[T]], *args: Any) -> Deferred[T]:
-        def interaction(cursor: PostgresCursor) -> Deferred[T]:
+        def interaction(cursor: Any) -> Deferred[T]:
+            if not OWN_TRANSACTIONS:  # txpostgres' cursor, in its BEGIN ... COMMIT
+                cursor = PostgresCursor(cursor, managed=True)
             return Deferred.fromCoroutine(txn(cursor, *args))  # type: ignore[arg-type]
 
         d: Deferred[T] = self._pool.runInteraction(interaction)
