@@ -6,9 +6,8 @@ import json
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
-import attrs
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
@@ -26,64 +25,11 @@ from chatire.frames import (
 from chatire.interfaces import IBus, IStore
 from chatire.jsonin import encode
 from chatire.model import Chat, Message, Page, User
+from chatire.subscription import Ack, PendingCheck, Subscriber, Subscription
+from chatire.typing_gate import TypingGate
 from chatire.waiters import Waiters
 
 log = Logger()
-
-class Subscriber(Protocol):
-    """A live connection as the Hub sees it (the WebSocket protocol implements it)."""
-
-    user: User | None
-    token_hash: str | None
-
-    def deliver(self, frame: Any) -> None:
-        """Hand a prepared message frame to the transport."""
-
-    def send_json(self, body: dict[str, Any]) -> None:
-        """Send one control frame."""
-
-    def close(self, code: int, reason: str) -> None:
-        """Close the connection with a WebSocket close code."""
-
-
-class _Ack:
-    """Acks one bus delivery once every holder let go of it."""
-
-    __slots__ = ("ack", "holders")
-
-    def __init__(self, ack: Callable[[], None]) -> None:
-        self.ack = ack
-        self.holders = 1
-
-    def hold(self) -> _Ack:
-        self.holders += 1
-        return self
-
-    def release(self) -> None:
-        self.holders -= 1
-        if self.holders == 0:
-            self.ack()
-
-
-@attrs.define(eq=False)
-class Subscription:
-    """One connection following one chat: what it was sent, what waits to be sent."""
-
-    conn: Subscriber
-    chat: str
-    last_sent: int = 0
-    target: int = 0
-    filling: bool = True
-    live: bool = True
-    pending: dict[int, tuple[bytes, _Ack | None]] = attrs.Factory(dict)
-
-
-@attrs.define(eq=False)
-class _Check:
-    """A subscribe waiting for ChatService's word; a leave meanwhile turns it down."""
-
-    left: bool = False
-
 
 class Hub:
     """Delivers every committed message to every local subscriber once, in seq order."""
@@ -105,10 +51,9 @@ class Hub:
         self._followed: set[str] = set()
         # Closed connections: work still queued for one never brings it back.
         self._closed: weakref.WeakSet[Subscriber] = weakref.WeakSet()
-        self._checks: dict[tuple[str, int], list[_Check]] = {}
+        self._checks: dict[tuple[str, int], list[PendingCheck]] = {}
         self._max_subscriptions = max_subscriptions
-        self._typing_interval = typing_interval
-        self._typed: dict[tuple[int, str], float] = {}
+        self._typing = TypingGate(clock, typing_interval)
         self._frames: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._frame_cache = frame_cache
         self._fetching: dict[tuple[str, int], Waiters[Page]] = {}
@@ -169,7 +114,7 @@ class Hub:
         if not self.is_open(conn):
             return  # work queued for a closed connection: it has no effect
         self._check_room(conn, uri)
-        check = _Check()
+        check = PendingCheck()
         key = (uri, user.id)
         self._checks.setdefault(key, []).append(check)
         try:
@@ -251,15 +196,12 @@ class Hub:
     def typing(self, conn: Subscriber, user: User, uri: str) -> None:
         if not self.is_subscribed(conn, uri):
             raise Invalid("subscribe to the chat before sending typing")
-        if self._typing_interval > 0:
-            now, key = self._clock.seconds(), (user.id, uri)
-            if now - self._typed.get(key, float("-inf")) < self._typing_interval:
-                return  # relayed one lately: drop this one silently, before the bus
-            self._typed[key] = now
+        if not self._typing.admit(user.id, uri):
+            return  # relayed one lately: drop this one silently, before the bus
         payload = encode({"type": "typing", "chat": uri, "user": user.to_json()})
         self.bus.publish(uri, EPHEMERAL, payload).addErrback(self._publish_failed, uri)
 
-    def _typing(self, uri: str, payload: bytes) -> None:
+    def _typed(self, uri: str, payload: bytes) -> None:
         try:
             user_id = json.loads(payload)["user"]["id"]
         except (ValueError, KeyError, TypeError):
@@ -274,7 +216,7 @@ class Hub:
     def message_committed(self, message: Message) -> None:
         """ChatService committed a message here: publish it, deliver it locally now."""
         # The message ends its author's typing: the next keystroke shows it again.
-        self._typed.pop((message.user.id, message.chat), None)
+        self._typing.ended(message.user.id, message.chat)
         payload = message_payload(message)
         self._remember(message.chat, message.seq, payload)
         self.bus.publish(message.chat, message.seq, payload).addErrback(
@@ -296,9 +238,9 @@ class Hub:
             if uri == CONTROL:
                 self._control(payload)
             elif seq == EPHEMERAL:
-                self._typing(uri, payload)
+                self._typed(uri, payload)
             else:
-                holder = _Ack(ack)
+                holder = Ack(ack)
                 self._dispatch(uri, seq, payload, holder)
                 holder.release()
                 return
@@ -310,7 +252,7 @@ class Hub:
         """The bus is (back) up and bound: sweep every followed chat from the store."""
         self.sweep()
 
-    def _dispatch(self, uri: str, seq: int, payload: bytes, ack: _Ack | None) -> None:
+    def _dispatch(self, uri: str, seq: int, payload: bytes, ack: Ack | None) -> None:
         subs = self._subs.get(uri)
         if not subs:
             return
@@ -416,14 +358,8 @@ class Hub:
 
     def sweep(self) -> Deferred[None]:
         """Compare every followed chat with the store; fill whoever is behind."""
-        self._forget_typing()
+        self._typing.forget_old()
         return Deferred.fromCoroutine(self._sweep_once())
-
-    def _forget_typing(self) -> None:
-        """Drop typing times older than the interval: they limit nothing any more."""
-        if self._typed:
-            horizon = self._clock.seconds() - self._typing_interval
-            self._typed = {k: t for k, t in self._typed.items() if t > horizon}
 
     async def _sweep_once(self) -> None:
         uris = list(self._subs)
