@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg2
+
+from chatire.testing import QUOTAS_OFF, BlockingDaemon, free_port, fresh_database, fresh_vhost
 
 REPO = Path(__file__).resolve().parents[1]
 #: The source tree the daemons run from (BENCH_DAEMON_TREE: another checkout, for A/B runs).
 DAEMON_TREE = Path(os.environ.get("BENCH_DAEMON_TREE", str(REPO)))
 PG_ADMIN = os.environ.get("CHATIRE_BENCH_PG", "postgresql://root@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("CHATIRE_BENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672")
+#: Every benchmark daemon's options: no quotas, room for many sockets.
+BASE_OPTIONS: tuple[str, ...] = (
+    "--send-rate", "0", *QUOTAS_OFF, "--max-connections", "100000", "--ping-interval", "30",
+    "--slow-reader-bytes", str(16 * 1024 * 1024),
+    # Few accounts hold thousands of sockets here: no per-user cap.
+    "--max-sockets-per-user", "0")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -32,13 +33,6 @@ SETUPS: dict[str, tuple[str, str, int]] = {
     "production": ("postgresql", "amqp", 1),
     "production-2": ("postgresql", "amqp", 2),
 }
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def proc_cpu_seconds(pid: int) -> float:
@@ -75,28 +69,6 @@ def reset_hwm(pid: int) -> None:
         pass
 
 
-def rabbitmqctl(*args: str) -> str:
-    """Run rabbitmqctl, bounded in time."""
-    return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True,
-                          text=True, timeout=60).stdout
-
-
-@contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new PostgreSQL database chatire_bench_<random>; its URL; dropped afterwards."""
-    name = f"chatire_bench_{secrets.token_hex(5)}"
-    admin = psycopg2.connect(PG_ADMIN)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
 def count_messages(db_url: str) -> tuple[int, int]:
     """Messages stored in a PostgreSQL database, and the transactions that stored them.
 
@@ -113,91 +85,21 @@ def count_messages(db_url: str) -> tuple[int, int]:
         conn.close()
 
 
-@contextmanager
-def fresh_vhost() -> Iterator[str]:
-    """A RabbitMQ vhost of our own; the amqp:// URL to it; deleted afterwards."""
-    name = f"chatire-bench-{secrets.token_hex(5)}"
-    rabbitmqctl("add_vhost", name)
-    try:
-        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-        yield f"{AMQP_BASE}/{name}"
-    finally:
-        rabbitmqctl("delete_vhost", name)
+class Daemon(BlockingDaemon):
+    """One `twistd -n chatire` child process on a free port, from DAEMON_TREE."""
 
-
-@dataclass
-class Daemon:
-    """One `twistd -n chatire` child process on a free port."""
-
-    db: str
-    bus: str
-    log: Path
-    options: tuple[str, ...] = ()
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
-
-    def start(self, timeout: float = 30.0) -> None:
-        twistd = str(Path(sys.executable).with_name("twistd"))
-        command = [twistd, "-n", "--pidfile=", "--logfile", str(self.log), "chatire",
-                   "--listen", f"tcp:{self.port}:interface=127.0.0.1:backlog=4096",
-                   "--db", self.db, "--bus", self.bus, *self.options]
-        env = {**os.environ, "PYTHONPATH": str(DAEMON_TREE), **_extra_env()}
-        with self.log.with_suffix(".out").open("ab") as out:
-            self.proc = subprocess.Popen(command, cwd=DAEMON_TREE, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.tail()}")
-            try:
-                with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as reply:
-                    if reply.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"daemon not healthy in {timeout} s: {self.tail()}")
-
-    def stop(self, timeout: float = 15.0) -> None:
-        """SIGTERM our child by its PID, wait; SIGKILL it if it lingers."""
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    def __init__(self, workdir: Path, db: str, bus: str, name: str,
+                 options: tuple[str, ...] = ()) -> None:
+        port = free_port()
+        super().__init__(workdir, db, bus, *options, name=name, port=port,
+                         listen=f"tcp:{port}:interface=127.0.0.1:backlog=4096",
+                         logfile=workdir / f"{name}.log", env=_extra_env(), tree=DAEMON_TREE)
 
     def cpu(self) -> float:
         return proc_cpu_seconds(self.pid)
 
     def rss_kib(self) -> int:
         return proc_rss_kib(self.pid)
-
-    def tail(self, lines: int = 20) -> str:
-        text = ""
-        for path in (self.log, self.log.with_suffix(".out")):
-            try:
-                text += path.read_text(errors="replace")
-            except OSError:
-                pass
-        return "\n".join(text.splitlines()[-lines:])
 
 
 @dataclass
@@ -220,14 +122,11 @@ def deployment(setup: str, *, options: tuple[str, ...] = ()) -> Iterator[Deploym
             db = f"sqlite:///{workdir}/bench.db"
         else:
             pool = os.environ.get("BENCH_PG_POOL")  # default: the daemon's own (4)
-            db = stack.enter_context(fresh_database()) + (f"?pool={pool}" if pool else "")
-        bus = "memory://" if bus_kind == "memory" else stack.enter_context(fresh_vhost())
-        base = ("--send-rate", "0", "--signup-rate", "0", "--chat-rate", "0",
-                "--max-connections", "100000", "--ping-interval", "30",
-                "--slow-reader-bytes", str(16 * 1024 * 1024),
-                # Few accounts hold thousands of sockets here: no per-user cap.
-                "--max-sockets-per-user", "0")
-        daemons = [Daemon(db, bus, workdir / f"daemon{i}.log", base + options)
+            db = stack.enter_context(fresh_database(PG_ADMIN, "chatire_bench"))
+            db += f"?pool={pool}" if pool else ""
+        bus = "memory://" if bus_kind == "memory" else stack.enter_context(
+            fresh_vhost(AMQP_BASE + "/%2F", "chatire-bench"))
+        daemons = [Daemon(workdir, db, bus, f"daemon{i}", BASE_OPTIONS + options)
                    for i in range(count)]
         try:
             for daemon in daemons:

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from chatire.testing import twistd
 from tests.support.daemons import REPO
 
-TWISTD = str(Path(sys.executable).with_name("twistd"))
+TWISTD = twistd()
 
 
 def _twistd(*args: str) -> subprocess.CompletedProcess[str]:
@@ -85,32 +86,13 @@ def _call(base: str, method: str, path: str, body: dict[str, object] | None = No
 
 @pytest.mark.parametrize("how", ["tac", "plugin"])
 def test_chatire_variables_configure_the_tac_and_the_plugin(tmp_path: Path, how: str) -> None:
-    import os
-    import signal
-    import time
-    import urllib.request
+    from tests.support.daemons import EnvDaemon
 
-    from tests.support.daemons import free_port
-
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO),
-           "CHATIRE_LISTEN": f"tcp:{port}:interface=127.0.0.1",
-           "CHATIRE_DB": f"sqlite:///{tmp_path / 'env.db'}", "CHATIRE_MAX_MESSAGE_CHARS": "10"}
-    command = ([TWISTD, "-ny", str(REPO / "chatire.tac"), "--pidfile="] if how == "tac"
-               else [TWISTD, "-n", "--pidfile=", "chatire"])
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    daemon = EnvDaemon(tmp_path, f"sqlite:///{tmp_path / 'env.db'}",
+                       {"CHATIRE_MAX_MESSAGE_CHARS": "10"}, tac=how == "tac")
+    daemon.start()
+    base = daemon.base_url
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(base + "/healthz") as reply:
-                    assert reply.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline and proc.poll() is None
-                time.sleep(0.1)
         assert (tmp_path / "env.db").exists()
         _call(base, "POST", "/api/auth/register",
               {"username": "envy", "password": "a fine passphrase"})
@@ -124,8 +106,7 @@ def test_chatire_variables_configure_the_tac_and_the_plugin(tmp_path: Path, how:
         assert _call(base, "POST", f"/api/chats/{uri}/messages", {"message": "x" * 11},
                      token)[0] == 400  # CHATIRE_MAX_MESSAGE_CHARS=10 is in effect
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        daemon.stop(timeout=30)
 
 
 def test_a_flag_wins_over_its_variable_and_help_shows_no_secret() -> None:

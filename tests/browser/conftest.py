@@ -4,12 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -18,77 +12,19 @@ from typing import Any
 
 import pytest
 
+from chatire.testing import QUOTAS_OFF, BlockingDaemon
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--disable-sync",
 ]
-REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def twistd() -> str:
-    beside = Path(sys.executable).with_name("twistd")
-    found = str(beside) if beside.exists() else shutil.which("twistd")
-    if not found:
-        pytest.skip("twistd is not installed")
-    return found
-
-
-class Daemon:
+class Daemon(BlockingDaemon):
     """One ``twistd chatire`` process on a fixed port and SQLite file; stop/start keep both."""
 
     def __init__(self, workdir: Path, *options: str) -> None:
-        self.port = free_port()
-        self.db = workdir / "chatire.db"
-        self.log = workdir / "daemon.log"
-        self.options = options
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.base_url = f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        assert self.proc is None, "already running"
-        command = [twistd(), "-n", "--pidfile=", "chatire",
-                   "--listen", f"tcp:{self.port}:interface=127.0.0.1",
-                   "--db", f"sqlite:///{self.db}", *self.options]
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(command, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited with {self.proc.returncode}:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(self.base_url + "/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"daemon did not become healthy:\n{self.tail()}")
-
-    def stop(self) -> None:
-        """Stop our process by its PID (SIGTERM, then SIGKILL if it lingers)."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        self.db_path = workdir / "chatire.db"
+        super().__init__(workdir, f"sqlite:///{self.db_path}", "memory://", *options)
 
     # -- a tiny HTTP client for seeding data -----------------------------------------
 
@@ -116,8 +52,7 @@ class Daemon:
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     # No send, sign-up or chat rate limits: the tests seed data faster than people do.
-    server = Daemon(tmp_path_factory.mktemp("chatire-browser"), "--send-rate", "0",
-                    "--signup-rate", "0", "--chat-rate", "0")
+    server = Daemon(tmp_path_factory.mktemp("chatire-browser"), "--send-rate", "0", *QUOTAS_OFF)
     server.start()
     try:
         yield server

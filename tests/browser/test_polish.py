@@ -61,7 +61,7 @@ def seeded(daemon: Daemon) -> Seeded:
     ]
     for token, text, _ in script:
         post(days, token, text)
-    with sqlite3.connect(daemon.db) as db:  # the daemon reads history from the store
+    with sqlite3.connect(daemon.db_path) as db:  # the daemon reads history from the store
         for seq, (_, _, when) in enumerate(script, start=1):
             db.execute("UPDATE messages SET created_at = ? WHERE seq = ? AND chat_id = "
                        "(SELECT id FROM chats WHERE uri = ?)",

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -16,7 +14,7 @@ from typing import Any
 import pytest
 
 from chatire.config import SCALAR_OPTIONS, attribute, parse_value
-from tests.support.daemons import REPO, DaemonProcess
+from chatire.testing import QUOTAS_OFF, BlockingDaemon
 
 PASSWORD = "fuzzing horse 42"  # of every fuzzer's users
 #: ``CHATIRE_FUZZ_EXPLORE=1``: fresh random cases each run; else the same cases each
@@ -46,39 +44,12 @@ def blocking_call(base_url: str, method: str, path: str, body: Any = None,
     return status, json.loads(raw) if raw else None
 
 
-class SyncDaemon(DaemonProcess):
-    """A DaemonProcess started and stopped without the reactor (for blocking fuzzers)."""
+class SyncDaemon(BlockingDaemon):
+    """A daemon started and stopped without the reactor (for blocking fuzzers), quotas off."""
 
-    def start_blocking(self, timeout: float = 30.0) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.command(), cwd=REPO, env=env, stdout=out,
-                                         stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.tail()}")
-            try:
-                with urllib.request.urlopen(self.base_url + "/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except (OSError, urllib.error.URLError):
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"daemon not healthy in {timeout} s: {self.tail()}")
-
-    def stop_blocking(self) -> int | None:
-        proc, self.proc = self.proc, None
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            proc.terminate()  # our child, by its PID
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        return proc.returncode
+    def __init__(self, workdir: Path, db: str, bus: str = "memory://", *options: str,
+                 **kwargs: Any) -> None:
+        super().__init__(workdir, db, bus, *QUOTAS_OFF, *options, **kwargs)
 
     def call(self, method: str, path: str, body: Any = None,
              token: str | None = None) -> tuple[int, Any]:
@@ -154,8 +125,8 @@ def fuzz_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SyncDaemon
     daemon = SyncDaemon(workdir, f"sqlite:///{workdir / 'fuzz.db'}", "memory://",
                         "--send-rate", "0", "--login-failures-per-address", "0",
                         "--max-frame-bytes", "16384", name="fuzz")
-    daemon.start_blocking()
+    daemon.start()
     try:
         yield daemon
     finally:
-        daemon.stop_blocking()
+        daemon.stop()

@@ -46,8 +46,8 @@ def store_daemon(request: pytest.FixtureRequest,
                else stack.enter_context(fresh_database()))
         daemon = SyncDaemon(workdir, url, "memory://", *unlimited(), "--max-frame-bytes",
                             "16384", name=f"text-{request.param}")
-        daemon.start_blocking()
-        stack.callback(daemon.stop_blocking)
+        daemon.start()
+        stack.callback(daemon.stop)
         yield daemon
 
 

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +12,7 @@ import pytest_twisted
 
 from chatire.logs import event_as_json, redact_path
 from tests.support.client import Api, Socket
-from tests.support.daemons import REPO, DaemonProcess, free_port
+from tests.support.daemons import DaemonProcess, EnvDaemon
 
 
 @pytest.mark.parametrize("log_format", ["json", "text"])
@@ -119,33 +115,19 @@ def test_json_lines_carry_fields_and_failures() -> None:
 
 @pytest.mark.parametrize("to_file", [False, True])
 def test_the_tac_file_writes_json_logs_too(tmp_path: Path, to_file: bool) -> None:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO), "CHATIRE_LOG_FORMAT": "json",
-           "CHATIRE_LISTEN": f"tcp:{port}:interface=127.0.0.1",
-           "CHATIRE_DB": f"sqlite:///{tmp_path / 'tac.db'}"}
-    out_path = tmp_path / "tac.out"
-    log = tmp_path / "tac.log" if to_file else out_path
-    logfile = ["--logfile", str(log)] if to_file else []  # twistd's own option, honoured
-    with out_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).with_name("twistd")), "-n", "--pidfile=", *logfile,
-             "-y", str(REPO / "chatire.tac")], cwd=tmp_path, env=env, stdout=out,
-            stderr=subprocess.STDOUT)
+    # twistd's own --logfile is honoured; without it the log goes to standard output.
+    daemon = EnvDaemon(tmp_path, f"sqlite:///{tmp_path / 'tac.db'}",
+                       {"CHATIRE_LOG_FORMAT": "json"}, tac=True, name="tac",
+                       logfile=tmp_path / "tac.log" if to_file else None)
+    daemon.start()
     try:
-        for _ in range(150):
-            assert proc.poll() is None, out_path.read_text()
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                    break
-            except OSError:
-                time.sleep(0.1)
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/config", timeout=5):
+        with urllib.request.urlopen(daemon.base_url + "/api/config", timeout=5):
             pass
     finally:
-        proc.send_signal(signal.SIGTERM)  # our child, by its PID
-        proc.wait(timeout=15)
+        daemon.stop()
+    log = daemon.log
     records = [json.loads(line) for line in log.read_text().splitlines()]
     access = [r["path"] for r in records if r["namespace"] == "chatire.access"]
     assert access == ["/api/config"]  # the /healthz probes are not in the access log
     if to_file:
-        assert "chatire.access" not in out_path.read_text()
+        assert "chatire.access" not in daemon.output.read_text()

@@ -7,29 +7,23 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import pytest_twisted
-import treq
 
+from chatire.testing import twistd
 from tests.support.daemons import REPO, DaemonProcess, sleep
 
-TWISTD = str(Path(sys.executable).with_name("twistd"))
+TWISTD = twistd()
 
 
 class LoggingDaemon(DaemonProcess):
     """A daemon given twistd's own --logfile (before the `chatire` subcommand)."""
 
     def __init__(self, workdir: Path, logfile: Path, *options: str) -> None:
-        super().__init__(workdir, f"sqlite:///{workdir / 'log.db'}", "memory://", *options)
-        self.logfile = logfile
-
-    def command(self) -> list[str]:
-        command = super().command()
-        at = command.index("chatire")
-        return [*command[:at], "--logfile", str(self.logfile), *command[at:]]
+        super().__init__(workdir, f"sqlite:///{workdir / 'log.db'}", "memory://", *options,
+                         logfile=logfile)
 
 
 def _read(path: Path) -> str:
@@ -42,12 +36,6 @@ async def _until(path: Path, text: str, timeout: float = 10.0) -> str:
             return content
         await sleep(0.05)
     raise AssertionError(f"{text!r} not in {path}")
-
-
-async def _healthy(daemon: DaemonProcess) -> None:
-    response = await treq.get(daemon.base_url + "/healthz", persistent=False)
-    await response.content()
-    assert response.code == 200
 
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
@@ -68,7 +56,7 @@ async def test_sighup_reopens_the_logfile_and_the_daemon_keeps_serving(
         daemon.proc.send_signal(signal.SIGHUP)
         reopened = await _until(logfile, "SIGHUP: reopened the log file")
         assert daemon.proc.poll() is None, daemon.tail()
-        await _healthy(daemon)
+        assert await daemon.healthy()
         assert "chatire listening" not in reopened  # a new file, the old one kept
         assert "SIGHUP" not in (tmp_path / "chatire.log.moved").read_text()
 
@@ -76,7 +64,7 @@ async def test_sighup_reopens_the_logfile_and_the_daemon_keeps_serving(
         daemon.proc.send_signal(signal.SIGUSR1)
         await _until(logfile, "SIGUSR1: rotated the log file")
         assert "SIGHUP: reopened" in (tmp_path / "chatire.log.1").read_text()
-        await _healthy(daemon)
+        assert await daemon.healthy()
 
         assert await daemon.stop(signal.SIGTERM) == -signal.SIGTERM
         assert "chatire stopped" in logfile.read_text()
@@ -94,7 +82,7 @@ async def test_sighup_with_the_log_on_standard_output_is_harmless(tmp_path: Path
         for _ in range(2):
             daemon.proc.send_signal(signal.SIGHUP)
             await _until(daemon.log, "no file to reopen; still running")
-        await _healthy(daemon)
+        assert await daemon.healthy()
         assert await daemon.stop(signal.SIGTERM) == -signal.SIGTERM
     finally:
         await daemon.stop()

@@ -19,11 +19,11 @@ import pytest
 import pytest_twisted
 import treq
 
+from chatire.testing import Daemon, twistd
 from tests.support.client import Api, Socket
-from tests.support.daemons import REPO, DaemonProcess, free_port, sleep
+from tests.support.daemons import REPO, free_port, sleep
 
 UNITS = REPO / "contrib" / "systemd"
-TWISTD = str(Path(sys.executable).with_name("twistd"))
 
 #: Moves the inherited socket to fd 3 and sets what systemd sets, then becomes twistd:
 #: LISTEN_PID must be the pid of the process that reads it, so it is set after the fork.
@@ -51,7 +51,7 @@ def test_units_pass_systemd_analyze_verify(tmp_path: Path) -> None:
     service = (UNITS / "chatire.service").read_text()
     # verify checks that ExecStart's program exists: point it at this venv's twistd.
     (tmp_path / "chatire.service").write_text(
-        service.replace("/opt/chatire/venv/bin/twistd", TWISTD))
+        service.replace("/opt/chatire/venv/bin/twistd", twistd()))
     shutil.copy(UNITS / "chatire.socket", tmp_path / "chatire.socket")
     result = subprocess.run(
         ["systemd-analyze", "verify", str(tmp_path / "chatire.service"),
@@ -89,42 +89,18 @@ def test_units_run_twistd_unprivileged_hardened_and_socket_activated() -> None:
         settings["TimeoutStopSec"])
 
 
-class ActivatedDaemon(DaemonProcess):
-    """`twistd chatire --listen systemd:...` on a socket this test bound, as systemd would."""
+class ActivatedDaemon(Daemon):
+    """`twistd chatire --listen systemd:...` on a socket this test bound, as systemd would.
+
+    The socket listens from the start: a health probe waits in its backlog until twistd
+    runs (the runner's probe gives up after a second and looks at the process again)."""
 
     def __init__(self, workdir: Path, listener: socket.socket, name: str) -> None:
-        super().__init__(workdir, f"sqlite:///{workdir / 'sd.db'}", "memory://", name=name)
-        self.listener = listener
-        self.port = listener.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-c", WRAPPER, str(self.listener.fileno()), TWISTD, "-n",
-                "--pidfile=", "chatire", "--listen", "systemd:domain=INET:index=0",
-                "--db", self.db, "--bus", self.bus, "--shutdown-timeout", "3"]
-
-    def environment(self) -> dict[str, str]:
-        return {**os.environ, "PYTHONPATH": str(REPO)}
-
-    async def start(self, timeout: float = 30.0) -> None:
-        env = self.environment()
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(  # noqa: ASYNC220 (fork+exec returns at once)
-                self.command(), cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                pass_fds=(self.listener.fileno(),))
-        for _ in range(int(timeout / 0.1)):
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited {self.proc.returncode}: {self.tail()}")
-            # The socket listens from the start: this waits in the backlog until twistd runs.
-            try:
-                response = await treq.get(self.base_url + "/healthz", persistent=False,
-                                          timeout=1)
-                await response.content()
-            except Exception:  # not served within a second: look at the process again
-                continue
-            if response.code == 200:
-                return
-        raise RuntimeError(f"daemon not healthy in {timeout} s: {self.tail()}")
+        fd = listener.fileno()
+        super().__init__(workdir, f"sqlite:///{workdir / 'sd.db'}", "memory://",
+                         "--shutdown-timeout", "3", name=name,
+                         port=listener.getsockname()[1], listen="systemd:domain=INET:index=0",
+                         launcher=(sys.executable, "-c", WRAPPER, str(fd)), pass_fds=(fd,))
 
 
 @pytest_twisted.ensureDeferred
@@ -197,8 +173,7 @@ class UnitDaemon(ActivatedDaemon):
     def command(self) -> list[str]:
         command = unit_exec_start(self.service)
         assert command[0] == "/opt/chatire/venv/bin/twistd"
-        return [sys.executable, "-c", WRAPPER, str(self.listener.fileno()), TWISTD,
-                *command[1:]]
+        return [*self.launcher, twistd(), *command[1:]]
 
     def environment(self) -> dict[str, str]:
         return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(REPO),
@@ -284,7 +259,7 @@ def test_systemd_analyze_security_rates_the_unit_ok(tmp_path: Path) -> None:
     assert settings["MemoryDenyWriteExecute"] == "yes"
     assert settings["IPAddressDeny"] == "any" and settings["IPAddressAllow"] == "localhost"
     unit = tmp_path / "chatire.service"
-    unit.write_text(service.replace("/opt/chatire/venv/bin/twistd", TWISTD))
+    unit.write_text(service.replace("/opt/chatire/venv/bin/twistd", twistd()))
     result = subprocess.run(["systemd-analyze", "security", "--offline=yes", str(unit)],
                             capture_output=True, text=True, timeout=60)
     found = re.search(r"Overall exposure level for chatire\.service: ([\d.]+) (\w+)",

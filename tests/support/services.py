@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg2
 import pytest
 
-PG_ADMIN = os.environ.get("CHATIRE_TEST_PG", "postgresql://root@127.0.0.1:5432/postgres")
-AMQP_URL = os.environ.get("CHATIRE_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/%2F")
+from chatire import testing
+from chatire.testing import AMQP_URL, PG_ADMIN
+
+__all__ = ["AMQP_URL", "PG_ADMIN", "fresh_database", "require"]
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -35,16 +35,7 @@ def require(name: str, port: int) -> None:
 
 @contextmanager
 def fresh_database() -> Iterator[str]:
-    """A new, empty PostgreSQL database; its URL; dropped afterwards."""
+    """A new, empty PostgreSQL database; its URL; dropped afterwards (skipped if PG is down)."""
     require("PostgreSQL", 5432)
-    name = f"chatire_test_{secrets.token_hex(6)}"
-    admin = psycopg2.connect(PG_ADMIN)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-        yield PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with testing.fresh_database() as url:
+        yield url
