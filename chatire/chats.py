@@ -28,8 +28,10 @@ from chatire.limits import (
     DEFAULT_HISTORY_LIMIT,
     MAX_CHAT_PAGE,
     MAX_CLIENT_ID_CHARS,
+    MAX_DISPLAY_NAME_CHARS,
     MAX_HISTORY_LIMIT,
     MAX_TITLE_CHARS,
+    MAX_USERNAME_CHARS,
 )
 from chatire.logins import LoginLimits
 from chatire.model import Appended, Chat, ChatPage, Message, Page, Post, User, utc_from_timestamp
@@ -40,7 +42,7 @@ from chatire.text import Text, check
 
 log = Logger()
 
-USERNAME = re.compile(r"[A-Za-z0-9_.-]{1,150}")
+USERNAME = re.compile(f"[A-Za-z0-9_.-]{{1,{MAX_USERNAME_CHARS}}}")
 #: What a chat uri the server issues looks like (secrets.token_urlsafe): anything
 #: else names no chat, whatever the store or the bus would make of it.
 CHAT_URI = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -106,11 +108,12 @@ class ChatService:
         if display_name is not None:
             check("display_name", display_name, Text.NAME)
         if not USERNAME.fullmatch(username):
-            raise Invalid("username: 1 to 150 of letters, digits, '_', '.' and '-'")
+            raise Invalid(f"username: 1 to {MAX_USERNAME_CHARS} of letters, digits, '_', '.' "
+                          "and '-'")
         self.check_password(password)
         display = (display_name or "").strip() or username
-        if len(display) > 150:
-            raise Invalid("display_name: at most 150 characters")
+        if len(display) > MAX_DISPLAY_NAME_CHARS:
+            raise Invalid(f"display_name: at most {MAX_DISPLAY_NAME_CHARS} characters")
         self._passwords.admit(address)
         wait = await self._logins.retry_after(None, address, self.now())
         if wait:

@@ -9,6 +9,12 @@ from chatire.config import Config
 #: The protocol version this daemon speaks (``GET /api/config``).
 PROTOCOL_VERSION = 2
 
+#: A username: 1 to this many of ``[A-Za-z0-9_.-]``; a display name at most this long.
+MAX_USERNAME_CHARS = 150
+MAX_DISPLAY_NAME_CHARS = 150
+#: A new password: this many characters at least, and at most.
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 1024
 #: The longest chat title, in characters, after stripping.
 MAX_TITLE_CHARS = 200
 #: ``limit`` of ``GET /api/chats/{uri}/messages``: its default and its largest value.

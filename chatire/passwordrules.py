@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import cache
 
-MIN_CHARS = 8
-MAX_CHARS = 1024
+from chatire.limits import MAX_PASSWORD_CHARS as MAX_CHARS
+from chatire.limits import MIN_PASSWORD_CHARS as MIN_CHARS
+
 #: How many of the most common passwords are refused.
 COMMON_COUNT = 10_000
 

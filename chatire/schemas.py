@@ -12,7 +12,14 @@ from jsonschema.validators import extend
 
 from chatire import text
 from chatire.errors import Invalid
-from chatire.limits import MAX_CLIENT_ID_CHARS, MAX_TITLE_CHARS
+from chatire.limits import (
+    MAX_CLIENT_ID_CHARS,
+    MAX_DISPLAY_NAME_CHARS,
+    MAX_PASSWORD_CHARS,
+    MAX_TITLE_CHARS,
+    MAX_USERNAME_CHARS,
+    MIN_PASSWORD_CHARS,
+)
 
 Schema = dict[str, Any]
 
@@ -22,8 +29,8 @@ TEXT = "x-text"
 MESSAGE: Schema = {"type": "string", TEXT: "message"}
 NAME: Schema = {"type": "string", TEXT: "name"}
 PLAIN: Schema = {"type": "string", TEXT: "plain"}
-USERNAME: Schema = {"type": "string", "pattern": "^[A-Za-z0-9_.-]{1,150}$"}
-PASSWORD: Schema = {**PLAIN, "minLength": 8, "maxLength": 1024}
+USERNAME: Schema = {"type": "string", "pattern": f"^[A-Za-z0-9_.-]{{1,{MAX_USERNAME_CHARS}}}$"}
+PASSWORD: Schema = {**PLAIN, "minLength": MIN_PASSWORD_CHARS, "maxLength": MAX_PASSWORD_CHARS}
 #: Any string: a name that is not a chat the server issued is ChatService's not_found.
 CHAT_URI: Schema = PLAIN
 SEQ: Schema = {"type": "integer", "minimum": 0}
@@ -37,7 +44,8 @@ def _object(required: list[str], **properties: Schema) -> Schema:
 
 REQUESTS: dict[str, Schema] = {
     "Register": _object(["username", "password"], username=USERNAME, password=PASSWORD,
-                        display_name={**NAME, "type": ["string", "null"], "maxLength": 150}),
+                        display_name={**NAME, "type": ["string", "null"],
+                                      "maxLength": MAX_DISPLAY_NAME_CHARS}),
     "Credentials": _object(["username", "password"], username=NAME, password=PLAIN),
     "NewChat": _object([], title={**NAME, "type": ["string", "null"],
                                   "maxLength": MAX_TITLE_CHARS}),
@@ -204,7 +212,8 @@ def _depth(error: ValidationError) -> int:
 def _describe(error: ValidationError) -> str:
     where = ".".join(str(part) for part in error.absolute_path)
     if error.validator == "pattern":
-        return f"{where}: may only contain letters, digits, '_', '.' and '-' (1 to 150)"
+        return (f"{where}: may only contain letters, digits, '_', '.' and '-' "
+                f"(1 to {MAX_USERNAME_CHARS})")
     if error.validator == "anyOf":
         for cause in error.context or ():
             if cause.validator == TEXT:  # a string of the right type, wrong characters
