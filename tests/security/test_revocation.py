@@ -13,7 +13,7 @@ import pytest_twisted
 from tests.security.helpers import closed_within, still_open
 from tests.security.test_logs import assert_absent
 from tests.support.client import Api, Socket
-from tests.support.daemons import DaemonProcess, fresh_vhost, sleep
+from tests.support.daemons import DaemonProcess, daemon_pair, fresh_vhost, sleep
 from tests.support.services import fresh_database
 
 
@@ -97,14 +97,8 @@ def backing() -> Any:
 @pytest_twisted.async_yield_fixture
 async def two_daemons(backing: tuple[str, str], tmp_path: Path) -> AsyncIterator[Any]:
     db, amqp = backing
-    pair = [DaemonProcess(tmp_path, db, amqp, name=n) for n in ("a", "b")]
-    try:
-        for d in pair:
-            await d.start()
+    async with daemon_pair(tmp_path, db, amqp) as pair:
         yield pair
-    finally:
-        for d in pair:
-            await d.stop()
 
 
 @pytest.mark.postgres

@@ -16,7 +16,7 @@ from tests.integration.test_amqp_bus import rabbitmqctl
 from tests.security.helpers import closed_within, open_ws, refused, still_open
 from tests.security.test_revocation import check_leave, check_sign_out
 from tests.support.client import Api, Socket
-from tests.support.daemons import DaemonProcess, fresh_vhost, sleep
+from tests.support.daemons import DaemonProcess, daemon_pair, fresh_vhost, sleep
 from tests.support.services import fresh_database
 
 #: Names no client may follow: the daemon's own channel (old and new) and what
@@ -63,14 +63,8 @@ def backing() -> Iterator[tuple[str, str, str]]:
 async def two_daemons(backing: tuple[str, str, str],
                       tmp_path: Path) -> AsyncIterator[list[DaemonProcess]]:
     db, _vhost, amqp = backing
-    pair = [DaemonProcess(tmp_path, db, amqp, name=n) for n in ("a", "b")]
-    try:
-        for d in pair:
-            await d.start()
+    async with daemon_pair(tmp_path, db, amqp) as pair:
         yield pair
-    finally:
-        for d in pair:
-            await d.stop()
 
 
 @pytest.mark.postgres

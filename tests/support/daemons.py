@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,20 @@ class DaemonProcess(testing.Daemon):
     def __init__(self, workdir: Path, db: str, bus: str = "memory://", *options: str,
                  **kwargs: Any) -> None:
         super().__init__(workdir, db, bus, *QUOTAS_OFF, *options, **kwargs)
+
+
+
+@asynccontextmanager
+async def daemon_pair(workdir: Path, db: str, bus: str) -> AsyncIterator[list[DaemonProcess]]:
+    """Two daemons "a" and "b" on one store and bus, started in turn; both stopped after."""
+    pair = [DaemonProcess(workdir, db, bus, name=name) for name in ("a", "b")]
+    try:
+        for daemon in pair:
+            await daemon.start()
+        yield pair
+    finally:
+        for daemon in pair:
+            await daemon.stop()
 
 
 @contextmanager
