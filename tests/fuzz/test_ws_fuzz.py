@@ -110,6 +110,8 @@ def _exchange(daemon: SyncDaemon, token: str | None, chat: str, frames: list[Fra
                 opcode, payload = ws.next_frame()
             except TimeoutError:
                 raise AssertionError("the daemon stopped answering this socket") from None
+            if opcode == rawws.PONG:  # the answer to a ping the client sent: protocol, not chat
+                continue
             assert opcode == rawws.TEXT, opcode
             reply = json.loads(payload)
             assert isinstance(reply, dict) and reply.get("type") in REPLY_TYPES, reply
