@@ -37,6 +37,7 @@ setup(
             "pytest>=8,<10",
             "pytest-twisted>=1.14,<2",
             "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5,<4",
             "treq>=24.9",
             "hypothesis>=6.100",
             "schemathesis>=4.0,<5",
