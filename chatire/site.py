@@ -4,6 +4,7 @@ deadline to arrive whole."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import connectionDone
@@ -13,14 +14,33 @@ from twisted.web.http import HTTPChannel
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
+from chatire.jsonin import encode
+
 log = Logger()
 
 
+_NOT_UTF8 = encode({"error": {"code": "invalid", "message": "the path is not UTF-8"}})
+
+
 class CappedRequest(Request):
-    """A request that stops buffering its body past ``max_body`` bytes."""
+    """A request that stops buffering its body past ``max_body`` bytes, and whose path
+    must be UTF-8 (anything else is a JSON 400 before any resource sees it)."""
 
     max_body = 65536
     too_large = False
+
+    def process(self) -> None:
+        try:
+            unquote_to_bytes(self.path).decode("utf-8")
+        except UnicodeDecodeError:
+            # Klein would answer plain text and log a traceback per request.
+            self.setResponseCode(400)
+            self.setHeader(b"Content-Type", b"application/json; charset=utf-8")
+            self.setHeader(b"Cache-Control", b"no-store")
+            self.write(_NOT_UTF8)
+            self.finish()
+            return
+        super().process()
 
     def gotLength(self, length: int | None) -> None:
         if length is not None and length > self.max_body:

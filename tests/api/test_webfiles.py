@@ -77,3 +77,27 @@ async def test_folders_dot_dot_nul_and_misses_are_json_404s(make_daemon: Any) ->
         assert json.loads(body)["error"]["code"] == "not_found", target
         assert "Index of" not in body.decode("utf-8", "replace")
     assert (await threads.deferToThread(raw_get, port, b"/healthz"))[0] == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_path_that_is_not_utf8_is_a_json_400_with_nothing_logged(
+        make_daemon: Any) -> None:
+    from twisted.logger import globalLogPublisher
+
+    daemon = await make_daemon()
+    port = daemon.ports[0].getHost().port
+    failures: list[dict[str, Any]] = []
+
+    def observe(event: dict[str, Any]) -> None:
+        if event.get("log_failure") is not None:
+            failures.append(event)
+
+    globalLogPublisher.addObserver(observe)
+    try:
+        for target in (b"/%ff", b"/api/chats/%c3%28", b"/js/%80.js"):
+            status, _, body = await threads.deferToThread(raw_get, port, target)
+            assert status == 400, (target, status, body[:200])
+            assert json.loads(body)["error"]["code"] == "invalid", target
+    finally:
+        globalLogPublisher.removeObserver(observe)
+    assert failures == []  # no traceback per request
