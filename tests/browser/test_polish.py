@@ -232,7 +232,10 @@ def tour(request: pytest.FixtureRequest, browser: Any, daemon: Daemon,
         blocked = True
         for route in routes:
             route.close()
-        expect(connection(page)).to_have_text(re.compile("Reconnecting in"))
+        # Full-jitter backoff may retry at once (the button goes while it connects): look
+        # during a wait of 2 s or more, which a few attempts bring.
+        expect(connection(page)).to_have_text(
+            re.compile(r"Reconnecting in (?:[2-9]|\d\d)"), timeout=30_000)
         record("reconnecting", "Send", "Members", "Sign out", "Reconnect now")
         context.set_offline(True)
         expect(connection(page)).to_have_text("Offline")
