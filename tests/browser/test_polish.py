@@ -80,7 +80,10 @@ def seeded(daemon: Daemon) -> Seeded:
 
 def open_chat(page: Page, uri: str, last_text: str) -> None:
     page.goto(f"/c/{uri}")
-    if page.get_by_label("Username").count():
+    username = page.get_by_label("Username")
+    # The UI renders once it has /api/config: wait for the sign-in form or the chat.
+    expect(username.or_(page.get_by_role("log")).first).to_be_visible()
+    if username.count():
         sign_in(page, "pat")
     expect(page.get_by_role("log").get_by_text(last_text, exact=True)).to_be_visible()
 
