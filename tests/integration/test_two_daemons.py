@@ -76,9 +76,11 @@ async def test_every_client_on_either_daemon_gets_every_message_once_in_order(
             reader.socket.send({"type": "send", "chat": uri, "message": f"r{round_} u{i}",
                                 "client_id": f"{round_}-{i}"})
             total += 1
-    await defer.gatherResults([defer.ensureDeferred(r.read_until(total)) for r in readers])
+    joins = len(users) - 1  # seqs 1..3 are the joins; the messages follow
+    await defer.gatherResults([defer.ensureDeferred(r.read_until(joins + total))
+                               for r in readers])
     for reader in readers:
-        reader.check()
+        reader.check(first=joins + 1)
         assert len(reader.seqs) == total
 
     # One exclusive queue per daemon, however many sockets and chats.
@@ -108,20 +110,20 @@ async def test_reconnecting_to_the_other_daemon_with_after_loses_nothing(
     socket = await Socket.open(a.base_url, bob.token)
     await socket.subscribe(uri)
     reader = Reader(socket, uri)
-    for i in range(5):
+    for i in range(5):  # seqs 2..6 (bob's join is 1)
         await alice.post(uri, f"before {i}")
-    await reader.read_until(5)
+    await reader.read_until(6)
     await socket.close()
     for i in range(7):
         await alice.post(uri, f"while away {i}")
     again = await Socket.open(b.base_url, bob.token)
-    assert (await again.subscribe(uri, after=reader.seqs[-1]))["last_seq"] == 12
+    assert (await again.subscribe(uri, after=reader.seqs[-1]))["last_seq"] == 13
     resumed = Reader(again, uri, last=reader.seqs[-1])
     sender = await Socket.open(a.base_url, alice.token)
     for i in range(3):
         sender.send({"type": "send", "chat": uri, "message": f"live {i}", "client_id": f"l{i}"})
-    await resumed.read_until(15)
-    resumed.check(first=5)
+    await resumed.read_until(16)
+    resumed.check(first=6)
     await again.close()
     await sender.close()
 
@@ -145,8 +147,8 @@ async def test_delivery_survives_the_broker_closing_every_connection(
         if burst == 2:
             rabbitmqctl("close_all_connections", "-p", vhost, "chatire fault test")
         await sleep(0.2)
-    await reader.read_until(sent, timeout=30)
-    reader.check()
+    await reader.read_until(sent + 1, timeout=30)  # after bob's join (seq 1)
+    reader.check(first=2)
     assert len(reader.seqs) == sent
     for daemon in (a, b):  # both links come back by themselves
         for _ in range(150):
