@@ -159,3 +159,37 @@ async def test_delivery_survives_the_broker_closing_every_connection(
         assert response == (200, {"store": "ok", "bus": "ok"})
     await on_b.close()
     await sender.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_timeline_events_and_read_state_cross_daemons(
+        daemons: list[DaemonProcess]) -> None:
+    """Edits, reactions and deletes made on one daemon reach subscribers on the other in
+    seq order; a read mark on one daemon reaches the user's socket on the other; a replay
+    on the other daemon shows the message as it is now (no frame cached before the edit)."""
+    a, b = daemons
+    (alice, bob), uri = await _chat_of(Api(a.base_url), 2)
+    on_b = await Socket.open(b.base_url, bob.token)
+    await on_b.subscribe(uri)
+    await alice.post(uri, "first")  # seq 2, on a
+    frame = await on_b.next_of("message")
+    assert (frame["seq"], frame["message"]) == (2, "first")  # b caches this frame
+    assert (await alice.call("PATCH", f"/api/chats/{uri}/messages/2", {"message": "1st"}))[0] == 200
+    assert (await bob.call("PUT", f"/api/chats/{uri}/messages/2/reactions/ok"))[0] == 200
+    kinds = [(await on_b.next())["kind"] for _ in range(2)]
+    assert kinds == ["edit", "react"]
+    replay = await Socket.open(b.base_url, bob.token)
+    await replay.subscribe(uri, after=1)
+    again = await replay.next()
+    assert (again["seq"], again["message"], again["reactions"][0]["count"]) == (2, "1st", 1)
+    assert [(await replay.next())["seq"] for _ in range(2)] == [3, 4]
+    # Bob reads on daemon a; his socket on daemon b hears of it within a second.
+    on_a = await Socket.open(a.base_url, bob.token)
+    await on_a.subscribe(uri)
+    on_a.send({"type": "read", "chat": uri, "seq": 4})
+    assert await on_b.next_of("read", timeout=1.5) == {"type": "read", "chat": uri, "seq": 4}
+    assert (await alice.call("DELETE", f"/api/chats/{uri}/messages/2"))[0] == 200
+    gone = await on_b.next_of("event")
+    assert (gone["kind"], gone["target"], gone["seq"]) == ("delete", 2, 5)
+    for sock in (on_a, on_b, replay):
+        await sock.close()
