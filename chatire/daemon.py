@@ -33,6 +33,7 @@ from chatire.metrics import (
     MetricsOnly,
     MetricsResource,
 )
+from chatire.moderation import Moderation
 from chatire.service import ChatireService, default_web_root
 from chatire.site import make_site
 from chatire.store import store_from_url
@@ -112,7 +113,7 @@ def _daemon(config: Config, reactor: Any, bus: IBus | None) -> ChatireService:
     api = ChatireAPI(chats, readiness, web_root, websocket=_websocket_resource(sockets),
                      max_body_bytes=config.max_body_bytes,
                      trusted_proxies=trusted_networks(config.trusted_proxy),
-                     timeline=timeline)
+                     timeline=timeline, moderation=Moderation(chats, store))
     drain = Drain()
     site = make_site(drain.wrap(api.resource()), config.max_body_bytes,
                      site_class=AccessLogSite, request_timeout=config.request_timeout,

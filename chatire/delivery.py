@@ -20,6 +20,7 @@ from chatire.frames import (
     CONTROL,
     EPHEMERAL,
     EVENT_PREFIX,
+    deleted_event,
     event_payload,
     item_payload,
     leave_event,
@@ -406,8 +407,11 @@ class Hub:
 
     # -- control: revocation and membership ------------------------------------------------
 
-    def membership_ended(self, chat_uri: str, user_id: int) -> None:
-        self._announce(leave_event(chat_uri, user_id))
+    def membership_ended(self, chat_uri: str, user_id: int, reason: str = "left") -> None:
+        self._announce(leave_event(chat_uri, user_id, reason))
+
+    def chat_deleted(self, chat_uri: str) -> None:
+        self._announce(deleted_event(chat_uri))
 
     def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None:
         """A user read a chat up to seq: tell their other sockets, here and on every node."""
@@ -434,12 +438,24 @@ class Hub:
                     conn.send_json(frame)
         elif event.get("kind") == "leave":
             uri, user_id = event["chat"], event["user"]
+            ended: dict[str, Any] = {"type": "unsubscribed", "chat": uri}
+            if event.get("reason", "left") != "left":  # a leave says nothing more (v1)
+                ended["reason"] = event["reason"]
             for check in self._checks.get((uri, user_id), ()):
                 check.left = True
             for conn in list(self._subs.get(uri, {})):
                 if conn.user is not None and conn.user.id == user_id:
                     self._drop(conn, uri)
-                    conn.send_json({"type": "unsubscribed", "chat": uri})
+                    conn.send_json(ended)
+        elif event.get("kind") == "deleted":
+            uri = event["chat"]
+            for (chat, _), checks in self._checks.items():
+                if chat == uri:
+                    for check in checks:
+                        check.left = True
+            for conn in list(self._subs.get(uri, {})):
+                self._drop(conn, uri)
+                conn.send_json({"type": "unsubscribed", "chat": uri, "reason": "deleted"})
         elif event.get("kind") == "revoke":
             revoked = set(event["tokens"])
             for conn in list(self._conns):
