@@ -77,7 +77,7 @@ async def test_who_may_run_the_chat(api: Api, actor: str, method: str, path: str
 
 @pytest_twisted.ensureDeferred
 async def test_rename_settings_and_role_changes_are_timeline_events(api: Api) -> None:
-    owner, admin, member, other, uri = await _group(api)
+    owner, admin, member, _other, uri = await _group(api)
     await admin.call("PATCH", f"/api/chats/{uri}", {"title": "  new name "})
     status, body = await admin.call("PATCH", f"/api/chats/{uri}", {"join": "invite"})
     assert body["chat"]["title"] == "new name" and body["chat"]["join"] == "invite"
@@ -103,7 +103,7 @@ async def test_rename_settings_and_role_changes_are_timeline_events(api: Api) ->
 @pytest_twisted.ensureDeferred
 async def test_removal_ends_subscriptions_and_sends_and_a_ban_keeps_them_out(
         api: Api) -> None:
-    owner, admin, member, other, uri = await _group(api)
+    owner, admin, member, _other, uri = await _group(api)
     ws = await Socket.open(api.base_url, member.token)
     await ws.subscribe(uri)
     status, _ = await admin.call("DELETE", f"/api/chats/{uri}/members/{member.id}?ban=1")
@@ -117,7 +117,7 @@ async def test_removal_ends_subscriptions_and_sends_and_a_ban_keeps_them_out(
     code = body["invite"]["code"]
     assert (await member.call("POST", f"/api/invites/{code}"))[0] == 403
     _, events = await owner.call("GET", f"/api/chats/{uri}/events")
-    removal = [e for e in events["events"] if e["kind"] == "remove"][0]
+    removal = next(e for e in events["events"] if e["kind"] == "remove")
     assert removal["subject"]["id"] == member.id and removal["ban"] is True
     assert removal["user"]["id"] == admin.id
     # Unbanned: back through the link.
@@ -129,7 +129,7 @@ async def test_removal_ends_subscriptions_and_sends_and_a_ban_keeps_them_out(
 
 @pytest_twisted.ensureDeferred
 async def test_invites_expire_run_out_are_revoked_and_all_look_the_same(api: Api) -> None:
-    owner, admin, member, other, uri = await _group(api)
+    owner, admin, _member, _other, uri = await _group(api)
     await owner.call("PATCH", f"/api/chats/{uri}", {"join": "invite"})
     guest, late, third = await api.user(), await api.user(), await api.user()
     assert (await guest.call("POST", f"/api/chats/{uri}/members"))[0] == 403
@@ -179,7 +179,7 @@ async def test_the_owner_leaving_hands_over_and_the_last_member_deletes(api: Api
 
 @pytest_twisted.ensureDeferred
 async def test_deleting_a_chat_ends_every_subscription(api: Api) -> None:
-    owner, admin, member, other, uri = await _group(api)
+    owner, admin, member, _other, uri = await _group(api)
     sockets = [await Socket.open(api.base_url, user.token) for user in (admin, member)]
     for ws in sockets:
         await ws.subscribe(uri)
@@ -219,7 +219,7 @@ async def test_direct_chats_are_one_per_pair_and_closed_to_others(api: Api) -> N
 async def test_races_for_the_last_invite_use_and_a_direct_chat(api: Api, db_url: str) -> None:
     if not db_url.startswith("postgresql"):
         pytest.skip("the race is PostgreSQL's (SQLite runs one transaction at a time)")
-    owner, admin, member, other, uri = await _group(api)
+    owner, _admin, _member, _other, uri = await _group(api)
     for _ in range(3):
         _, body = await owner.call("POST", f"/api/chats/{uri}/invites", {"max_uses": 1})
         code = body["invite"]["code"]
