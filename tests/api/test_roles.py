@@ -234,3 +234,31 @@ async def test_races_for_the_last_invite_use_and_a_direct_chat(api: Api, db_url:
         replies = await defer.gatherResults([defer.ensureDeferred(a) for a in asks])
         assert len({body["chat"]["uri"] for _, body in replies}) == 1
         assert sorted(status for status, _ in replies) == [200, 200, 200, 201]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_invite_expires_at_its_time(db_url: str) -> None:
+    """The store judges expiry by the time it is given: a second after is too late."""
+    from datetime import UTC, datetime, timedelta
+
+    from twisted.internet import reactor
+
+    from chatire.errors import NotFound
+    from chatire.store import store_from_url
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    store = store_from_url(db_url, reactor)
+    await store.start()
+    owner = await store.create_user("owner", "x", "owner", now)
+    guest = await store.create_user("guest", "x", "guest", now)
+    chat = await store.create_chat("a" * 24, "t", owner.id, now)
+    invite = await store.create_invite(chat, owner, "e" * 32, now + timedelta(seconds=60),
+                                       None, now)
+    assert [i.code for i in await store.invites(chat, now + timedelta(seconds=59))] == [
+        invite.code]
+    assert await store.invites(chat, now + timedelta(seconds=60)) == []
+    with pytest.raises(NotFound):
+        await store.use_invite(invite.code, guest, now + timedelta(seconds=61))
+    joined, event = await store.use_invite(invite.code, guest, now + timedelta(seconds=1))
+    assert joined.uri == chat.uri and event is not None and event.kind == "join"
+    await store.stop()
