@@ -23,6 +23,7 @@ from chatire.health import LIVE, Readiness
 from chatire.limits import public_config
 from chatire.model import Event, User, item_json
 from chatire.moderation import Moderation
+from chatire.presence import Presence
 from chatire.ratelimit import whole_seconds
 from chatire.schemas import validate
 from chatire.timeline import TimelineService
@@ -86,6 +87,7 @@ class ChatireAPI:
     ui_files: UIFiles | None = None
     timeline: TimelineService | None = None
     moderation: Moderation | None = None
+    presence: Presence | None = None
     router = Klein()
 
     def __attrs_post_init__(self) -> None:
@@ -207,6 +209,9 @@ class ChatireAPI:
     async def chat(self, request: IRequest, uri: str) -> bytes:
         user = await self._user(request)
         chat, members = await self.chats.details(user, uri)
+        if self.presence is not None:
+            online = set(self.presence.online(uri))
+            members = [attrs.evolve(m, online=m.user.id in online) for m in members]
         return _respond(request, 200, {"chat": chat.to_json(),
                                        "members": [m.to_json() for m in members]})
 

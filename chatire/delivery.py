@@ -30,7 +30,8 @@ from chatire.frames import (
 )
 from chatire.interfaces import IBus, IStore
 from chatire.jsonin import encode
-from chatire.model import Chat, Event, Message, Timeline, User
+from chatire.model import Chat, Event, Message, Timeline, User, utc_from_timestamp
+from chatire.presence import Presence
 from chatire.subscription import Ack, PendingCheck, Subscriber, Subscription
 from chatire.typing_gate import TypingGate
 from chatire.waiters import Waiters
@@ -43,7 +44,8 @@ class Hub:
     def __init__(self, store: IStore, bus: IBus, clock: IReactorTime,
                  prepare: Callable[[bytes], Any], *, sweep_interval: float = 2.0,
                  page_size: int = 200, frame_cache: int = 4096,
-                 max_subscriptions: int = 1000, typing_interval: float = 3.0) -> None:
+                 max_subscriptions: int = 1000, typing_interval: float = 3.0,
+                 presence_grace: float = 15.0) -> None:
         self.store = store
         self.bus = bus
         self._clock = clock
@@ -70,6 +72,9 @@ class Hub:
         self.gap_fills = 0  # fills from the store started (exported by chatire.metrics)
         self._last_failure_log = float("-inf")
         self._node = secrets.token_hex(8)  # names this node's own control events
+        self.presence = Presence(self._node, clock, self._tell_nodes, self._presence_changed,
+                                 grace=presence_grace, seen=self._seen)
+        self._last_seen_written: dict[int, float] = {}
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -78,11 +83,36 @@ class Hub:
         self.bus.start(self.on_bus_message, self.on_bus_reconnect)
         if self._sweep_interval > 0:
             self._sweep.start(self._sweep_interval, now=False)
+        self.presence.start()
 
     def stop(self) -> Deferred[None]:
         if self._sweep.running:
             self._sweep.stop()
+        self.presence.stop()
         return self.bus.stop()
+
+    # -- presence --------------------------------------------------------------------
+
+    def _tell_nodes(self, event: dict[str, Any]) -> None:
+        """A presence change or snapshot of this node, to the others (never stored)."""
+        self.bus.publish(CONTROL, EPHEMERAL, encode(event)).addErrback(
+            self._publish_failed, CONTROL)
+
+    def _presence_changed(self, uri: str, user: User, online: bool) -> None:
+        frame = {"type": "presence", "chat": uri, "user": user.to_json(), "online": online}
+        for conn in list(self._subs.get(uri, {})):
+            conn.send_json(frame)
+
+    def _seen(self, user_id: int) -> None:
+        """A user left this node: note when they were last seen (once a minute at most)."""
+        now = self._clock.seconds()
+        if now - self._last_seen_written.get(user_id, float("-inf")) < 60.0:
+            return
+        self._last_seen_written[user_id] = now
+        if len(self._last_seen_written) > 100_000:
+            self._last_seen_written.clear()
+        self.store.touch_seen([user_id], utc_from_timestamp(now)).addErrback(
+            lambda f: log.warn("last_seen not written: {error}", error=str(f.value)))
 
     def connections(self) -> list[Subscriber]:
         return list(self._conns)
@@ -142,6 +172,8 @@ class Hub:
         old = mine.get(uri)
         if old is not None:
             self._retire(old)
+        else:
+            self.presence.subscribed(uri, user)
         sub = Subscription(conn, uri)
         self._subs.setdefault(uri, {})[conn] = sub
         mine[uri] = sub
@@ -156,7 +188,8 @@ class Hub:
             newest += 1
         sub.last_sent = chat.last_seq if after is None else after
         sub.target = newest
-        conn.send_json({"type": "subscribed", "chat": uri, "last_seq": chat.last_seq})
+        conn.send_json({"type": "subscribed", "chat": uri, "last_seq": chat.last_seq,
+                        "online": self.presence.online(uri)})
         sub.filling = False
         self._catch_up(sub)
 
@@ -178,6 +211,8 @@ class Hub:
         if sub is None:
             return False
         self._retire(sub)
+        if conn.user is not None:
+            self.presence.unsubscribed(uri, conn.user)
         subs = self._subs.get(uri)
         if subs is not None:
             subs.pop(conn, None)
@@ -456,6 +491,8 @@ class Hub:
             for conn in list(self._subs.get(uri, {})):
                 self._drop(conn, uri)
                 conn.send_json({"type": "unsubscribed", "chat": uri, "reason": "deleted"})
+        elif event.get("kind") in ("presence", "presence_snapshot"):
+            self.presence.heard(event)
         elif event.get("kind") == "revoke":
             revoked = set(event["tokens"])
             for conn in list(self._conns):

@@ -94,6 +94,9 @@ class IStore(Interface):
     def members(chat_id: int) -> Deferred[list[Member]]:
         """Fire with the chat's members (user, role, read_seq), by join order."""
 
+    def touch_seen(user_ids: list[int], now: datetime) -> Deferred[None]:
+        """Note that these users were online until now (their last_seen)."""
+
     def membership(chat_id: int, user_id: int) -> Deferred[str | None]:
         """Fire with the user's role in the chat, or None if not a member."""
 

@@ -82,14 +82,18 @@ class Membership:
 
 @attrs.frozen
 class Member:
-    """A member as the chat's details list it: the user, their role and read state."""
+    """A member as the chat's details list it: the user, role, read state and presence."""
 
     user: User
     role: str
     read_seq: int
+    last_seen: datetime | None = None
+    online: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.user.to_json(), "role": self.role, "read_seq": self.read_seq}
+        return {**self.user.to_json(), "role": self.role, "read_seq": self.read_seq,
+                "online": self.online,
+                "last_seen": None if self.last_seen is None else iso(self.last_seen)}
 
 
 @attrs.frozen

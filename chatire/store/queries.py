@@ -216,12 +216,20 @@ async def list_chats(cur: Cursor, user_id: int, limit: int | None = None,
 
 async def members(cur: Cursor, chat_id: int) -> list[Member]:
     await cur.execute(
-        """SELECT u.id, u.username, u.display_name, m.role, m.read_seq FROM members m
-           JOIN users u ON u.id = m.user_id WHERE m.chat_id = %s
+        """SELECT u.id, u.username, u.display_name, m.role, m.read_seq, u.last_seen
+           FROM members m JOIN users u ON u.id = m.user_id WHERE m.chat_id = %s
            ORDER BY m.joined_at, u.id""",
         (chat_id,),
     )
-    return [Member(User(int(r[0]), r[1], r[2]), r[3], int(r[4])) for r in cur.fetchall()]
+    return [Member(User(int(r[0]), r[1], r[2]), r[3], int(r[4]),
+                   last_seen=None if r[5] is None else cur.time(r[5]))
+            for r in cur.fetchall()]
+
+
+async def touch_seen(cur: Cursor, user_ids: list[int], now: datetime) -> None:
+    marks = ", ".join(["%s"] * len(user_ids))
+    await cur.execute(f"UPDATE users SET last_seen = %s WHERE id IN ({marks})",
+                      (now, *user_ids), alone=True)
 
 
 async def membership(cur: Cursor, chat_id: int, user_id: int) -> str | None:

@@ -233,6 +233,9 @@ MIGRATIONS: tuple[tuple[str | dict[str, str], ...], ...] = (
             created_at {time} NOT NULL,
             PRIMARY KEY (chat_id, user_id))""",
     ),
+    (  # presence: when a user was last online (written at most once a minute)
+        "ALTER TABLE users ADD COLUMN last_seen {time}",
+    ),
 )
 
 #: Any constant: the advisory lock that keeps two daemons from migrating at once.

@@ -116,6 +116,9 @@ class SQLStore:
     def members(self, chat_id: int) -> Deferred[list[Member]]:
         return self.engine.run(queries.members, chat_id)
 
+    def touch_seen(self, user_ids: list[int], now: datetime) -> Deferred[None]:
+        return self.engine.run(queries.touch_seen, user_ids, now)
+
     def membership(self, chat_id: int, user_id: int) -> Deferred[str | None]:
         return self.engine.run(queries.membership, chat_id, user_id)
 
