@@ -268,3 +268,26 @@ def test_more_reactors_than_a_frame_lists() -> None:
                                               reactions=((THUMB, 11, [*many[1:10], 99]),)))
     report = h.check()
     assert report.wrong == 1 and "99" in report.details[0], report.details
+
+
+def test_a_delete_takes_the_reactions_with_it() -> None:
+    h = History()
+    h.follow("live", "c", 0)
+    h.follow("late", "c", 0)
+    h.invoke("w", "c", "w-1", text="hi")
+    h.ok("w-1", 1, 101)
+    frames = [msg(1, "w-1", "hi"), ev(2, "react", R, target=1, emoji=THUMB, count=1),
+              ev(3, "delete", W, target=1)]
+    h.applied(h.change("r", R, "c", "react", 1, emoji=THUMB).key, frames[1])
+    h.applied(h.change("w", W, "c", "delete", 1).key, frames[2])
+    gone = msg(1, "w-1", "hi", deleted=True)
+    for frame in frames:
+        h.receive_frame("live", frame)
+    for frame in [gone, *frames[1:]]:  # replayed: deleted, then its react, then the delete
+        h.receive_frame("late", frame)
+    h.store("c", [Entry.parse(f) for f in frames], {1: MessageState.parse(gone)})
+    report = h.check()
+    assert report.clean, report.details
+    h.states["c"][1] = MessageState.parse(msg(1, "w-1", "hi", deleted=True,
+                                              reactions=((THUMB, 1, [R]),)))
+    assert h.check().wrong == 1

@@ -6,6 +6,8 @@ unreact, join, leave), parsed from a socket frame or from the store's
 way a follower does: a message frame gives the message's state when it was sent, and
 each event after it is applied in order, idempotently (an event applied twice changes
 nothing), so a replayed message that already shows later changes still ends right.
+A delete erases the message's text, its edits' texts and its reactions (PROTOCOL.md
+names the texts; chatire erases the reactions with them, and so a delete here does).
 """
 
 from __future__ import annotations
@@ -148,8 +150,11 @@ class Replica:
             d.edited = True
             if not d.deleted:
                 d.text = entry.text
-        elif entry.kind == "delete":
+        elif entry.kind == "delete":  # erases the text and the reactions
             d.deleted, d.text = True, ""
+            d.counts.clear()
+            d.users.clear()
+            d.partial.clear()
         elif entry.kind in ("react", "unreact") and entry.emoji is not None:
             users = d.users.setdefault(entry.emoji, set())
             if entry.user is not None:
