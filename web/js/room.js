@@ -35,6 +35,7 @@ export class ChatRoom {
     this.ctx = ctx;
     this.closed = false;
     this.ready = false;
+    this.member = false; // known to be a member (so the chat may be followed)
     this.olderPromise = null;
     this.catchingUp = null;
     this.role = (ctx.chatInfo(uri) || {}).role || "member";
@@ -73,6 +74,7 @@ export class ChatRoom {
       if (self && self.role) this.role = self.role;
       const listed = this.ctx.chatInfo(this.uri) || {};
       const readSeq = self && typeof self.read_seq === "number" ? self.read_seq : listed.read_seq;
+      this.member = true;
       this.ctx.follow(this.uri);
       const t = this.timeline;
       if (t.loaded && info.chat.last_seq - (t.resumeSeq ?? 0) > STALE_AFTER) t.reset();

@@ -88,7 +88,7 @@ export function startShell(root, me, { onSignOut }) {
   /** Follow every chat of the list (and the open one); stop following the others. */
   function syncFollows() {
     const want = new Set(chats.map((c) => c.uri));
-    if (room && !room.closed) want.add(room.uri);
+    if (room && !room.closed && room.member) want.add(room.uri); // never before it has joined
     for (const uri of want) follow(uri);
     for (const uri of [...socket.subscriptions.keys()]) {
       if (!want.has(uri)) {
@@ -294,6 +294,12 @@ export function startShell(root, me, { onSignOut }) {
         socket.subscriptions.delete(frame.chat);
         follow(frame.chat);
       }
+    } else if (frame.type === "error" && frame.chat && !frame.client_id
+               && (frame.code === "forbidden" || frame.code === "not_found")) {
+      // Not (or no longer) a member: not followed, so following it later asks again.
+      socket.subscriptions.delete(frame.chat);
+      store.peek(frame.chat)?.reset();
+      refreshSoon();
     }
     if (room && frame.chat === room.uri) {
       room.onFrame(frame);
