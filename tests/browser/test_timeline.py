@@ -344,6 +344,62 @@ def test_join_and_leave_show_as_lines(
     expect(line.get_by_role("button")).to_have_count(0)
 
 
+# -- idempotent frames ---------------------------------------------------------------------------
+
+def test_every_frame_delivered_twice_changes_nothing(
+        new_page: Callable[..., Page], daemon: Daemon, people: People) -> None:
+    here = chat(daemon, "Twice here", people.ann, people.ben)
+    there = chat(daemon, "Twice there", people.ann, people.ben)
+    keep = post(daemon, here, people.ben, "keep me")
+    drop = post(daemon, here, people.ben, "drop me")
+    page = new_page()
+    page.add_init_script(f"sessionStorage.setItem('chatire.token', {json.dumps(people.ann)})")
+    doubled: list[str] = []
+
+    def twice(ws: Any) -> None:  # each server frame reaches the page two times
+        server = ws.connect_to_server()
+
+        def relay(message: str | bytes) -> None:
+            doubled.append(str(message))
+            ws.send(message)
+            ws.send(message)
+
+        server.on_message(relay)
+
+    page.route_web_socket(re.compile(r"/ws$"), twice)
+    page.goto(f"/c/{here}")
+    expect(connection(page)).to_have_text("Live")
+    expect(msg(page, "drop me")).to_be_visible()
+
+    base = f"/api/chats/{here}/messages"
+    daemon.call("PUT", f"{base}/{keep['seq']}/reactions/%F0%9F%91%8D", None, people.ben)
+    daemon.call("PUT", f"{base}/{keep['seq']}/reactions/%F0%9F%91%8D", None, people.ann)
+    daemon.call("DELETE", f"{base}/{keep['seq']}/reactions/%F0%9F%91%8D", None, people.ben)
+    daemon.call("PATCH", f"{base}/{keep['seq']}", {"message": "kept, edited"}, people.ben)
+    daemon.call("DELETE", f"{base}/{drop['seq']}", None, people.ben)
+    daemon.call("POST", f"/api/chats/{here}/members", None, people.cy)
+    daemon.call("DELETE", f"/api/chats/{here}/members/me", None, people.cy)
+    post(daemon, here, people.ben, "last here")
+    for text in ("one", "two"):
+        post(daemon, there, people.ben, text)
+
+    expect(msg(page, "last here")).to_be_visible()
+    expect(log(page).get_by_text("Cy Young left")).to_be_visible()
+    expect(badge_link(page, "Twice there")).to_have_accessible_name(re.compile("unread"))
+    assert any('"type":"event"' in f.replace(" ", "") for f in doubled)
+    expect(msg(page, "last here")).to_have_count(1)
+    expect(msg(page, "kept, edited")).to_have_count(1)
+    expect(msg(page, "kept, edited").get_by_text("edited", exact=True)).to_have_count(1)
+    expect(chip(page, "kept, edited", "👍 1")).to_have_attribute("aria-pressed", "true")
+    expect(msg(page, "message deleted")).to_have_count(1)
+    expect(log(page).get_by_text("Cy Young joined")).to_have_count(1)
+    expect(log(page).get_by_text("Cy Young left")).to_have_count(1)
+    expect(badge_link(page, "Twice there")).to_have_accessible_name(re.compile(", 2 unread"))
+    seqs = [int(s) for s in log(page).locator("li[data-seq], li[data-event-seq]").evaluate_all(
+        "items => items.map(i => i.dataset.seq || i.dataset.eventSeq)")]
+    assert seqs == sorted(set(seqs))
+
+
 # -- read state --------------------------------------------------------------------------------
 
 def badge_link(page: Page, title: str) -> Locator:
