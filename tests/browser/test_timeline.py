@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -356,6 +358,8 @@ def test_every_frame_delivered_twice_changes_nothing(
     page.add_init_script(f"sessionStorage.setItem('chatire.token', {json.dumps(people.ann)})")
     doubled: list[str] = []
 
+    reads: list[tuple[float, dict[str, Any]]] = []
+
     def twice(ws: Any) -> None:  # each server frame reaches the page two times
         server = ws.connect_to_server()
 
@@ -364,7 +368,14 @@ def test_every_frame_delivered_twice_changes_nothing(
             ws.send(message)
             ws.send(message)
 
+        def up(message: str | bytes) -> None:  # the page's frames, as they are
+            frame = json.loads(message)
+            if frame.get("type") == "read":
+                reads.append((time.monotonic(), frame))
+            server.send(message)
+
         server.on_message(relay)
+        ws.on_message(up)
 
     page.route_web_socket(re.compile(r"/ws$"), twice)
     page.goto(f"/c/{here}")
@@ -398,6 +409,22 @@ def test_every_frame_delivered_twice_changes_nothing(
     seqs = [int(s) for s in log(page).locator("li[data-seq], li[data-event-seq]").evaluate_all(
         "items => items.map(i => i.dataset.seq || i.dataset.eventSeq)")]
     assert seqs == sorted(set(seqs))
+
+    # Ann saw it all as it came: her read mark reaches the end, sent at most once a second
+    # (measured here, after the page: a little less).
+    last = msg_seq(daemon, here, people.ann, "last here")
+    deadline = time.monotonic() + 5
+    while read_seq(daemon, people.ann, here) < last and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert read_seq(daemon, people.ann, here) >= last
+    mine = [(at, frame["seq"]) for at, frame in reads if frame["chat"] == here]
+    assert [seq for _, seq in mine] == sorted({seq for _, seq in mine})
+    assert all(b[0] - a[0] > 0.7 for a, b in itertools.pairwise(mine)), mine
+
+
+def read_seq(daemon: Daemon, who: str, uri: str) -> int:
+    chats = daemon.call("GET", "/api/chats", token=who)["chats"]
+    return int(next(c["read_seq"] for c in chats if c["uri"] == uri))
 
 
 # -- read state --------------------------------------------------------------------------------

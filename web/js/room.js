@@ -296,7 +296,7 @@ export class ChatRoom {
         this.view.alert(`Could not delete the message: ${describe(err)}`);
       }
     }
-    this.view.log.reveal(seq);
+    this.view.log.focusMessage(seq); // where the dialog was opened from
   }
 
   pickReaction(seq, button) {

@@ -304,6 +304,14 @@ export class MessageLog {
     for (const el of li.querySelectorAll(ROVING)) el.tabIndex = 0;
   }
 
+  /** Give the message `seq` the focus (it becomes the tab stop), without scrolling. */
+  focusMessage(seq) {
+    const li = this.nodes.get(seq);
+    if (!li || !li.dataset.seq) return;
+    this.setCurrent(li);
+    li.focus({ preventScroll: true });
+  }
+
   /** Give the message `seq` the focus, scrolled into the middle, and highlight it briefly. */
   reveal(seq) {
     const li = this.nodes.get(seq);
