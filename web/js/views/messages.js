@@ -460,8 +460,9 @@ export class MessageLog {
     li.querySelector(".edited-tag")?.remove();
     this.editing = { seq, form };
     this.autosize(field);
-    field.focus();
+    field.focus({ preventScroll: true });
     field.setSelectionRange(field.value.length, field.value.length);
+    form.scrollIntoView({ block: "nearest" }); // its Save and Cancel too
   }
 
   /** Close the editor and show the message as it is now; `refocus` gives the message the focus. */
