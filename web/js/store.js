@@ -1,6 +1,8 @@
 /** Client state: each chat's timeline (messages and line events by seq, applied in seq order) and pending sends. */
 import { LINE_KINDS, MESSAGE_KINDS, applyToMessage, normalizeMessage } from "/js/events.js";
 
+const ORPHANS = 200;
+
 /**
  * One chat's timeline. `items` holds messages and line events (join, leave, ...) ascending by
  * seq. Socket frames go through `receive`, which applies the chat's events strictly in seq
@@ -19,6 +21,8 @@ export class Timeline {
     this.pending = new Map();
     /** seq -> frame that arrived past a hole */
     this.held = new Map();
+    /** Recent events about messages not loaded (yet): an older page asked for meanwhile gets them. */
+    this.orphans = [];
     this.loaded = false;
     this.hasOlder = false;
     this.streamSeq = null;
@@ -83,6 +87,14 @@ export class Timeline {
       this.insert(line);
       added.push(line);
     }
+    // Events about these messages that came while the page was on its way.
+    for (const event of this.orphans) {
+      const target = this.bySeq.get(event.target);
+      if (target && target.kind === "message" && event.seq > (target.asOf || 0)) {
+        target.asOf = event.seq;
+        applyToMessage(target, event);
+      }
+    }
     added.sort((a, b) => a.seq - b.seq);
     return added;
   }
@@ -127,8 +139,13 @@ export class Timeline {
     const { type: _type, ...event } = frame;
     if (MESSAGE_KINDS.has(event.kind)) {
       const target = this.message(event.target);
+      if (!target) {
+        this.orphans.push(event);
+        if (this.orphans.length > ORPHANS) this.orphans.shift();
+        return;
+      }
       // A message loaded over HTTP already shows every event up to its `asOf`.
-      if (!target || event.seq <= (target.asOf || 0)) return;
+      if (event.seq <= (target.asOf || 0)) return;
       target.asOf = event.seq;
       if (applyToMessage(target, event)) out.changes.push({ updated: event.target });
     } else if (LINE_KINDS.has(event.kind)) {
@@ -216,6 +233,7 @@ export class Timeline {
     this.items = [];
     this.bySeq.clear();
     this.held.clear();
+    this.orphans = [];
     this.loaded = false;
     this.hasOlder = false;
     this.streamSeq = null;
