@@ -21,9 +21,10 @@ from chatire.clientaddr import Network, client_address
 from chatire.errors import ChatireError, Invalid, NotFound, TooLarge, Unauthenticated
 from chatire.health import LIVE, Readiness
 from chatire.limits import public_config
-from chatire.model import User
+from chatire.model import Event, User, item_json
 from chatire.ratelimit import whole_seconds
 from chatire.schemas import validate
+from chatire.timeline import TimelineService
 from chatire.webfiles import UIFiles
 
 log = Logger()
@@ -82,7 +83,17 @@ class ChatireAPI:
     max_body_bytes: int = 65536
     trusted_proxies: tuple[Network, ...] = ()
     ui_files: UIFiles | None = None
+    timeline: TimelineService | None = None
     router = Klein()
+
+    def __attrs_post_init__(self) -> None:
+        if self.timeline is None:  # a stand-alone API (tests): its own timeline rules
+            self.timeline = TimelineService(self.chats, self.chats.store, self.chats.clock)
+
+    @property
+    def _timeline(self) -> TimelineService:
+        assert self.timeline is not None
+        return self.timeline
 
     def resource(self) -> KleinResource:
         return self.router.resource()
@@ -207,7 +218,7 @@ class ChatireAPI:
         user = await self._user(request)
         body = self._body(request, "NewMessage")
         message, created = await self.chats.post(user, uri, body["message"],
-                                                 body.get("client_id"))
+                                                 body.get("client_id"), body.get("reply_to"))
         return _respond(request, 201 if created else 200, {"message": message.to_json()})
 
     @router.route("/api/chats/<string:uri>/messages", methods=["GET"])
@@ -218,6 +229,42 @@ class ChatireAPI:
                                         _int_arg(request, "limit"))
         return _respond(request, 200, {"messages": [m.to_json() for m in page.messages],
                                        "has_more": page.has_more})
+
+    # -- the timeline ---------------------------------------------------------------
+
+    @router.route("/api/chats/<string:uri>/messages/<string:seq>", methods=["PATCH"])
+    async def edit(self, request: IRequest, uri: str, seq: str) -> bytes:
+        user = await self._user(request)
+        body = self._body(request, "EditMessage")
+        event = await self._timeline.edit(user, uri, _seq(seq), body["message"])
+        return _event(request, event)
+
+    @router.route("/api/chats/<string:uri>/messages/<string:seq>", methods=["DELETE"])
+    async def delete(self, request: IRequest, uri: str, seq: str) -> bytes:
+        user = await self._user(request)
+        return _event(request, await self._timeline.delete(user, uri, _seq(seq)))
+
+    @router.route("/api/chats/<string:uri>/messages/<string:seq>/reactions/<string:emoji>",
+                  methods=["PUT", "DELETE"])
+    async def react(self, request: IRequest, uri: str, seq: str, emoji: str) -> bytes:
+        user = await self._user(request)
+        on = request.method == b"PUT"
+        return _event(request, await self._timeline.react(user, uri, _seq(seq), emoji, on))
+
+    @router.route("/api/chats/<string:uri>/events", methods=["GET"])
+    async def events(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        page = await self._timeline.events(user, uri, _int_arg(request, "after"),
+                                           _int_arg(request, "limit"))
+        return _respond(request, 200, {"events": [item_json(item) for item in page.items],
+                                       "has_more": page.has_more})
+
+    @router.route("/api/chats/<string:uri>/read", methods=["PUT"])
+    async def read(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        body = self._body(request, "ReadMark")
+        await self._timeline.mark_read(user, uri, body["seq"])
+        return _respond(request, 204, None)
 
     # -- service ------------------------------------------------------------------
 
@@ -266,6 +313,17 @@ class ChatireAPI:
         for name, value in _UI_HEADERS.items():
             request.setHeader(name, value)
         return self.ui_files.resource(found)
+
+
+def _seq(text: str) -> int:
+    """A message's seq in a path: digits, or no such message (404, as any other path)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        raise NotFound("no such message")
+    return int(text)
+
+
+def _event(request: IRequest, event: Event | None) -> bytes:
+    return _respond(request, 200, {"event": None if event is None else event.to_json()})
 
 
 _UI_HEADERS = {

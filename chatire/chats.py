@@ -1,4 +1,4 @@
-"""ChatService: every chat rule (accounts, membership, limits, idempotency) in one place."""
+"""ChatService: the chat rules of accounts, chats, membership, posting, limits and idempotency."""
 
 from __future__ import annotations
 
@@ -30,11 +30,23 @@ from chatire.limits import (
     MAX_CLIENT_ID_CHARS,
     MAX_DISPLAY_NAME_CHARS,
     MAX_HISTORY_LIMIT,
+    MAX_SEQ,
     MAX_TITLE_CHARS,
     MAX_USERNAME_CHARS,
 )
 from chatire.logins import LoginLimits
-from chatire.model import Appended, Chat, ChatPage, Message, Page, Post, User, utc_from_timestamp
+from chatire.model import (
+    Appended,
+    Chat,
+    ChatPage,
+    Event,
+    Member,
+    Message,
+    Page,
+    Post,
+    User,
+    utc_from_timestamp,
+)
 from chatire.paging import decode_cursor, encode_cursor
 from chatire.passwordrules import common_passwords, password_problem
 from chatire.ratelimit import TokenBucket
@@ -58,6 +70,10 @@ class ChatEvents(Protocol):
 
     def message_committed(self, message: Message) -> None: ...
 
+    def event_committed(self, event: Event) -> None: ...
+
+    def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None: ...
+
     def membership_ended(self, chat_uri: str, user_id: int) -> None: ...
 
     def tokens_revoked(self, token_hashes: list[str]) -> None: ...
@@ -65,6 +81,12 @@ class ChatEvents(Protocol):
 
 class _NoEvents:
     def message_committed(self, message: Message) -> None:
+        pass
+
+    def event_committed(self, event: Event) -> None:
+        pass
+
+    def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None:
         pass
 
     def membership_ended(self, chat_uri: str, user_id: int) -> None:
@@ -83,6 +105,7 @@ class ChatService:
         self.config = config
         self.events: ChatEvents = events or _NoEvents()
         self._clock = clock
+        self.clock = clock
         self._passwords = passwords
         self._sends = TokenBucket(clock, config.send_rate, config.send_burst)
         self._logins = LoginLimits(store, config.login_failures,
@@ -259,19 +282,32 @@ class ChatService:
             raise Forbidden("you are not a member of this chat")
         return chat
 
-    async def details(self, user: User, uri: str) -> tuple[Chat, list[User]]:
+    async def member_role(self, user: User, uri: str) -> tuple[Chat, str]:
+        """The chat's identity and the user's role in it; NotFound or Forbidden otherwise."""
+        chat = await self._known_chat(uri)
+        role: str | None = await self.store.membership(chat.id, user.id)
+        if role is None:
+            raise Forbidden("you are not a member of this chat")
+        return chat, role
+
+    async def details(self, user: User, uri: str) -> tuple[Chat, list[Member]]:
         chat = await self.member_chat(user, uri)
-        members: list[User] = await self.store.members(chat.id)
+        members: list[Member] = await self.store.members(chat.id)
         return chat, members
 
     async def join(self, user: User, uri: str) -> Chat:
         chat = await self.chat(uri)
-        await self.store.add_member(chat.id, user.id, self.now())
+        joined: Event | None = await self.store.add_member(chat, user, self.now())
+        if joined is not None:
+            self.events.event_committed(joined)
+            chat = await self.chat(uri)  # last_seq is the join's now
         return chat
 
     async def leave(self, user: User, uri: str) -> None:
         chat = await self.chat(uri)
-        if await self.store.remove_member(chat.id, user.id):
+        left: Event | None = await self.store.remove_member(chat, user, self.now())
+        if left is not None:
+            self.events.event_committed(left)
             self.events.membership_ended(uri, user.id)
 
     # -- messages -------------------------------------------------------------
@@ -284,23 +320,33 @@ class ChatService:
             raise Invalid(f"message: at most {self.config.max_message_chars} characters")
         return text
 
-    async def submit(self, user: User, uri: str, text: str,
-                     client_id: str | None) -> Deferred[tuple[Message, bool]]:
+    def take_send(self, user: User) -> None:
+        """Count one change by the user (a post, an edit, a reaction); RateLimited past
+        --send-rate."""
+        wait = self._sends.take(user.id)
+        if wait:
+            raise RateLimited("sending too fast; slow down", retry_after=wait)
+
+    async def submit(self, user: User, uri: str, text: str, client_id: str | None,
+                     reply_to: int | None = None) -> Deferred[tuple[Message, bool]]:
         """Check and queue a post; the returned Deferred fires once it is committed.
 
-        Posts submitted one after another to one chat get ascending seqs.
+        Posts submitted one after another to one chat get ascending seqs. A reply
+        names a message of the same chat (messages are never removed, so the check
+        cannot race: a deleted one stays as a tombstone).
         """
         text = self.clean_text(text)
         if client_id is not None:
             if not 1 <= len(client_id) <= MAX_CLIENT_ID_CHARS:
                 raise Invalid(f"client_id: 1 to {MAX_CLIENT_ID_CHARS} characters")
             check("client_id", client_id, Text.PLAIN)
-        wait = self._sends.take(user.id)
-        if wait:
-            raise RateLimited("sending too fast; slow down", retry_after=wait)
+        self.take_send(user)
         chat = await self._known_chat(uri)
-        return self._appender.append(chat, Post(user.id, text, client_id)).addCallback(
-            self._committed)
+        if reply_to is not None and (not 1 <= reply_to <= MAX_SEQ
+                                     or await self.store.message_at(chat, reply_to) is None):
+            raise Invalid("reply_to: not a message of this chat")
+        post = Post(user.id, text, client_id, reply_to)
+        return self._appender.append(chat, post).addCallback(self._committed)
 
     def stop_posting(self) -> Deferred[None]:
         """Refuse posts from now on (Unavailable); fire once the ones taken are settled."""
@@ -311,24 +357,24 @@ class ChatService:
             self.events.message_committed(appended.message)
         return appended.message, appended.created
 
-    async def post(self, user: User, uri: str, text: str,
-                   client_id: str | None) -> tuple[Message, bool]:
+    async def post(self, user: User, uri: str, text: str, client_id: str | None,
+                   reply_to: int | None = None) -> tuple[Message, bool]:
         """Store a message once; fire with it and whether this call created it."""
-        return await (await self.submit(user, uri, text, client_id))
+        return await (await self.submit(user, uri, text, client_id, reply_to))
 
     async def history(self, user: User, uri: str, after: int | None, before: int | None,
                       limit: int | None) -> Page:
         if after is not None and before is not None:
             raise Invalid("give either after or before, not both")
-        if after is not None and after < 0:
+        if after is not None and not 0 <= after <= MAX_SEQ:
             raise Invalid("after: must be 0 or more")
-        if before is not None and before < 1:
+        if before is not None and not 1 <= before <= MAX_SEQ:
             raise Invalid("before: must be 1 or more")
         if limit is None:
             limit = DEFAULT_HISTORY_LIMIT
         if not 1 <= limit <= MAX_HISTORY_LIMIT:
             raise Invalid(f"limit: 1 to {MAX_HISTORY_LIMIT}")
         chat = await self.member_chat(user, uri)
-        page: Page = await self.store.history(chat, after, before, limit)
+        page: Page = await self.store.history(chat, after, before, limit, user.id)
         return page
 

@@ -37,6 +37,7 @@ from chatire.service import ChatireService, default_web_root
 from chatire.site import make_site
 from chatire.store import store_from_url
 from chatire.store.sqlstore import SQLStore
+from chatire.timeline import TimelineService
 from chatire.ws import ChatSocket, ChatSocketFactory, prepare
 
 #: Seconds between checks whether many sockets closed (chatire.collector.Trimmer).
@@ -96,11 +97,12 @@ def _daemon(config: Config, reactor: Any, bus: IBus | None) -> ChatireService:
     hub = Hub(store, publishing, reactor, lambda payload: metrics.stamp(prepare(payload), payload),
               max_subscriptions=config.max_subscriptions, typing_interval=config.typing_interval)
     chats = chat_service(config, store, reactor, MeteredEvents(hub, metrics))
+    timeline = TimelineService(chats, store, reactor)
     # Counted into this daemon's metrics, and in the access log when it closes.
     socket_class = cast(type[ChatSocket], type(
         "ChatSocket", (AccessLoggedSocket, ChatSocket), {}))
     sockets = ChatSocketFactory(chats, hub, config, reactor, protocol=socket_class,
-                                meter=metrics)
+                                meter=metrics, timeline=timeline)
     metrics.watch(sockets=lambda: sockets.open_count,
                   subscriptions=hub.subscription_count,
                   gap_fills=lambda: hub.gap_fills,
@@ -109,7 +111,8 @@ def _daemon(config: Config, reactor: Any, bus: IBus | None) -> ChatireService:
     web_root = FilePath(config.web_root) if config.web_root else default_web_root()
     api = ChatireAPI(chats, readiness, web_root, websocket=_websocket_resource(sockets),
                      max_body_bytes=config.max_body_bytes,
-                     trusted_proxies=trusted_networks(config.trusted_proxy))
+                     trusted_proxies=trusted_networks(config.trusted_proxy),
+                     timeline=timeline)
     drain = Drain()
     site = make_site(drain.wrap(api.resource()), config.max_body_bytes,
                      site_class=AccessLogSite, request_timeout=config.request_timeout,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
@@ -18,13 +19,17 @@ from chatire.errors import ChatireError, Forbidden, Invalid, RateLimited
 from chatire.frames import (
     CONTROL,
     EPHEMERAL,
+    EVENT_PREFIX,
+    event_payload,
+    item_payload,
     leave_event,
     message_payload,
+    read_event,
     revoke_event,
 )
 from chatire.interfaces import IBus, IStore
 from chatire.jsonin import encode
-from chatire.model import Chat, Message, Page, User
+from chatire.model import Chat, Event, Message, Timeline, User
 from chatire.subscription import Ack, PendingCheck, Subscriber, Subscription
 from chatire.typing_gate import TypingGate
 from chatire.waiters import Waiters
@@ -56,13 +61,14 @@ class Hub:
         self._typing = TypingGate(clock, typing_interval)
         self._frames: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._frame_cache = frame_cache
-        self._fetching: dict[tuple[str, int], Waiters[Page]] = {}
+        self._fetching: dict[tuple[str, int], Waiters[Timeline]] = {}
         self._sweep = LoopingCall(self.sweep)
         self._sweep.clock = clock
         self._sweep_interval = sweep_interval
         self.publish_failures = 0
         self.gap_fills = 0  # fills from the store started (exported by chatire.metrics)
         self._last_failure_log = float("-inf")
+        self._node = secrets.token_hex(8)  # names this node's own control events
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -223,6 +229,29 @@ class Hub:
             self._publish_failed, message.chat)
         self._dispatch(message.chat, message.seq, payload, None)
 
+    def event_committed(self, event: Event) -> None:
+        """ChatService committed another kind of event here: the same path as a message.
+
+        The Hub does not care what the event means, only that a message it changes
+        must not be replayed from a frame cached before the change.
+        """
+        if event.target is not None:
+            self._frames.pop((event.chat, event.target), None)
+        payload = event_payload(event)
+        self._remember(event.chat, event.seq, payload)
+        self.bus.publish(event.chat, event.seq, payload).addErrback(
+            self._publish_failed, event.chat)
+        self._dispatch(event.chat, event.seq, payload, None)
+
+    def _forget_changed(self, uri: str, payload: bytes) -> None:
+        """An event from another node: drop the cached frame of the message it changes."""
+        try:
+            target = json.loads(payload).get("target")
+        except ValueError:
+            return
+        if isinstance(target, int):
+            self._frames.pop((uri, target), None)
+
     def _publish_failed(self, failure: Any, uri: str) -> None:
         """Count a failed publish; log one line per quiet spell, not one per message."""
         self.publish_failures += 1
@@ -236,10 +265,12 @@ class Hub:
                        ack: Callable[[], None]) -> None:
         try:
             if uri == CONTROL:
-                self._control(payload)
+                self._control(payload, from_bus=True)
             elif seq == EPHEMERAL:
                 self._typed(uri, payload)
             else:
+                if payload.startswith(EVENT_PREFIX):
+                    self._forget_changed(uri, payload)
                 holder = Ack(ack)
                 self._dispatch(uri, seq, payload, holder)
                 holder.release()
@@ -322,13 +353,12 @@ class Hub:
                     return
                 before = sub.last_sent
                 page = await self._fetch(sub.chat, before)
-                for message in page.messages:
-                    if sub.live and message.seq == sub.last_sent + 1:
-                        sub.last_sent = message.seq
-                        frame = self._frames.get((sub.chat, message.seq))
+                for item in page.items:
+                    if sub.live and item.seq == sub.last_sent + 1:
+                        sub.last_sent = item.seq
+                        frame = self._frames.get((sub.chat, item.seq))
                         if frame is None:  # encode once; the others reuse the frame
-                            frame = self._remember(sub.chat, message.seq,
-                                                   message_payload(message))
+                            frame = self._remember(sub.chat, item.seq, item_payload(item))
                         sub.conn.deliver(frame)
                 if sub.last_sent == before:
                     return  # the store has nothing newer yet: the next sweep retries
@@ -339,8 +369,8 @@ class Hub:
         if sub.live and sub.pending:
             self._drain(sub)
 
-    def _fetch(self, uri: str, after: int) -> Deferred[Page]:
-        """History after a seq; subscribers at the same point share one query."""
+    def _fetch(self, uri: str, after: int) -> Deferred[Timeline]:
+        """The timeline after a seq; subscribers at the same point share one query."""
         key = (uri, after)
         waiters = self._fetching.get(key)
         if waiters is not None:
@@ -348,12 +378,11 @@ class Hub:
         waiters = self._fetching[key] = Waiters()
         mine = waiters.wait()
 
-        def fan_out(result: Page | Failure) -> None:
+        def fan_out(result: Timeline | Failure) -> None:
             del self._fetching[key]
             waiters.fire(result)
 
-        self.store.history(self._chat_rows[uri], after, None,
-                           self._page_size).addBoth(fan_out)
+        self.store.events(self._chat_rows[uri], after, self._page_size).addBoth(fan_out)
         return mine
 
     def sweep(self) -> Deferred[None]:
@@ -380,18 +409,30 @@ class Hub:
     def membership_ended(self, chat_uri: str, user_id: int) -> None:
         self._announce(leave_event(chat_uri, user_id))
 
+    def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None:
+        """A user read a chat up to seq: tell their other sockets, here and on every node."""
+        self._announce(read_event(chat_uri, user_id, seq, self._node), origin)
+
     def tokens_revoked(self, token_hashes: list[str]) -> None:
         if token_hashes:
             self._announce(revoke_event(token_hashes))
 
-    def _announce(self, event: bytes) -> None:
+    def _announce(self, event: bytes, origin: object = None) -> None:
         """Act on a control event here at once, and tell the other nodes."""
-        self._control(event)
+        self._control(event, origin)
         self.bus.publish(CONTROL, EPHEMERAL, event).addErrback(self._publish_failed, CONTROL)
 
-    def _control(self, payload: bytes) -> None:
+    def _control(self, payload: bytes, origin: object = None, from_bus: bool = False) -> None:
         event = json.loads(payload)
-        if event.get("kind") == "leave":
+        if event.get("kind") == "read":
+            if from_bus and event.get("node") == self._node:
+                return  # our own, back from the bus: its sockets were told already
+            uri, user_id = event["chat"], event["user"]
+            frame = {"type": "read", "chat": uri, "seq": event["seq"]}
+            for conn in list(self._subs.get(uri, {})):
+                if conn is not origin and conn.user is not None and conn.user.id == user_id:
+                    conn.send_json(frame)
+        elif event.get("kind") == "leave":
             uri, user_id = event["chat"], event["user"]
             for check in self._checks.get((uri, user_id), ()):
                 check.left = True

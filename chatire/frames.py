@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from chatire.jsonin import encode
-from chatire.model import Message
+from chatire.model import Event, Item, Message
 
 #: The bus channel of node-wide events (revoked tokens, ended memberships). The
 #: ':' keeps it out of the names a chat can have (chatire.chats.CHAT_URI).
@@ -15,6 +15,27 @@ EPHEMERAL = 0
 def message_payload(message: Message) -> bytes:
     """The frame of a message, as it goes on the bus and to every socket."""
     return encode({"type": "message", **message.to_json()})
+
+
+def event_payload(event: Event) -> bytes:
+    """The frame of a timeline event other than a message."""
+    return encode({"type": "event", **event.to_json()})
+
+
+def item_payload(item: Item) -> bytes:
+    """The frame of any timeline entry: a message frame or an event frame."""
+    return message_payload(item) if isinstance(item, Message) else event_payload(item)
+
+
+#: How every event frame starts (jsonin.encode is compact and keeps key order).
+EVENT_PREFIX = b'{"type":"event"'
+
+
+def read_event(chat_uri: str, user_id: int, seq: int, node: str) -> bytes:
+    """The control event that tells a user's sockets on every node how far they read
+    (``node`` names the daemon it comes from, which acted on it already)."""
+    return encode({"kind": "read", "chat": chat_uri, "user": user_id, "seq": seq,
+                   "node": node})
 
 
 def revoke_event(token_hashes: list[str]) -> bytes:

@@ -9,7 +9,18 @@ from twisted.internet.defer import Deferred
 from zope.interface import Attribute, Interface
 
 from chatire.errors import Forbidden
-from chatire.model import Appended, Chat, ChatPage, Page, Post, User
+from chatire.model import (
+    Appended,
+    Chat,
+    ChatPage,
+    Event,
+    Member,
+    Message,
+    Page,
+    Post,
+    Timeline,
+    User,
+)
 
 # ruff: noqa: N805  (zope interfaces declare methods without self)
 
@@ -76,17 +87,20 @@ class IStore(Interface):
         """Fire with at most ``limit`` of the user's chats, latest activity first,
         after the (last_activity_at, id) key ``after``, and the key of the next page."""
 
-    def members(chat_id: int) -> Deferred[list[User]]:
-        """Fire with the chat's members as a list of ``User``, by join order."""
+    def members(chat_id: int) -> Deferred[list[Member]]:
+        """Fire with the chat's members (user, role, read_seq), by join order."""
+
+    def membership(chat_id: int, user_id: int) -> Deferred[str | None]:
+        """Fire with the user's role in the chat, or None if not a member."""
 
     def is_member(chat_id: int, user_id: int) -> Deferred[bool]:
         """Fire with whether the user is a member of the chat."""
 
-    def add_member(chat_id: int, user_id: int, now: datetime) -> Deferred[None]:
-        """Make the user a member (idempotent)."""
+    def add_member(chat: Chat, user: User, now: datetime) -> Deferred[Event | None]:
+        """Make the user a member; fire with the join event, or None if already one."""
 
-    def remove_member(chat_id: int, user_id: int) -> Deferred[bool]:
-        """End a membership; fire with whether there was one."""
+    def remove_member(chat: Chat, user: User, now: datetime) -> Deferred[Event | None]:
+        """End a membership; fire with the leave event, or None if there was none."""
 
     def append_messages(chat: Chat, posts: list[Post],
                         now: datetime) -> Deferred[list[Appended | Forbidden]]:
@@ -102,8 +116,31 @@ class IStore(Interface):
         """append_messages for several chats in one transaction: one result list a chat."""
 
     def history(chat: Chat, after: int | None, before: int | None,
-                limit: int) -> Deferred[Page]:
-        """Fire with a ``Page``: seq > after, or seq < before, or the latest."""
+                limit: int, viewer: int | None = None) -> Deferred[Page]:
+        """Fire with a ``Page`` of messages: seq > after, or seq < before, or the latest;
+        the viewer's own reactions are always listed."""
+
+    def events(chat: Chat, after: int, limit: int,
+               viewer: int | None = None) -> Deferred[Timeline]:
+        """Fire with the timeline after a seq, every kind, ascending."""
+
+    def message_at(chat: Chat, seq: int) -> Deferred[Message | None]:
+        """Fire with the message of a seq in its current state, or None."""
+
+    def edit_message(chat: Chat, seq: int, user: User, text: str,
+                     now: datetime) -> Deferred[Event]:
+        """Replace a message's text; Conflict if it is deleted."""
+
+    def delete_message(chat: Chat, seq: int, user: User,
+                       now: datetime) -> Deferred[tuple[Event, bool]]:
+        """Erase a message; the delete event and whether this call made it."""
+
+    def react(chat: Chat, seq: int, user: User, emoji: str, on: bool,
+              now: datetime) -> Deferred[Event | None]:
+        """Add or take back a reaction; the event, or None if nothing changed."""
+
+    def mark_read(marks: list[tuple[int, int, int]]) -> Deferred[list[tuple[int, int, int]]]:
+        """Raise (chat id, user id) read_seqs; fire with the values now, for members."""
 
     def last_seqs(chat_uris: list[str]) -> Deferred[dict[str, int]]:
         """Fire with ``{uri: last_seq}`` for the chats that exist."""

@@ -25,6 +25,13 @@ DEFAULT_CHAT_PAGE = 100
 MAX_CHAT_PAGE = 500
 #: The longest ``client_id``, in characters.
 MAX_CLIENT_ID_CHARS = 128
+#: ``limit`` of ``GET /api/chats/{uri}/events``: its default and its largest value.
+DEFAULT_EVENTS_LIMIT = 100
+MAX_EVENTS_LIMIT = 500
+#: The largest seq a request may name (a 64-bit signed integer, as the stores keep it).
+MAX_SEQ = 2**63 - 1
+#: The longest reaction emoji, in characters.
+MAX_EMOJI_CHARS = 32
 
 
 def public_config(config: Config) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from zope.interface import implementer
 from chatire import __version__
 from chatire.errors import ChatireError, Unavailable
 from chatire.interfaces import IBus
-from chatire.model import Message
+from chatire.model import Event, Message
 from chatire.waiters import Waiters
 
 #: Seconds; delivery is usually well under 10 ms, a broker outage heals in seconds.
@@ -210,6 +210,12 @@ class MeteredEvents:
     def message_committed(self, message: Message) -> None:
         self._metrics.posted.inc()
         self._events.message_committed(message)
+
+    def event_committed(self, event: Event) -> None:
+        self._events.event_committed(event)
+
+    def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None:
+        self._events.read_marked(chat_uri, user_id, seq, origin)
 
     def membership_ended(self, chat_uri: str, user_id: int) -> None:
         self._events.membership_ended(chat_uri, user_id)

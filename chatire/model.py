@@ -41,8 +41,9 @@ class Chat:
     owner: User
     created_at: datetime
     last_seq: int
-    # Only the chat list fills it (and shows it): see to_list_json.
+    # Only the chat list fills these (and shows them): see to_list_json.
     last_message: LastMessage | None = None
+    mine: Membership | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -54,9 +55,37 @@ class Chat:
         }
 
     def to_list_json(self) -> dict[str, Any]:
-        """The chat as GET /api/chats shows it: with its latest message, or null."""
+        """The chat as GET /api/chats shows it: with its latest message (or null) and
+        the caller's role, read_seq and unread count."""
         last = self.last_message
-        return {**self.to_json(), "last_message": None if last is None else last.to_json()}
+        body = {**self.to_json(), "last_message": None if last is None else last.to_json()}
+        if self.mine is not None:
+            body.update(self.mine.to_json())
+        return body
+
+
+@attrs.frozen
+class Membership:
+    """The caller's place in a chat: role, how far they read, how much is unread."""
+
+    role: str
+    read_seq: int
+    unread: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"role": self.role, "read_seq": self.read_seq, "unread": self.unread}
+
+
+@attrs.frozen
+class Member:
+    """A member as the chat's details list it: the user, their role and read state."""
+
+    user: User
+    role: str
+    read_seq: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.user.to_json(), "role": self.role, "read_seq": self.read_seq}
 
 
 @attrs.frozen
@@ -73,8 +102,20 @@ class LastMessage:
 
 
 @attrs.frozen
+class Reaction:
+    """One emoji on a message: how many reacted with it, and the first few of them."""
+
+    emoji: str
+    count: int
+    users: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"emoji": self.emoji, "count": self.count, "users": list(self.users)}
+
+
+@attrs.frozen
 class Message:
-    """One committed message with its per-chat seq and global id."""
+    """One committed message with its per-chat seq and global id, in its current state."""
 
     chat: str
     seq: int
@@ -83,6 +124,10 @@ class Message:
     message: str
     client_id: str | None
     created_at: datetime
+    reply_to: int | None = None
+    edited_at: datetime | None = None
+    deleted: bool = False
+    reactions: tuple[Reaction, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -93,6 +138,10 @@ class Message:
             "message": self.message,
             "client_id": self.client_id,
             "created_at": iso(self.created_at),
+            "reply_to": self.reply_to,
+            "edited_at": None if self.edited_at is None else iso(self.edited_at),
+            "deleted": self.deleted,
+            "reactions": [reaction.to_json() for reaction in self.reactions],
         }
 
     @classmethod
@@ -106,8 +155,64 @@ class Message:
             user=User(int(user["id"]), user["username"], user["display_name"]),
             message=data["message"],
             client_id=data.get("client_id"),
-            created_at=datetime.fromisoformat(data["created_at"].replace("Z", "+00:00")),
+            created_at=_parse_time(data["created_at"]),
+            reply_to=data.get("reply_to"),
+            edited_at=None if data.get("edited_at") is None else _parse_time(data["edited_at"]),
+            deleted=bool(data.get("deleted", False)),
+            reactions=tuple(Reaction(r["emoji"], int(r["count"]), tuple(r["users"]))
+                            for r in data.get("reactions", ())),
         )
+
+
+def _parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+#: The kinds of event beside ``message`` (PROTOCOL.md, The chat timeline).
+EVENT_KINDS = frozenset({"edit", "delete", "react", "unreact", "join", "leave"})
+
+
+@attrs.frozen
+class Event:
+    """A change to a chat other than a new message, with the chat's seq."""
+
+    chat: str
+    seq: int
+    id: int
+    kind: str
+    user: User
+    created_at: datetime
+    fields: dict[str, Any] = attrs.field(factory=dict, hash=False)
+
+    @property
+    def target(self) -> int | None:
+        """The seq of the message this event changes, if any."""
+        target = self.fields.get("target")
+        return None if target is None else int(target)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"chat": self.chat, "seq": self.seq, "id": self.id, "kind": self.kind,
+                "user": self.user.to_json(), "created_at": iso(self.created_at),
+                **self.fields}
+
+
+#: One entry of a chat's timeline.
+Item = Message | Event
+
+
+def item_json(item: Item) -> dict[str, Any]:
+    """An entry as GET .../events lists it: a message is its Message with kind message."""
+    if isinstance(item, Message):
+        return {**item.to_json(), "kind": "message"}
+    return item.to_json()
+
+
+@attrs.frozen
+class Timeline:
+    """A slice of a chat's timeline (every kind), ascending by seq."""
+
+    items: tuple[Item, ...]
+    has_more: bool
 
 
 @attrs.frozen
@@ -133,6 +238,7 @@ class Post:
     user_id: int
     text: str
     client_id: str | None
+    reply_to: int | None = None
 
 
 @attrs.frozen

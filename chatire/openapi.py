@@ -6,9 +6,17 @@ from typing import Any
 
 from chatire import __version__
 from chatire.config import Config
-from chatire.limits import DEFAULT_HISTORY_LIMIT, MAX_HISTORY_LIMIT, public_config
+from chatire.limits import (
+    DEFAULT_EVENTS_LIMIT,
+    DEFAULT_HISTORY_LIMIT,
+    MAX_EMOJI_CHARS,
+    MAX_EVENTS_LIMIT,
+    MAX_HISTORY_LIMIT,
+    public_config,
+)
 from chatire.schemas import OBJECTS, REQUESTS, TEXT
 from chatire.text import REFUSED, Text
+from chatire.timeline import EMOJI_PATTERN
 
 Spec = dict[str, Any]
 
@@ -91,11 +99,27 @@ _NEW_MESSAGE: Spec = {**_REQUESTS["NewMessage"], "properties": {
                 "pattern": f"^[^{_MESSAGE_CHARS}]*[^\\s\\x00-\\x1f][^{_MESSAGE_CHARS}]*$",
                 "description": "stripped of leading and trailing white space, then 1 to "
                                "--max-message-chars (default 4000) characters"}}}
+_EDIT_MESSAGE: Spec = {**_REQUESTS["EditMessage"], "properties": {
+    **_REQUESTS["EditMessage"]["properties"],
+    "message": _NEW_MESSAGE["properties"]["message"]}}
 _LIMITS = public_config(Config())["limits"]  # the names and types, from the one definition
 _CONFIG = _reply(["protocol", "limits"], protocol={"type": "integer"},
                  limits=_reply(list(_LIMITS), **{
                      name: {"type": "integer" if isinstance(value, int) else "number"}
                      for name, value in _LIMITS.items()}))
+_EVENT = _reply(["event"], event={"anyOf": [_ref("Event"), {"type": "null"}]})
+_SEQ = {"name": "seq", "in": "path", "required": True,
+        "schema": {"type": "integer", "minimum": 1}}
+_EMOJI = {"name": "emoji", "in": "path", "required": True,
+          "description": f"1 to {MAX_EMOJI_CHARS} characters, no white space, percent-encoded",
+          "schema": {"type": "string", "pattern": EMOJI_PATTERN}}
+_EVENTS_QUERY = [
+    {"name": "after", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 0, "default": 0}},
+    {"name": "limit", "in": "query", "required": False,
+     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_EVENTS_LIMIT,
+                "default": DEFAULT_EVENTS_LIMIT}},
+]
 _CHAT = _reply(["chat"], chat=_ref("Chat"))
 _USER = _reply(["user"], user=_ref("User"))
 _MESSAGE = _reply(["message"], message=_ref("Message"))
@@ -154,6 +178,34 @@ def build() -> Spec:
                                      has_more={"type": "boolean"}))},
                 errors=("403", "404"), params=[_URI, *_SEQ_QUERY]),
         },
+        "/api/chats/{uri}/messages/{seq}": {
+            "patch": _operation(
+                "Edit one's own message", {"200": _json(_EVENT)}, body="EditMessage",
+                errors=("403", "404", "409", "429"), params=[_URI, _SEQ]),
+            "delete": _operation(
+                "Delete a message (its author, an admin or the owner); again: the first "
+                "delete event", {"200": _json(_EVENT)}, errors=("403", "404"),
+                params=[_URI, _SEQ]),
+        },
+        "/api/chats/{uri}/messages/{seq}/reactions/{emoji}": {
+            "put": _operation(
+                "React (event null if that reaction was there)", {"200": _json(_EVENT)},
+                errors=("403", "404", "409", "429"), params=[_URI, _SEQ, _EMOJI]),
+            "delete": _operation(
+                "Take a reaction back (event null if there was none)",
+                {"200": _json(_EVENT)}, errors=("403", "404", "409", "429"),
+                params=[_URI, _SEQ, _EMOJI]),
+        },
+        "/api/chats/{uri}/events": {"get": _operation(
+            "The raw timeline after a seq, every kind, ascending",
+            {"200": _json(_reply(["events", "has_more"],
+                                 events={"type": "array", "items": {"type": "object"}},
+                                 has_more={"type": "boolean"}))},
+            errors=("403", "404"), params=[_URI, *_EVENTS_QUERY])},
+        "/api/chats/{uri}/read": {"put": _operation(
+            "Mark the chat read up to a seq (never lowers; capped at last_seq)",
+            {"204": {"description": "Noted"}}, body="ReadMark", errors=("403", "404"),
+            params=[_URI])},
         "/api/config": {"get": _operation(
             "The protocol version and the limits this daemon applies now",
             {"200": _json(_ref("Config"))}, auth=False)},
@@ -172,7 +224,8 @@ def build() -> Spec:
                  "description": "Realtime chat: HTTP API (live delivery is at GET /ws)."},
         "paths": paths,
         "components": {
-            "schemas": {**OBJECTS, **_REQUESTS, "NewMessage": _NEW_MESSAGE, "Config": _CONFIG},
+            "schemas": {**OBJECTS, **_REQUESTS, "NewMessage": _NEW_MESSAGE,
+                        "EditMessage": _EDIT_MESSAGE, "Config": _CONFIG},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

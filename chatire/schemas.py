@@ -16,6 +16,7 @@ from chatire.limits import (
     MAX_CLIENT_ID_CHARS,
     MAX_DISPLAY_NAME_CHARS,
     MAX_PASSWORD_CHARS,
+    MAX_SEQ,
     MAX_TITLE_CHARS,
     MAX_USERNAME_CHARS,
     MIN_PASSWORD_CHARS,
@@ -33,7 +34,7 @@ USERNAME: Schema = {"type": "string", "pattern": f"^[A-Za-z0-9_.-]{{1,{MAX_USERN
 PASSWORD: Schema = {**PLAIN, "minLength": MIN_PASSWORD_CHARS, "maxLength": MAX_PASSWORD_CHARS}
 #: Any string: a name that is not a chat the server issued is ChatService's not_found.
 CHAT_URI: Schema = PLAIN
-SEQ: Schema = {"type": "integer", "minimum": 0}
+SEQ: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}
 CLIENT_ID: Schema = {**PLAIN, "minLength": 1, "maxLength": MAX_CLIENT_ID_CHARS}
 
 
@@ -50,7 +51,10 @@ REQUESTS: dict[str, Schema] = {
     "NewChat": _object([], title={**NAME, "type": ["string", "null"],
                                   "maxLength": MAX_TITLE_CHARS}),
     "NewMessage": _object(["message"], message=MESSAGE,
-                          client_id={"anyOf": [CLIENT_ID, {"type": "null"}]}),
+                          client_id={"anyOf": [CLIENT_ID, {"type": "null"}]},
+                          reply_to={"anyOf": [SEQ, {"type": "null"}]}),
+    "EditMessage": _object(["message"], message=MESSAGE),
+    "ReadMark": _object(["seq"], seq=SEQ),
 }
 
 FRAMES: dict[str, Schema] = {
@@ -59,7 +63,9 @@ FRAMES: dict[str, Schema] = {
                          after={"anyOf": [SEQ, {"type": "null"}]}),
     "unsubscribe": _object(["type", "chat"], chat=CHAT_URI),
     "send": _object(["type", "chat", "message"], chat=CHAT_URI, message=MESSAGE,
-                    client_id={"anyOf": [CLIENT_ID, {"type": "null"}]}),
+                    client_id={"anyOf": [CLIENT_ID, {"type": "null"}]},
+                    reply_to={"anyOf": [SEQ, {"type": "null"}]}),
+    "read": _object(["type", "chat", "seq"], chat=CHAT_URI, seq=SEQ),
     "typing": _object(["type", "chat"], chat=CHAT_URI),
 }
 
@@ -79,7 +85,19 @@ OBJECTS: dict[str, Schema] = {
                        user={"$ref": "#/components/schemas/User"},
                        message={"type": "string"},
                        client_id={"type": ["string", "null"]},
-                       created_at={"type": "string", "format": "date-time"}),
+                       created_at={"type": "string", "format": "date-time"},
+                       reply_to={"type": ["integer", "null"]},
+                       edited_at={"type": ["string", "null"]},
+                       deleted={"type": "boolean"},
+                       reactions={"type": "array", "items": _object(
+                           ["emoji", "count", "users"], emoji={"type": "string"},
+                           count={"type": "integer"},
+                           users={"type": "array", "items": {"type": "integer"}})}),
+    "Event": _object(["chat", "seq", "id", "kind", "user", "created_at"],
+                     chat={"type": "string"}, seq={"type": "integer"}, id={"type": "integer"},
+                     kind={"type": "string"}, user={"$ref": "#/components/schemas/User"},
+                     created_at={"type": "string", "format": "date-time"},
+                     target={"type": "integer"}),
     "Error": _object(["error"], error=_object(["code", "message"], code={"type": "string"},
                                               message={"type": "string"})),
 }
@@ -105,7 +123,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,), "array": (list,), "boolean": (bool,),
 }
 _KNOWN = frozenset({"type", "required", "properties", "additionalProperties", "minLength",
-                    "maxLength", "anyOf", "pattern", "minimum", "format", TEXT})
+                    "maxLength", "anyOf", "pattern", "minimum", "maximum", "format", TEXT})
 
 
 def quick_check(schema: Schema) -> Check | None:
@@ -138,6 +156,9 @@ def quick_check(schema: Schema) -> Check | None:
     if "minimum" in schema:
         least = schema["minimum"]
         checks.append(lambda v: type(v) not in (int, float) or v >= least)
+    if "maximum" in schema:
+        most = schema["maximum"]
+        checks.append(lambda v: type(v) not in (int, float) or v <= most)
     if "required" in schema:
         required = frozenset(schema["required"])
         checks.append(lambda v: type(v) is not dict or required <= v.keys())

@@ -120,6 +120,9 @@ class ChatireService(Service):
             log.warn("chatire stopping: {count} HTTP requests unanswered at the deadline",
                      count=self.drain.in_flight)
         self.drain.close_connections()
+        # Read marks still in their coalescing window are written, not lost.
+        if not await _within(self.sockets.timeline.flush(), min(left(), 2.0), clock):
+            log.warn("chatire stopping: read marks not written at the deadline")
         try:
             if not await _within(self.hub.stop(), left(), clock):
                 log.warn("chatire stopping: the bus did not close in time")

@@ -27,6 +27,7 @@ from chatire.jsonin import encode
 from chatire.model import User
 from chatire.schemas import FRAMES, validate
 from chatire.text import Text, problem
+from chatire.timeline import TimelineService
 
 log = Logger()
 
@@ -288,8 +289,13 @@ class ChatSocket(WebSocketServerProtocol):
     async def _on_send(self, frame: dict[str, Any]) -> None:
         assert self.user is not None
         committed = await self.factory.chats.submit(
-            self.user, frame["chat"], frame["message"], frame.get("client_id"))
+            self.user, frame["chat"], frame["message"], frame.get("client_id"),
+            frame.get("reply_to"))
         committed.addCallbacks(self._sent, self._send_failed, errbackArgs=(frame,))
+
+    async def _on_read(self, frame: dict[str, Any]) -> None:
+        assert self.user is not None
+        await self.factory.timeline.mark_read(self.user, frame["chat"], frame["seq"], self)
 
     def _sent(self, result: Any) -> None:
         message, _ = result
@@ -395,11 +401,13 @@ class ChatSocketFactory(WebSocketServerFactory):
 
     def __init__(self, chats: ChatService, hub: Hub, config: Config, clock: IReactorTime,
                  *, protocol: type[ChatSocket] = ChatSocket,
-                 meter: SocketMeter | None = None) -> None:
+                 meter: SocketMeter | None = None,
+                 timeline: TimelineService | None = None) -> None:
         super().__init__(server="chatire")
         self.protocol = protocol
         self.meter = meter
         self.chats = chats
+        self._timeline = timeline
         self.hub = hub
         self.config = config
         self.clock = clock
@@ -417,6 +425,13 @@ class ChatSocketFactory(WebSocketServerFactory):
             # setProtocolOptions resets this to False (400) on every call.
             allowNullOrigin=True,
         )
+
+    @property
+    def timeline(self) -> TimelineService:
+        """The timeline rules (a factory built without them, in tests, makes its own)."""
+        if self._timeline is None:
+            self._timeline = TimelineService(self.chats, self.chats.store, self.clock)
+        return self._timeline
 
     def origin_allowed(self, origin: str, host: str, secure: bool) -> bool:
         if origin == "null":

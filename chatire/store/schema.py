@@ -67,6 +67,65 @@ BEGIN
       LEFT JOIN inserted i ON i.chat_id = f.chat AND i.seq = f.seq;
 END $$"""
 
+#: Version 2 of chatire_append: posts carry ``reply_to``, and a repeated idempotency
+#: key answers with the stored message as it is now (edited, deleted). The version 1
+#: function stays beside it (another signature), so daemons of the previous release
+#: keep posting during a rolling upgrade.
+APPEND_FUNCTION_2 = """
+CREATE FUNCTION chatire_append(p_chat BIGINT[], p_user BIGINT[], p_body TEXT[],
+                               p_client TEXT[], p_reply BIGINT[], p_now TIMESTAMPTZ)
+RETURNS TABLE (r_ord BIGINT, r_seq BIGINT, r_id BIGINT, r_created BOOLEAN, r_body TEXT,
+               r_client TEXT, r_at TIMESTAMPTZ, r_username TEXT, r_display TEXT,
+               r_reply BIGINT, r_edited TIMESTAMPTZ, r_deleted BOOLEAN)
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM 1 FROM chats c
+     WHERE c.id IN (SELECT p.chat FROM unnest(p_chat, p_user) AS p (chat, author)
+                    JOIN members m ON m.chat_id = p.chat AND m.user_id = p.author)
+     ORDER BY c.id FOR UPDATE;
+    RETURN QUERY
+    WITH posts AS (
+        SELECT p.ord, p.chat, p.author, p.body, p.client, p.reply, u.username,
+               u.display_name,
+               CASE WHEN p.client IS NULL THEN p.ord
+                    ELSE min(p.ord) OVER (PARTITION BY p.chat, p.author, p.client)
+               END AS first
+          FROM unnest(p_chat, p_user, p_body, p_client, p_reply) WITH ORDINALITY
+               AS p (chat, author, body, client, reply, ord)
+          JOIN members m ON m.chat_id = p.chat AND m.user_id = p.author
+          JOIN users u ON u.id = p.author
+    ), stored AS (
+        SELECT p.ord, s.seq, s.id, s.body, s.client_id, s.created_at, s.reply_to,
+               s.edited_at, s.deleted
+          FROM posts p JOIN messages s
+            ON s.chat_id = p.chat AND s.user_id = p.author AND s.client_id = p.client
+    ), fresh AS (
+        SELECT p.ord, p.chat, p.author, p.body, p.client, p.reply,
+               c.last_seq + row_number() OVER (PARTITION BY p.chat ORDER BY p.ord) AS seq
+          FROM posts p JOIN chats c ON c.id = p.chat
+         WHERE p.ord = p.first AND NOT EXISTS (SELECT 1 FROM stored s WHERE s.ord = p.ord)
+    ), bumped AS (
+        UPDATE chats c SET last_seq = c.last_seq + n.fresh, last_activity_at = p_now
+          FROM (SELECT p.chat, count(f.ord) AS fresh FROM posts p
+                  LEFT JOIN fresh f ON f.ord = p.ord GROUP BY p.chat) n
+         WHERE c.id = n.chat
+    ), inserted AS (
+        INSERT INTO messages (chat_id, seq, user_id, body, client_id, created_at, reply_to)
+        SELECT f.chat, f.seq, f.author, f.body, f.client, p_now, f.reply FROM fresh f
+        RETURNING chat_id, seq, id
+    )
+    SELECT p.ord, coalesce(s.seq, f.seq), coalesce(s.id, i.id),
+           s.ord IS NULL AND p.ord = p.first, coalesce(s.body, f.body),
+           coalesce(s.client_id, f.client), coalesce(s.created_at, p_now),
+           p.username, p.display_name,
+           CASE WHEN s.ord IS NULL THEN f.reply ELSE s.reply_to END,
+           s.edited_at, coalesce(s.deleted, FALSE)
+      FROM posts p
+      LEFT JOIN stored s ON s.ord = p.ord
+      LEFT JOIN fresh f ON f.ord = p.first
+      LEFT JOIN inserted i ON i.chat_id = f.chat AND i.seq = f.seq;
+END $$"""
+
 #: Migrations in order; each is a list of statements, the same for both dialects or
 #: a ``{dialect: statement}`` mapping (a dialect it does not name skips it). Never
 #: edit a released one: append a new one.
@@ -116,6 +175,41 @@ MIGRATIONS: tuple[tuple[str | dict[str, str], ...], ...] = (
             at {time} NOT NULL)""",
         "CREATE INDEX login_failures_subject ON login_failures (subject, at)",
         "CREATE INDEX login_failures_at ON login_failures (at)",
+    ),
+    (  # the chat timeline (PROTOCOL.md v2): events, message state, reactions, read state
+        "ALTER TABLE messages ADD COLUMN reply_to {bigint}",
+        "ALTER TABLE messages ADD COLUMN edited_at {time}",
+        "ALTER TABLE messages ADD COLUMN deleted BOOLEAN NOT NULL DEFAULT FALSE",
+        "ALTER TABLE members ADD COLUMN role TEXT NOT NULL DEFAULT 'member'",
+        "ALTER TABLE members ADD COLUMN read_seq {bigint} NOT NULL DEFAULT 0",
+        """UPDATE members SET role = 'owner' WHERE EXISTS (
+            SELECT 1 FROM chats c WHERE c.id = members.chat_id AND c.owner_id = members.user_id)""",
+        # Unread counts lived in each browser until now: an upgraded chat starts read.
+        """UPDATE members SET read_seq = (
+            SELECT c.last_seq FROM chats c WHERE c.id = members.chat_id)""",
+        # Every change but a message; its id comes from the messages' id sequence, so
+        # ids stay unique across both tables. ``body`` holds an edit's text (erased
+        # with its message), ``data`` the other fields as JSON.
+        """CREATE TABLE events (
+            id {bigint} PRIMARY KEY,
+            chat_id {bigint} NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+            seq {bigint} NOT NULL,
+            kind TEXT NOT NULL,
+            user_id {bigint} NOT NULL REFERENCES users (id),
+            target {bigint},
+            body TEXT,
+            data TEXT NOT NULL,
+            created_at {time} NOT NULL,
+            UNIQUE (chat_id, seq))""",
+        "CREATE INDEX events_target ON events (chat_id, target, kind)",
+        """CREATE TABLE reactions (
+            chat_id {bigint} NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+            target {bigint} NOT NULL,
+            emoji TEXT NOT NULL,
+            user_id {bigint} NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created_at {time} NOT NULL,
+            PRIMARY KEY (chat_id, target, emoji, user_id))""",
+        {"postgresql": APPEND_FUNCTION_2},
     ),
 )
 

@@ -11,8 +11,19 @@ from zope.interface import implementer
 
 from chatire.errors import Forbidden
 from chatire.interfaces import IStore
-from chatire.model import Appended, Chat, ChatPage, Page, Post, User
-from chatire.store import queries
+from chatire.model import (
+    Appended,
+    Chat,
+    ChatPage,
+    Event,
+    Member,
+    Message,
+    Page,
+    Post,
+    Timeline,
+    User,
+)
+from chatire.store import append, queries, timeline
 from chatire.store.schema import migrate
 
 T = TypeVar("T")
@@ -98,29 +109,54 @@ class SQLStore:
                    after: tuple[datetime, int] | None = None) -> Deferred[ChatPage]:
         return self.engine.run(queries.list_chats, user_id, limit, after)
 
-    def members(self, chat_id: int) -> Deferred[list[User]]:
+    def members(self, chat_id: int) -> Deferred[list[Member]]:
         return self.engine.run(queries.members, chat_id)
+
+    def membership(self, chat_id: int, user_id: int) -> Deferred[str | None]:
+        return self.engine.run(queries.membership, chat_id, user_id)
 
     def is_member(self, chat_id: int, user_id: int) -> Deferred[bool]:
         return self.engine.run(queries.is_member, chat_id, user_id)
 
-    def add_member(self, chat_id: int, user_id: int, now: datetime) -> Deferred[None]:
-        return self.engine.run(queries.add_member, chat_id, user_id, now)
+    def add_member(self, chat: Chat, user: User, now: datetime) -> Deferred[Event | None]:
+        return self.engine.run(queries.add_member, chat, user, now)
 
-    def remove_member(self, chat_id: int, user_id: int) -> Deferred[bool]:
-        return self.engine.run(queries.remove_member, chat_id, user_id)
+    def remove_member(self, chat: Chat, user: User, now: datetime) -> Deferred[Event | None]:
+        return self.engine.run(queries.remove_member, chat, user, now)
 
     def append_messages(self, chat: Chat, posts: list[Post],
                         now: datetime) -> Deferred[list[Appended | Forbidden]]:
-        return self.engine.run(queries.append_messages, chat, posts, now)
+        return self.engine.run(append.append_messages, chat, posts, now)
 
     def append_chats(self, batches: list[tuple[Chat, list[Post]]],
                      now: datetime) -> Deferred[list[list[Appended | Forbidden]]]:
-        return self.engine.run(queries.append_chats, batches, now)
+        return self.engine.run(append.append_chats, batches, now)
 
     def history(self, chat: Chat, after: int | None, before: int | None,
-                limit: int) -> Deferred[Page]:
-        return self.engine.run(queries.history, chat, after, before, limit)
+                limit: int, viewer: int | None = None) -> Deferred[Page]:
+        return self.engine.run(timeline.history, chat, after, before, limit, viewer)
+
+    def events(self, chat: Chat, after: int, limit: int,
+               viewer: int | None = None) -> Deferred[Timeline]:
+        return self.engine.run(timeline.events, chat, after, limit, viewer)
+
+    def message_at(self, chat: Chat, seq: int) -> Deferred[Message | None]:
+        return self.engine.run(timeline.message_at, chat, seq)
+
+    def edit_message(self, chat: Chat, seq: int, user: User, text: str,
+                     now: datetime) -> Deferred[Event]:
+        return self.engine.run(timeline.edit_message, chat, seq, user, text, now)
+
+    def delete_message(self, chat: Chat, seq: int, user: User,
+                       now: datetime) -> Deferred[tuple[Event, bool]]:
+        return self.engine.run(timeline.delete_message, chat, seq, user, now)
+
+    def react(self, chat: Chat, seq: int, user: User, emoji: str, on: bool,
+              now: datetime) -> Deferred[Event | None]:
+        return self.engine.run(timeline.react, chat, seq, user, emoji, on, now)
+
+    def mark_read(self, marks: list[tuple[int, int, int]]) -> Deferred[list[tuple[int, int, int]]]:
+        return self.engine.run(timeline.mark_read, marks)
 
     def last_seqs(self, chat_uris: list[str]) -> Deferred[dict[str, int]]:
         return self.engine.run(queries.last_seqs, chat_uris)

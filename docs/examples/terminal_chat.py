@@ -49,14 +49,28 @@ class Chat:
             self.socket.send_text(client_id, text)
 
     def on_frame(self, frame: dict[str, Any]) -> None:
-        if frame["type"] == "message" and frame["seq"] == self.last_seq + 1:
+        # Messages and the other events share the chat's seq: both advance it.
+        if frame["type"] in ("message", "event") and frame["seq"] == self.last_seq + 1:
             self.last_seq = frame["seq"]
-            print(f"[{frame['seq']}] {frame['user']['username']}: {frame['message']}",
-                  flush=True)
+            print(describe(frame), flush=True)
         elif frame["type"] == "sent":
             self.unconfirmed.pop(frame["client_id"], None)
         elif frame["type"] == "error":
             print(f"! {frame['code']}: {frame['message']}", file=sys.stderr, flush=True)
+
+
+def describe(frame: dict[str, Any]) -> str:
+    """One line for a timeline entry: a message, or what an event did."""
+    who, seq = frame["user"]["username"], frame["seq"]
+    if frame["type"] == "message":
+        text = "(deleted)" if frame.get("deleted") else frame["message"]
+        return f"[{seq}] {who}: {text}"
+    kind, target = frame["kind"], frame.get("target")
+    what = {"join": "joined", "leave": "left", "delete": f"deleted #{target}",
+            "edit": f"edited #{target}: {frame.get('message', '')}",
+            "react": f"reacted {frame.get('emoji')} to #{target}",
+            "unreact": f"took back {frame.get('emoji')} on #{target}"}.get(kind, kind)
+    return f"* [{seq}] {who} {what}"
 
 
 class Socket(WebSocketClientProtocol):

@@ -166,7 +166,9 @@ async def test_chats_members_and_membership_rules(api: Api) -> None:
     status, body = await friend.call("GET", f"/api/chats/{uri}")
     assert status == 200
     assert [m["id"] for m in body["members"]] == [owner.id, friend.id]
-    assert all(set(m) == {"id", "username", "display_name"} for m in body["members"])
+    assert all(set(m) == {"id", "username", "display_name", "role", "read_seq"}
+               for m in body["members"])
+    assert [m["role"] for m in body["members"]] == ["owner", "member"]
 
     await owner.post(second, "newer activity")
     status, body = await owner.call("GET", "/api/chats")
@@ -196,16 +198,16 @@ async def test_post_is_idempotent_on_client_id(api: Api) -> None:
                                      {"message": "  hello  ", "client_id": "c-1"})
     assert status == 201
     message = first["message"]
-    assert message["message"] == "hello" and message["seq"] == 1
+    assert message["message"] == "hello" and message["seq"] == 2  # bob's join is 1
     assert message["client_id"] == "c-1" and message["user"]["id"] == alice.id
     status, again = await alice.call("POST", f"/api/chats/{uri}/messages",
                                      {"message": "different text", "client_id": "c-1"})
     assert status == 200 and again["message"] == message
     status, other = await bob.call("POST", f"/api/chats/{uri}/messages",
                                    {"message": "same key, other user", "client_id": "c-1"})
-    assert status == 201 and other["message"]["seq"] == 2
+    assert status == 201 and other["message"]["seq"] == 3
     status, body = await alice.call("GET", f"/api/chats/{uri}/messages")
-    assert [m["seq"] for m in body["messages"]] == [1, 2]
+    assert [m["seq"] for m in body["messages"]] == [2, 3]
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t ", "x" * 4001])

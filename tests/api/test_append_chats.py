@@ -30,24 +30,24 @@ async def test_one_transaction_for_three_chats(db_url: str) -> None:
     u1 = await store.create_user("one", "x", "One", NOW)
     u2 = await store.create_user("two", "x", "Two", NOW)
     a, b, c = [await store.create_chat(name * 22, "t", u1.id, NOW) for name in "abc"]
-    for chat in (a, b):
-        await store.add_member(chat.id, u2.id, NOW)
+    for chat in (a, b):  # a join event each: seq 1
+        assert (await store.add_member(chat, u2, NOW)).seq == 1  # type: ignore[union-attr]
     first = await store.append_chats([
         (a, [Post(u1.id, "a1", "k1"), Post(u2.id, "a2", "k2"), Post(u1.id, "again", "k1")]),
         (b, [Post(u2.id, "b1", None)]),
         (c, [Post(u2.id, "not a member", "k9"), Post(u1.id, "c1", "k3")]),
     ], NOW)
     assert [[_seq(r) for r in results] for results in first] == [
-        [(1, True), (2, True), (1, False)], [(1, True)], ["forbidden", (1, True)]]
+        [(2, True), (3, True), (2, False)], [(2, True)], ["forbidden", (1, True)]]
     assert first[0][2].message.message == "a1"  # type: ignore[union-attr]
     second = await store.append_chats([
         (a, [Post(u1.id, "retry", "k1")]), (c, [Post(u1.id, "c2", None)])], NOW)
-    assert [[_seq(r) for r in results] for results in second] == [[(1, False)], [(2, True)]]
+    assert [[_seq(r) for r in results] for results in second] == [[(2, False)], [(2, True)]]
     last = {chat.uri: chat.last_seq for chat in (await store.list_chats(u1.id)).chats}
-    assert last == {a.uri: 2, b.uri: 1, c.uri: 2}  # the retry's seq was given back
+    assert last == {a.uri: 3, b.uri: 2, c.uri: 2}  # the retry's seq was given back
     page = await store.history(a, 0, None, 10)
     assert [(m.seq, m.message, m.user.id) for m in page.messages] == [
-        (1, "a1", u1.id), (2, "a2", u2.id)]
+        (2, "a1", u1.id), (3, "a2", u2.id)]
     await store.stop()
 
 

@@ -34,31 +34,32 @@ async def test_chat_live_both_ways_with_sent_and_http_posts(daemon: Any, api: Ap
     alice, bob, uri = await _two_members(api)
     ws_a = await Socket.open(api.base_url, alice.token)
     ws_b = await Socket.open(api.base_url, bob.token, auth_frame=False)
-    assert (await ws_a.subscribe(uri)) == {"type": "subscribed", "chat": uri, "last_seq": 0}
+    # Bob's join is the chat's seq 1: messages start at 2.
+    assert (await ws_a.subscribe(uri)) == {"type": "subscribed", "chat": uri, "last_seq": 1}
     await ws_b.subscribe(uri)
     ws_a.send({"type": "send", "chat": uri, "message": " hi bob ", "client_id": "a1"})
     echo, sent = await ws_a.next(), await ws_a.next()
-    assert sent == {"type": "sent", "chat": uri, "client_id": "a1", "seq": 1,
+    assert sent == {"type": "sent", "chat": uri, "client_id": "a1", "seq": 2,
                     "id": echo["id"]}
     ws_a.frames.pending.insert(0, echo)
     for ws in (ws_a, ws_b):
         frame = await ws.next_of("message")
-        assert frame["seq"] == 1 and frame["message"] == "hi bob"
+        assert frame["seq"] == 2 and frame["message"] == "hi bob"
         assert frame["user"]["id"] == alice.id and frame["client_id"] == "a1"
         assert set(frame) == {"type", "chat", "seq", "id", "user", "message", "client_id",
-                              "created_at"}
+                              "created_at", "reply_to", "edited_at", "deleted", "reactions"}
     await bob.post(uri, "over http")
     for ws in (ws_a, ws_b):
         frame = await ws.next_of("message")
-        assert (frame["seq"], frame["message"]) == (2, "over http")
+        assert (frame["seq"], frame["message"]) == (3, "over http")
     ws_b.send({"type": "typing", "chat": uri})
     typing = await ws_a.next_of("typing")
     assert typing["user"]["id"] == bob.id and typing["chat"] == uri
     # The same client_id again: acknowledged with the first message, stored once.
     ws_a.send({"type": "send", "chat": uri, "message": "again", "client_id": "a1"})
-    assert (await ws_a.next_of("sent"))["seq"] == 1  # and no second message frame
+    assert (await ws_a.next_of("sent"))["seq"] == 2  # and no second message frame
     _, body = await alice.call("GET", f"/api/chats/{uri}/messages")
-    assert [m["seq"] for m in body["messages"]] == [1, 2]
+    assert [m["seq"] for m in body["messages"]] == [2, 3]
     ws_a.send({"type": "unsubscribe", "chat": uri})
     assert await ws_a.next_of("unsubscribed") == {"type": "unsubscribed", "chat": uri}
     await ws_a.close()
@@ -70,12 +71,12 @@ async def test_resume_with_after_replays_then_goes_live(daemon: Any, api: Api) -
     alice, bob, uri = await _two_members(api)
     for i in range(5):
         await alice.post(uri, f"m{i}")
-    ws = await Socket.open(api.base_url, bob.token)
-    assert (await ws.subscribe(uri, after=2))["last_seq"] == 5
-    assert [(await ws.next_of("message"))["seq"] for _ in range(3)] == [3, 4, 5]
+    ws = await Socket.open(api.base_url, bob.token)  # messages 2..6 (bob's join is 1)
+    assert (await ws.subscribe(uri, after=3))["last_seq"] == 6
+    assert [(await ws.next_of("message"))["seq"] for _ in range(3)] == [4, 5, 6]
     await alice.post(uri, "live")
-    assert (await ws.next_of("message"))["seq"] == 6
-    ws.send({"type": "subscribe", "chat": uri, "after": 7})
+    assert (await ws.next_of("message"))["seq"] == 7
+    ws.send({"type": "subscribe", "chat": uri, "after": 8})
     error = await ws.next_of("error")
     assert error["code"] == "invalid" and error["chat"] == uri
     await ws.close()

@@ -26,6 +26,7 @@ from tests.fuzz.strategies import (
     nestings,
     wire,
 )
+from tests.support.client import fill_path
 
 FUZZ = settings(max_examples=60, deadline=None, database=None, derandomize=not EXPLORE,
                 suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate])
@@ -52,7 +53,7 @@ def test_nesting_in_every_request_body(fuzz_daemon: SyncDaemon, member: Member) 
     def fuzz(target: tuple[str, str, tuple[str, ...]], pad: Any) -> None:
         method, path, required = target
         body = {**_body(member, path, required), "pad": pad}
-        status, reply = fuzz_daemon.call(method, path.replace("{uri}", member.chat), body,
+        status, reply = fuzz_daemon.call(method, fill_path(path, member.chat), body,
                                          token=member.token)
         assert status < 500, (path, depth(body), reply)
         if depth(body) > MAX_DEPTH:
@@ -66,7 +67,7 @@ def test_nesting_in_every_request_body(fuzz_daemon: SyncDaemon, member: Member) 
 def test_a_deep_body_is_invalid_however_deep(fuzz_daemon: SyncDaemon, member: Member,
                                              levels: int) -> None:
     for method, path, _ in BODIES:
-        status, raw = fuzz_daemon.request(method, path.replace("{uri}", member.chat),
+        status, raw = fuzz_daemon.request(method, fill_path(path, member.chat),
                                           deep_json(levels), token=member.token)
         assert status == 400 and b'"invalid"' in raw, (path, levels, status, raw[:200])
 

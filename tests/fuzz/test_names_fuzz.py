@@ -31,7 +31,7 @@ from tests.fuzz.strategies import hostile_names, name_refusals
 from tests.support.client import Api
 from tests.support.daemons import fresh_vhost
 
-KINDS = ["subscribe", "unsubscribe", "typing", "send"]
+KINDS = ["subscribe", "unsubscribe", "typing", "send", "read"]
 Frame = tuple[str, str]  # kind, chat
 
 
@@ -72,6 +72,8 @@ def _frame(kind: str, chat: Any) -> dict[str, Any]:
         frame["after"] = None
     if kind == "send":
         frame.update(message="hello", client_id=secrets.token_hex(6))
+    if kind == "read":
+        frame["seq"] = 0
     return frame
 
 
@@ -107,7 +109,7 @@ def _until(ws: rawws.RawSocket, wanted: dict[str, Any]) -> None:
             raise AssertionError(f"no {wanted!r}") from None
         if reply == wanted:
             return
-        assert reply.get("type") in {"message", "typing"}, reply
+        assert reply.get("type") in {"message", "event", "typing", "read"}, reply
     raise AssertionError(f"no {wanted!r}")
 
 

@@ -30,6 +30,7 @@ from tests.fuzz.strategies import (
     name_refusals,
     text_refused,
 )
+from tests.support.client import fill_path
 from tests.support.services import fresh_database
 
 FUZZ = settings(max_examples=50, deadline=None, database=None, derandomize=not EXPLORE,
@@ -79,7 +80,7 @@ def test_hostile_text_in_every_api_field(store_daemon: SyncDaemon, member: Membe
         if path == "/api/auth/token":
             body["username"] = member.username  # a real user: only the fuzzed field is wrong
         body[field] = value
-        status, reply = store_daemon.call(method, path.replace("{uri}", member.chat), body,
+        status, reply = store_daemon.call(method, fill_path(path, member.chat), body,
                                           token=member.token)
         statuses[status] = statuses.get(status, 0) + 1
         assert status < 500, (method, path, field, value, reply)
@@ -99,7 +100,8 @@ def _frame(kind: str, member: Member) -> dict[str, Any]:
             "unsubscribe": {"type": "unsubscribe", "chat": member.chat},
             "send": {"type": "send", "chat": member.chat, "message": "hello",
                      "client_id": secrets.token_hex(8)},
-            "typing": {"type": "typing", "chat": member.chat}}[kind]
+            "typing": {"type": "typing", "chat": member.chat},
+            "read": {"type": "read", "chat": member.chat, "seq": 0}}[kind]
 
 
 FRAME_FIELDS = list(frame_text_fields())

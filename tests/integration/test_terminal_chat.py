@@ -86,19 +86,20 @@ async def test_two_people_chat_through_two_daemons_and_survive_a_kill(
     try:
         uri = (await alice.wait_for("* new chat: ")).split(": ")[1]
         await bob.join(uri)
+        assert await alice.wait_for("* [1]") == "* [1] bob joined"
         alice.type("hello from alice")
-        assert await alice.wait_for("[1]") == "[1] alice: hello from alice"
+        assert await alice.wait_for("[2]") == "[2] alice: hello from alice"
         await bob.post(uri, "hi alice")
-        assert await alice.wait_for("[2]") == "[2] bob: hi alice"
+        assert await alice.wait_for("[3]") == "[3] bob: hi alice"
         await a.stop(signal.SIGKILL)  # alice's daemon dies
         await bob.post(uri, "are you there?")
         await bob.post(uri, "still there?")
-        assert await alice.wait_for("[3]") == "[3] bob: are you there?"
-        assert await alice.wait_for("[4]") == "[4] bob: still there?"
+        assert await alice.wait_for("[4]") == "[4] bob: are you there?"
+        assert await alice.wait_for("[5]") == "[5] bob: still there?"
         alice.type("yes, via the other daemon")
-        assert await alice.wait_for("[5]") == "[5] alice: yes, via the other daemon"
+        assert await alice.wait_for("[6]") == "[6] alice: yes, via the other daemon"
         numbered = [line for line in alice.seen if line.startswith("[")]
-        assert [line.split("]")[0] for line in numbered] == ["[1", "[2", "[3", "[4", "[5"]
+        assert [line.split("]")[0] for line in numbered] == ["[2", "[3", "[4", "[5", "[6"]
         _, body = await bob.call("GET", f"/api/chats/{uri}/messages")
         assert len(body["messages"]) == 5
     finally:

@@ -76,9 +76,11 @@ async def test_every_client_on_either_daemon_gets_every_message_once_in_order(
             reader.socket.send({"type": "send", "chat": uri, "message": f"r{round_} u{i}",
                                 "client_id": f"{round_}-{i}"})
             total += 1
-    await defer.gatherResults([defer.ensureDeferred(r.read_until(total)) for r in readers])
+    joins = len(users) - 1  # seqs 1..3 are the joins; the messages follow
+    await defer.gatherResults([defer.ensureDeferred(r.read_until(joins + total))
+                               for r in readers])
     for reader in readers:
-        reader.check()
+        reader.check(first=joins + 1)
         assert len(reader.seqs) == total
 
     # One exclusive queue per daemon, however many sockets and chats.
@@ -108,20 +110,20 @@ async def test_reconnecting_to_the_other_daemon_with_after_loses_nothing(
     socket = await Socket.open(a.base_url, bob.token)
     await socket.subscribe(uri)
     reader = Reader(socket, uri)
-    for i in range(5):
+    for i in range(5):  # seqs 2..6 (bob's join is 1)
         await alice.post(uri, f"before {i}")
-    await reader.read_until(5)
+    await reader.read_until(6)
     await socket.close()
     for i in range(7):
         await alice.post(uri, f"while away {i}")
     again = await Socket.open(b.base_url, bob.token)
-    assert (await again.subscribe(uri, after=reader.seqs[-1]))["last_seq"] == 12
+    assert (await again.subscribe(uri, after=reader.seqs[-1]))["last_seq"] == 13
     resumed = Reader(again, uri, last=reader.seqs[-1])
     sender = await Socket.open(a.base_url, alice.token)
     for i in range(3):
         sender.send({"type": "send", "chat": uri, "message": f"live {i}", "client_id": f"l{i}"})
-    await resumed.read_until(15)
-    resumed.check(first=5)
+    await resumed.read_until(16)
+    resumed.check(first=6)
     await again.close()
     await sender.close()
 
@@ -145,8 +147,8 @@ async def test_delivery_survives_the_broker_closing_every_connection(
         if burst == 2:
             rabbitmqctl("close_all_connections", "-p", vhost, "chatire fault test")
         await sleep(0.2)
-    await reader.read_until(sent, timeout=30)
-    reader.check()
+    await reader.read_until(sent + 1, timeout=30)  # after bob's join (seq 1)
+    reader.check(first=2)
     assert len(reader.seqs) == sent
     for daemon in (a, b):  # both links come back by themselves
         for _ in range(150):
@@ -157,3 +159,37 @@ async def test_delivery_survives_the_broker_closing_every_connection(
         assert response == (200, {"store": "ok", "bus": "ok"})
     await on_b.close()
     await sender.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_timeline_events_and_read_state_cross_daemons(
+        daemons: list[DaemonProcess]) -> None:
+    """Edits, reactions and deletes made on one daemon reach subscribers on the other in
+    seq order; a read mark on one daemon reaches the user's socket on the other; a replay
+    on the other daemon shows the message as it is now (no frame cached before the edit)."""
+    a, b = daemons
+    (alice, bob), uri = await _chat_of(Api(a.base_url), 2)
+    on_b = await Socket.open(b.base_url, bob.token)
+    await on_b.subscribe(uri)
+    await alice.post(uri, "first")  # seq 2, on a
+    frame = await on_b.next_of("message")
+    assert (frame["seq"], frame["message"]) == (2, "first")  # b caches this frame
+    assert (await alice.call("PATCH", f"/api/chats/{uri}/messages/2", {"message": "1st"}))[0] == 200
+    assert (await bob.call("PUT", f"/api/chats/{uri}/messages/2/reactions/ok"))[0] == 200
+    kinds = [(await on_b.next())["kind"] for _ in range(2)]
+    assert kinds == ["edit", "react"]
+    replay = await Socket.open(b.base_url, bob.token)
+    await replay.subscribe(uri, after=1)
+    again = await replay.next()
+    assert (again["seq"], again["message"], again["reactions"][0]["count"]) == (2, "1st", 1)
+    assert [(await replay.next())["seq"] for _ in range(2)] == [3, 4]
+    # Bob reads on daemon a; his socket on daemon b hears of it within a second.
+    on_a = await Socket.open(a.base_url, bob.token)
+    await on_a.subscribe(uri)
+    on_a.send({"type": "read", "chat": uri, "seq": 4})
+    assert await on_b.next_of("read", timeout=1.5) == {"type": "read", "chat": uri, "seq": 4}
+    assert (await alice.call("DELETE", f"/api/chats/{uri}/messages/2"))[0] == 200
+    gone = await on_b.next_of("event")
+    assert (gone["kind"], gone["target"], gone["seq"]) == ("delete", 2, 5)
+    for sock in (on_a, on_b, replay):
+        await sock.close()

@@ -163,6 +163,7 @@ async def test_the_sqlite_to_postgresql_recipe_keeps_everything(make_daemon: Any
     await bob.join(uri)
     await alice.post(uri, 'line one, "quoted"\nline two')
     await bob.post(uri, "with a client id", client_id="c-1")
+    assert (await bob.call("PUT", f"/api/chats/{uri}/messages/2/reactions/ok"))[0] == 200
     await old.stopService()
 
     with fresh_database() as target:
@@ -184,12 +185,16 @@ async def test_the_sqlite_to_postgresql_recipe_keeps_everything(make_daemon: Any
         status, page = await api.call("GET", f"/api/chats/{uri}/messages", token=bob.token)
         assert status == 200
         assert [(m["seq"], m["message"], m["client_id"]) for m in page["messages"]] == [
-            (1, 'line one, "quoted"\nline two', None), (2, "with a client id", "c-1")]
+            (2, 'line one, "quoted"\nline two', None), (3, "with a client id", "c-1")]
+        status, events = await api.call("GET", f"/api/chats/{uri}/events", token=bob.token)
+        assert [e["kind"] for e in events["events"]] == ["join", "message", "message", "react"]
+        assert page["messages"][0]["reactions"] == [{"emoji": "ok", "count": 1,
+                                                     "users": [bob.id]}]
         again = await User(api, "bob", bob.token, bob.id).post(
             uri, "with a client id", client_id="c-1")
-        assert again["seq"] == 2  # the idempotency key survived the move
+        assert again["seq"] == 3  # the idempotency key survived the move
         fresh = await User(api, "alice", alice.token, alice.id).post(uri, "after")
-        assert (fresh["seq"], fresh["id"]) == (3, 3)  # no id reused
+        assert (fresh["seq"], fresh["id"]) == (5, 5)  # no id reused (events take ids too)
         carol = await api.user("carol")
         assert carol.id == 3
         status, body = await api.call("POST", "/api/chats", {"title": "new"},

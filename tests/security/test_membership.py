@@ -8,7 +8,7 @@ from typing import Any
 import pytest_twisted
 
 from chatire.schemas import FRAMES
-from tests.support.client import Api, Socket
+from tests.support.client import Api, Socket, fill_path
 
 #: What a signed-in non-member gets from each operation on a chat's uri.
 REFUSED = {
@@ -17,6 +17,13 @@ REFUSED = {
     ("get", "/api/chats/{uri}/messages", "?after=0"): 403,
     ("get", "/api/chats/{uri}/messages", "?before=2&limit=200"): 403,
     ("post", "/api/chats/{uri}/messages", ""): 403,
+    ("patch", "/api/chats/{uri}/messages/{seq}", ""): 403,
+    ("delete", "/api/chats/{uri}/messages/{seq}", ""): 403,
+    ("put", "/api/chats/{uri}/messages/{seq}/reactions/{emoji}", ""): 403,
+    ("delete", "/api/chats/{uri}/messages/{seq}/reactions/{emoji}", ""): 403,
+    ("get", "/api/chats/{uri}/events", ""): 403,
+    ("get", "/api/chats/{uri}/events", "?after=0&limit=500"): 403,
+    ("put", "/api/chats/{uri}/read", ""): 403,
 }
 #: Operations on a uri a non-member may call, and why.
 ALLOWED = {
@@ -25,14 +32,16 @@ ALLOWED = {
     # Leaving a chat one is not in changes nothing (idempotent, like join).
     ("delete", "/api/chats/{uri}/members/me"): 204,
 }
-BODIES = {("post", "/api/chats/{uri}/messages"): {"message": "let me in", "client_id": "s1"}}
+BODIES = {("post", "/api/chats/{uri}/messages"): {"message": "let me in", "client_id": "s1"},
+          ("patch", "/api/chats/{uri}/messages/{seq}"): {"message": "mine now"},
+          ("put", "/api/chats/{uri}/read"): {"seq": 1}}
 
 
 async def _setup(api: Api) -> tuple[Any, Any, Any, str]:
     alice, bob, stranger = await api.user(), await api.user(), await api.user()
     uri = await alice.new_chat()
     await bob.join(uri)
-    await alice.post(uri, "members only")
+    await alice.post(uri, "members only")  # seq 2 (bob's join is seq 1)
     return alice, bob, stranger, uri
 
 
@@ -54,7 +63,7 @@ async def test_every_route_on_a_chat_is_refused_to_a_non_member(make_daemon: Any
     assert on_uri == covered, f"decide what a non-member gets from {on_uri - covered}"
     for (method, path, query), expected in REFUSED.items():
         for who, target, code in ((stranger, uri, expected), (stranger, "no-such-chat", 404)):
-            status, body = await who.call(method.upper(), path.replace("{uri}", target) + query,
+            status, body = await who.call(method.upper(), fill_path(path, target) + query,
                                           BODIES.get((method, path)))
             assert status == code, (method, path, query, target, status, body)
             assert body["error"]["code"] == {403: "forbidden", 404: "not_found"}[code]
@@ -69,7 +78,7 @@ async def test_every_route_on_a_chat_is_refused_to_a_non_member(make_daemon: Any
     # An ex-member is a non-member again.
     assert (await bob.call("DELETE", f"/api/chats/{uri}/members/me"))[0] == 204
     for (method, path, query), expected in REFUSED.items():
-        status, _ = await bob.call(method.upper(), path.replace("{uri}", uri) + query,
+        status, _ = await bob.call(method.upper(), fill_path(path, uri) + query,
                                    BODIES.get((method, path)))
         assert status == expected, (method, path, "ex-member")
     # Joining is the invitation: then the stranger is a member like any other.
@@ -83,6 +92,7 @@ FRAME_REPLIES = {
                   ({"after": 1}, "forbidden")],
     "send": [({"message": "let me in", "client_id": "s1"}, "forbidden"),
              ({"message": "no client id"}, "forbidden")],
+    "read": [({"seq": 1}, "forbidden")],
     "typing": [({}, "invalid")],  # only a subscriber may type, and it cannot subscribe
     "unsubscribe": [({}, "unsubscribed")],  # a no-op: it followed nothing
 }
@@ -96,7 +106,7 @@ async def test_every_frame_on_a_chat_is_refused_to_a_non_member(make_daemon: Any
     assert set(FRAMES) - {"auth"} == set(FRAME_REPLIES)
     before = await _state(alice, uri)
     watcher = await Socket.open(daemon.base_url, alice.token)
-    await watcher.subscribe(uri, after=1)
+    await watcher.subscribe(uri, after=before[0])
     ws = await Socket.open(daemon.base_url, stranger.token)
     for kind, cases in FRAME_REPLIES.items():
         for target, not_there in ((uri, None), ("no-such-chat", "not_found")):

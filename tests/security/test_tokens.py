@@ -7,7 +7,7 @@ from typing import Any
 import pytest_twisted
 
 from tests.security.helpers import closed_within, open_ws
-from tests.support.client import Api
+from tests.support.client import Api, fill_path
 from tests.support.daemons import sleep
 
 #: A valid body for each route that takes one, so only the token decides.
@@ -33,7 +33,7 @@ async def authenticated_routes(api: Api) -> list[tuple[str, str]]:
 async def assert_refused_everywhere(api: Api, uri: str, headers: dict[str, str],
                                     what: str) -> None:
     for method, path in await authenticated_routes(api):
-        status, body = await api.call(method.upper(), path.replace("{uri}", uri),
+        status, body = await api.call(method.upper(), fill_path(path, uri),
                                       BODIES.get((method, path)), headers=headers)
         assert status == 401, (what, method, path, status, body)
         assert body["error"]["code"] == "unauthenticated"

@@ -149,3 +149,8 @@ class Socket:
             self.closed.addBoth(lambda r: (d.callback(r), r)[1])
             d.addTimeout(5, reactor)
             await d
+
+
+def fill_path(path: str, uri: str, seq: int = 1, emoji: str = "%F0%9F%91%8D") -> str:
+    """An OpenAPI path template with its parameters filled in (a chat, a seq, an emoji)."""
+    return path.replace("{uri}", uri).replace("{seq}", str(seq)).replace("{emoji}", emoji)

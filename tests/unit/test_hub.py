@@ -26,11 +26,12 @@ def test_live_messages_arrive_once_in_order_and_bus_echo_is_dropped() -> None:
     chat = node.chat(alice, bob)
     conn = FakeConn(bob)
     run(node.subscribe(conn, bob, chat.uri, None))
-    assert conn.control == [{"type": "subscribed", "chat": chat.uri, "last_seq": 0}]
+    # Bob's join is the chat's first event (seq 1); the messages come after it.
+    assert conn.control == [{"type": "subscribed", "chat": chat.uri, "last_seq": 1}]
     for i in range(3):
         run(node.chats.post(alice, chat.uri, f"m{i}", None))
     clock.advance(0)  # the memory bus echoes every message back on the next turn
-    assert conn.seqs() == [1, 2, 3]
+    assert conn.seqs() == [2, 3, 4]
 
 
 def test_duplicate_and_old_bus_deliveries_are_dropped_and_acked() -> None:
@@ -142,7 +143,7 @@ def test_two_nodes_on_one_broker_deliver_across() -> None:
     for i in range(5):
         run(a.chats.post(alice, chat.uri, f"m{i}", None))
     clock.advance(0)
-    assert on_a.seqs() == on_b.seqs() == [1, 2, 3, 4, 5]
+    assert on_a.seqs() == on_b.seqs() == [2, 3, 4, 5, 6]  # bob's join is seq 1
 
 
 def test_typing_reaches_other_users_only() -> None:
@@ -348,6 +349,7 @@ def test_typing_is_relayed_once_per_interval_and_dropped_before_the_bus() -> Non
     run(here.subscribe(typer, alice, chat.uri, None))
     run(here.subscribe(watcher, bob, chat.uri, None))
     run(there.subscribe(remote, bob, chat.uri, None))
+    clock.advance(0)  # bob's join event has gone by
     routed: list[str] = []  # what went over the bus, seen by one more node
     spy = MemoryBus(clock, broker)
     spy.start(lambda uri, seq, payload, ack: routed.append(uri), lambda: None)

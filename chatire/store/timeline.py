@@ -1,0 +1,242 @@
+"""The timeline's transactions: history and events pages, edits, deletes, reactions, reads."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from chatire.errors import Conflict
+from chatire.model import Chat, Event, Item, Message, Page, Reaction, Timeline, User, iso
+from chatire.store.cursor import Cursor
+from chatire.store.events import append_event, give_back_seq, take_seq
+from chatire.store.queries import MESSAGE_COLUMNS, MESSAGE_FROM, message_row
+
+#: The reactors a message lists per emoji (the count is always exact): a hot message's
+#: frame stays the same size however many react.
+SHOWN_REACTORS = 10
+#: The most different emoji one message takes.
+MAX_EMOJI_KINDS = 20
+
+_EVENT_COLUMNS = """e.seq, e.id, e.kind, e.target, e.body, e.data, e.created_at,
+    u.id, u.username, u.display_name"""
+_EVENT_FROM = "events e JOIN users u ON u.id = e.user_id"
+
+
+def _event(cur: Cursor, uri: str, row: tuple[Any, ...]) -> Event:
+    seq, event_id, kind, target, body, data, at, *user = row
+    fields: dict[str, Any] = {} if target is None else {"target": int(target)}
+    fields.update(json.loads(data))
+    if body is not None:
+        fields["message"] = body
+    return Event(uri, int(seq), int(event_id), kind, User(int(user[0]), user[1], user[2]),
+                 cur.time(at), fields)
+
+
+async def _with_reactions(cur: Cursor, chat: Chat, messages: list[Message],
+                          viewer: int | None) -> list[Message]:
+    """The messages with their reactions: per emoji the count, the first SHOWN_REACTORS
+    users and the viewer (whose own reactions an HTTP reply always shows)."""
+    live = [m.seq for m in messages if not m.deleted]
+    if not live:
+        return messages
+    await cur.execute(
+        """SELECT target, emoji, user_id, n FROM (
+               SELECT target, emoji, user_id,
+                      row_number() OVER (PARTITION BY target, emoji
+                                         ORDER BY created_at, user_id) AS rank,
+                      count(*) OVER (PARTITION BY target, emoji) AS n,
+                      min(created_at) OVER (PARTITION BY target, emoji) AS first
+                 FROM reactions WHERE chat_id = %s AND target BETWEEN %s AND %s) r
+           WHERE rank <= %s OR user_id = %s
+           ORDER BY target, first, emoji, rank""",
+        (chat.id, min(live), max(live), SHOWN_REACTORS, viewer if viewer is not None else -1),
+    )
+    found: dict[int, dict[str, tuple[int, list[int]]]] = {}
+    for target, emoji, user_id, count in cur.fetchall():
+        per = found.setdefault(int(target), {})
+        per.setdefault(emoji, (int(count), []))[1].append(int(user_id))
+    if not found:
+        return messages
+    return [m if m.seq not in found else attrs.evolve(m, reactions=tuple(
+        Reaction(emoji, count, tuple(users)) for emoji, (count, users)
+        in found[m.seq].items())) for m in messages]
+
+
+async def history(cur: Cursor, chat: Chat, after: int | None, before: int | None,
+                  limit: int, viewer: int | None = None) -> Page:
+    """Messages only, in their current state: seq > after, or seq < before, or the latest."""
+    if after is not None:
+        await cur.execute(
+            f"""SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM}
+                WHERE m.chat_id = %s AND m.seq > %s ORDER BY m.seq LIMIT %s""",
+            (chat.id, after, limit + 1),
+        )
+        rows = cur.fetchall()
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+    else:
+        bound = before if before is not None else chat.last_seq + 1
+        await cur.execute(
+            f"""SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM}
+                WHERE m.chat_id = %s AND m.seq < %s ORDER BY m.seq DESC LIMIT %s""",
+            (chat.id, bound, limit + 1),
+        )
+        newest_first = cur.fetchall()
+        has_more = len(newest_first) > limit
+        rows = newest_first[:limit][::-1]
+    messages = [message_row(cur, chat.uri, r) for r in rows]
+    return Page(tuple(await _with_reactions(cur, chat, messages, viewer)), has_more)
+
+
+async def events(cur: Cursor, chat: Chat, after: int, limit: int,
+                 viewer: int | None = None) -> Timeline:
+    """Every kind with seq > after, ascending: two index ranges merged, one page long
+    (never the whole chat in memory, however long it is)."""
+    await cur.execute(
+        f"""SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM}
+            WHERE m.chat_id = %s AND m.seq > %s ORDER BY m.seq LIMIT %s""",
+        (chat.id, after, limit + 1),
+    )
+    messages = [message_row(cur, chat.uri, r) for r in cur.fetchall()]
+    await cur.execute(
+        f"""SELECT {_EVENT_COLUMNS} FROM {_EVENT_FROM}
+            WHERE e.chat_id = %s AND e.seq > %s ORDER BY e.seq LIMIT %s""",
+        (chat.id, after, limit + 1),
+    )
+    others: list[Item] = [_event(cur, chat.uri, r) for r in cur.fetchall()]
+    items = sorted([*messages, *others], key=lambda item: item.seq)
+    has_more = len(items) > limit
+    items = items[:limit]
+    shown = await _with_reactions(
+        cur, chat, [item for item in items if isinstance(item, Message)], viewer)
+    current = {message.seq: message for message in shown}
+    return Timeline(tuple(current.get(item.seq, item) for item in items), has_more)
+
+
+async def message_at(cur: Cursor, chat: Chat, seq: int) -> Message | None:
+    """The message with this seq in its current state (no reactions), or None."""
+    await cur.execute(
+        f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM} WHERE m.chat_id = %s AND m.seq = %s",
+        (chat.id, seq),
+    )
+    row = cur.fetchone()
+    return None if row is None else message_row(cur, chat.uri, row)
+
+
+async def _locked_state(cur: Cursor, chat: Chat, seq: int) -> tuple[int, bool | None]:
+    """Take the chat's next seq (its row lock orders every change to the chat), and tell
+    whether the message is deleted (None: no such message)."""
+    taken = await take_seq(cur, chat.id)
+    await cur.execute("SELECT deleted FROM messages WHERE chat_id = %s AND seq = %s",
+                      (chat.id, seq))
+    row = cur.fetchone()
+    return taken, None if row is None else bool(row[0])
+
+
+async def edit_message(cur: Cursor, chat: Chat, seq: int, user: User, text: str,
+                       now: datetime) -> Event:
+    """Replace a message's text; Conflict if it was deleted meanwhile."""
+    taken, state = await _locked_state(cur, chat, seq)
+    if state is not False:
+        raise Conflict("the message was deleted")
+    await cur.execute(
+        "UPDATE messages SET body = %s, edited_at = %s WHERE chat_id = %s AND seq = %s",
+        (text, now, chat.id, seq),
+    )
+    return await append_event(cur, chat, "edit", user, now, target=seq, body=text,
+                              fields={"edited_at": iso(now)}, seq=taken)
+
+
+async def delete_message(cur: Cursor, chat: Chat, seq: int, user: User,
+                         now: datetime) -> tuple[Event, bool]:
+    """Erase a message's text and its edits' (gone, not hidden) and its reactions; the
+    delete event and True, or the first delete event and False if it was deleted."""
+    taken, state = await _locked_state(cur, chat, seq)
+    if state is None:
+        raise Conflict("no such message")  # ChatService looked first: it cannot vanish
+    if state:
+        await give_back_seq(cur, chat.id)
+        await cur.execute(
+            f"""SELECT {_EVENT_COLUMNS} FROM {_EVENT_FROM}
+                WHERE e.chat_id = %s AND e.target = %s AND e.kind = 'delete'""",
+            (chat.id, seq),
+        )
+        row = cur.fetchone()
+        assert row is not None
+        return _event(cur, chat.uri, row), False
+    await cur.execute(
+        "UPDATE messages SET body = '', deleted = TRUE WHERE chat_id = %s AND seq = %s",
+        (chat.id, seq),
+    )
+    await cur.execute(
+        "UPDATE events SET body = '' WHERE chat_id = %s AND target = %s AND kind = 'edit'",
+        (chat.id, seq),
+    )
+    await cur.execute("DELETE FROM reactions WHERE chat_id = %s AND target = %s",
+                      (chat.id, seq))
+    event = await append_event(cur, chat, "delete", user, now, target=seq, seq=taken)
+    return event, True
+
+
+async def react(cur: Cursor, chat: Chat, seq: int, user: User, emoji: str, on: bool,
+                now: datetime) -> Event | None:
+    """Add (``on``) or take back one user's emoji on a message; the event, or None when
+    that changed nothing. Conflict on a deleted message or past MAX_EMOJI_KINDS."""
+    taken, state = await _locked_state(cur, chat, seq)
+    if state is None:
+        raise Conflict("no such message")
+    if state:
+        raise Conflict("the message was deleted")
+    if on:
+        await cur.execute(
+            """SELECT count(DISTINCT emoji), max(CASE WHEN emoji = %s THEN 1 ELSE 0 END)
+               FROM reactions WHERE chat_id = %s AND target = %s""",
+            (emoji, chat.id, seq),
+        )
+        kinds, present = cur.fetchone() or (0, 0)
+        if not present and int(kinds or 0) >= MAX_EMOJI_KINDS:
+            raise Conflict(f"a message takes at most {MAX_EMOJI_KINDS} different reactions")
+        await cur.execute(
+            """INSERT INTO reactions (chat_id, target, emoji, user_id, created_at)
+               VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1""",
+            (chat.id, seq, emoji, user.id, now),
+        )
+    else:
+        await cur.execute(
+            """DELETE FROM reactions WHERE chat_id = %s AND target = %s AND emoji = %s
+               AND user_id = %s RETURNING 1""",
+            (chat.id, seq, emoji, user.id),
+        )
+    if cur.fetchone() is None:
+        await give_back_seq(cur, chat.id)
+        return None
+    await cur.execute(
+        "SELECT count(*) FROM reactions WHERE chat_id = %s AND target = %s AND emoji = %s",
+        (chat.id, seq, emoji),
+    )
+    row = cur.fetchone()
+    count = int(row[0]) if row else 0
+    return await append_event(cur, chat, "react" if on else "unreact", user, now,
+                              target=seq, fields={"emoji": emoji, "count": count}, seq=taken)
+
+
+async def mark_read(cur: Cursor, marks: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Raise each (chat id, user id)'s read_seq to seq, capped at the chat's last_seq and
+    never lowered; fire with (chat id, user id, read_seq now) of the members among them."""
+    greatest, least = ("GREATEST", "LEAST") if cur.dialect == "postgresql" else ("max", "min")
+    done: list[tuple[int, int, int]] = []
+    for chat_id, user_id, seq in marks:
+        await cur.execute(
+            f"""UPDATE members SET read_seq = {greatest}(read_seq, {least}(%s,
+                    (SELECT last_seq FROM chats WHERE id = members.chat_id)))
+                WHERE chat_id = %s AND user_id = %s RETURNING read_seq""",
+            (seq, chat_id, user_id),
+        )
+        row = cur.fetchone()
+        if row is not None:
+            done.append((chat_id, user_id, int(row[0])))
+    return done
+

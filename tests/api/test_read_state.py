@@ -1,0 +1,162 @@
+"""Delete erases from the store itself, and read state lives on the server: read_seq,
+unread counts, the read frame to the user's other sockets, coalesced writes."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import psycopg2
+import pytest_twisted
+from twisted.internet.task import Clock
+
+from chatire.config import Config
+from chatire.readmarks import ReadMarks
+from chatire.store.postgres import split_url
+from tests.support.client import Api, Socket
+
+
+def _every_text(db_url: str) -> str:
+    """Every row of the tables that hold chat text, read straight from the database."""
+    tables = ("messages", "events")
+    if db_url.startswith("sqlite:///"):
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as db:
+            return repr([db.execute(f"SELECT * FROM {t}").fetchall() for t in tables])
+    with psycopg2.connect(split_url(db_url)[0]) as db, db.cursor() as cur:
+        rows = []
+        for table in tables:
+            cur.execute(f"SELECT * FROM {table}")
+            rows.append(cur.fetchall())
+        return repr(rows)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_delete_erases_the_text_and_every_edit_from_the_store(
+        api: Api, config: Config) -> None:
+    alice = await api.user()
+    uri = await alice.new_chat()
+    status, body = await alice.call("POST", f"/api/chats/{uri}/messages",
+                                    {"message": "secret-one", "client_id": "k1"})
+    seq = body["message"]["seq"]
+    for text in ("secret-two", "secret-three"):
+        assert (await alice.call("PATCH", f"/api/chats/{uri}/messages/{seq}",
+                                 {"message": text}))[0] == 200
+    assert "secret-three" in _every_text(config.db)
+    assert (await alice.call("DELETE", f"/api/chats/{uri}/messages/{seq}"))[0] == 200
+    assert "secret" not in _every_text(config.db)
+    # The idempotency record is the message row: a retry finds the tombstone, not a copy.
+    status, body = await alice.call("POST", f"/api/chats/{uri}/messages",
+                                    {"message": "secret-one", "client_id": "k1"})
+    assert status == 200 and body["message"]["deleted"] and body["message"]["message"] == ""
+    assert "secret" not in _every_text(config.db)
+    _, events = await alice.call("GET", f"/api/chats/{uri}/events")
+    assert [e["seq"] for e in events["events"]] == [1, 2, 3, 4]  # the tombstone keeps seq 1
+
+
+async def _chats(user: Any) -> dict[str, Any]:
+    status, body = await user.call("GET", "/api/chats")
+    assert status == 200
+    return {c["uri"]: c for c in body["chats"]}
+
+
+@pytest_twisted.ensureDeferred
+async def test_read_seq_and_unread_come_from_the_server(api: Api) -> None:
+    alice, bob = await api.user(), await api.user()
+    uri = await alice.new_chat()
+    await bob.join(uri)  # bob joins at seq 1 and has read it
+    mine = (await _chats(bob))[uri]
+    assert (mine["role"], mine["read_seq"], mine["unread"]) == ("member", 1, 0)
+    assert (await _chats(alice))[uri]["role"] == "owner"
+    for i in range(5):
+        await alice.post(uri, f"m{i}")  # seqs 2..6
+    await bob.post(uri, "mine")  # seq 7: one's own messages are never unread
+    await alice.call("DELETE", f"/api/chats/{uri}/messages/6")  # seq 8; deleted: not unread
+    assert (await _chats(bob))[uri]["unread"] == 4
+    assert (await bob.call("PUT", f"/api/chats/{uri}/read", {"seq": 3}))[0] == 204
+    assert await _eventually_read(bob, uri, 3)
+    assert (await _chats(bob))[uri]["unread"] == 2
+    await bob.call("PUT", f"/api/chats/{uri}/read", {"seq": 2})  # lower: ignored
+    await bob.call("PUT", f"/api/chats/{uri}/read", {"seq": 10**6})  # capped at last_seq
+    assert await _eventually_read(bob, uri, 8)
+    assert (await _chats(bob))[uri]["unread"] == 0
+    _, details = await alice.call("GET", f"/api/chats/{uri}")
+    assert {m["id"]: m["read_seq"] for m in details["members"]}[bob.id] == 8
+    for bad in ({"seq": -1}, {"seq": "3"}, {}, {"seq": 2**63}):
+        status, body = await bob.call("PUT", f"/api/chats/{uri}/read", bad)
+        assert status == 400 and body["error"]["code"] == "invalid", bad
+
+
+async def _eventually_read(user: Any, uri: str, seq: int) -> bool:
+    """Whether read_seq reaches seq within two seconds (writes are coalesced briefly)."""
+    from tests.support.daemons import sleep
+
+    for _ in range(40):
+        if (await _chats(user))[uri]["read_seq"] == seq:
+            return True
+        await sleep(0.05)
+    return False
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_read_frame_reaches_the_users_other_sockets_only(api: Api) -> None:
+    alice, bob = await api.user(), await api.user()
+    uri = await alice.new_chat()
+    await bob.join(uri)
+    await alice.post(uri, "hello")
+    phone = await Socket.open(api.base_url, bob.token)
+    laptop = await Socket.open(api.base_url, bob.token)
+    other = await Socket.open(api.base_url, alice.token)
+    for sock in (phone, laptop, other):
+        await sock.subscribe(uri)
+    phone.send({"type": "read", "chat": uri, "seq": 2})
+    assert await laptop.next_of("read", timeout=1.0) == {"type": "read", "chat": uri, "seq": 2}
+    # Not the socket that read (its next frame is the answer to a bad read frame, not a
+    # read sent with the laptop's), not another user.
+    phone.send({"type": "read", "chat": uri, "seq": "x"})
+    assert (await phone.next())["code"] == "invalid"
+    await bob.call("PUT", f"/api/chats/{uri}/read", {"seq": 2})  # no change: still told
+    assert (await phone.next_of("read", timeout=1.0))["seq"] == 2
+    await alice.post(uri, "done")
+    assert (await other.next_of("message"))["message"] == "done"
+    assert all(f.get("type") != "read" for f in other.frames.pending)
+    for sock in (phone, laptop, other):
+        await sock.close()
+
+
+class _Recorder:
+    """A store's mark_read, recorded: every write it was asked for."""
+
+    def __init__(self) -> None:
+        self.writes: list[list[tuple[int, int, int]]] = []
+
+    def mark_read(self, marks: list[tuple[int, int, int]]) -> Any:
+        from twisted.internet.defer import succeed
+
+        self.writes.append(marks)
+        return succeed(marks)
+
+
+def test_scrolling_through_500_messages_is_one_write_a_window() -> None:
+    from chatire.model import Chat, User
+
+    clock, store = Clock(), _Recorder()
+    told: list[tuple[str, int, int]] = []
+    marks = ReadMarks(store, clock, lambda uri, user, seq, origin: told.append((uri, user, seq)),
+                      window=0.5)  # type: ignore[arg-type]
+    chat = Chat(7, "c", "t", User(1, "a", "a"), clock_time(), 500)
+    for seq in range(1, 501):  # a client that marks every message it scrolls past, for 1 s
+        marks.mark(chat, 42, seq)
+        clock.advance(0.002)
+    clock.advance(0.5)
+    # One write (and one announcement) a half-second window, the highest mark in it.
+    assert store.writes == [[(7, 42, 250)], [(7, 42, 500)]]
+    assert told == [("c", 42, 250), ("c", 42, 500)]
+    marks.mark(chat, 42, 3)  # lower than what was written: written as asked, the store
+    clock.advance(0.5)       # keeps the higher value (GREATEST), and says so
+    assert len(store.writes) == 3
+
+
+def clock_time() -> Any:
+    from datetime import UTC, datetime
+
+    return datetime(2026, 1, 1, tzinfo=UTC)
