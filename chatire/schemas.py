@@ -133,7 +133,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,), "array": (list,), "boolean": (bool,),
 }
 _KNOWN = frozenset({"type", "required", "properties", "additionalProperties", "minLength",
-                    "maxLength", "anyOf", "pattern", "minimum", "maximum", "format", TEXT})
+                    "maxLength", "anyOf", "pattern", "minimum", "maximum", "format", "enum",
+                    TEXT})
 
 
 def quick_check(schema: Schema) -> Check | None:
@@ -166,6 +167,9 @@ def quick_check(schema: Schema) -> Check | None:
     if "minimum" in schema:
         least = schema["minimum"]
         checks.append(lambda v: type(v) not in (int, float) or v >= least)
+    if "enum" in schema:
+        allowed = frozenset(schema["enum"])
+        checks.append(lambda v: type(v) is str and v in allowed)
     if "maximum" in schema:
         most = schema["maximum"]
         checks.append(lambda v: type(v) not in (int, float) or v <= most)

@@ -221,3 +221,24 @@ async def test_removal_and_deletion_end_subscriptions_on_the_other_daemon(
                                        token=carol.token))[0] == 404
     for ws in (bob_on_b, carol_on_b):
         await ws.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_presence_crosses_daemons_as_one(daemons: list[DaemonProcess]) -> None:
+    """A user on both daemons is online once; the members list says so on either daemon."""
+    a, b = daemons
+    (alice, bob), uri = await _chat_of(Api(a.base_url), 2)
+    watcher = await Socket.open(a.base_url, alice.token)
+    assert (await watcher.subscribe(uri))["online"] == [alice.id]
+    sockets = [await Socket.open(d.base_url, bob.token) for d in (b, a, b)]
+    for ws in sockets:
+        await ws.subscribe(uri)
+    frame = await watcher.next_of("presence", timeout=1.0)
+    assert (frame["user"]["id"], frame["online"]) == (bob.id, True)
+    status, body = await Api(b.base_url).call("GET", f"/api/chats/{uri}", token=alice.token)
+    assert {m["id"]: m["online"] for m in body["members"]} == {alice.id: True, bob.id: True}
+    await sleep(0.5)
+    assert [f for f in watcher.frames.pending if f.get("type") == "presence"] == []
+    for ws in sockets:
+        await ws.close()
+    await watcher.close()
