@@ -235,7 +235,7 @@ async def test_presence_crosses_daemons_as_one(daemons: list[DaemonProcess]) -> 
         await ws.subscribe(uri)
     frame = await watcher.next_of("presence", timeout=1.0)
     assert (frame["user"]["id"], frame["online"]) == (bob.id, True)
-    status, body = await Api(b.base_url).call("GET", f"/api/chats/{uri}", token=alice.token)
+    _, body = await Api(b.base_url).call("GET", f"/api/chats/{uri}", token=alice.token)
     assert {m["id"]: m["online"] for m in body["members"]} == {alice.id: True, bob.id: True}
     await sleep(0.5)
     assert [f for f in watcher.frames.pending if f.get("type") == "presence"] == []
