@@ -22,6 +22,8 @@ from chatire.errors import ChatireError, Invalid, NotFound, TooLarge, Unauthenti
 from chatire.health import LIVE, Readiness
 from chatire.limits import public_config
 from chatire.model import Event, User, item_json
+from chatire.moderation import Moderation
+from chatire.presence import Presence
 from chatire.ratelimit import whole_seconds
 from chatire.schemas import validate
 from chatire.timeline import TimelineService
@@ -84,11 +86,20 @@ class ChatireAPI:
     trusted_proxies: tuple[Network, ...] = ()
     ui_files: UIFiles | None = None
     timeline: TimelineService | None = None
+    moderation: Moderation | None = None
+    presence: Presence | None = None
     router = Klein()
 
     def __attrs_post_init__(self) -> None:
         if self.timeline is None:  # a stand-alone API (tests): its own timeline rules
             self.timeline = TimelineService(self.chats, self.chats.store, self.chats.clock)
+        if self.moderation is None:
+            self.moderation = Moderation(self.chats, self.chats.store)
+
+    @property
+    def _rules(self) -> Moderation:
+        assert self.moderation is not None
+        return self.moderation
 
     @property
     def _timeline(self) -> TimelineService:
@@ -198,6 +209,9 @@ class ChatireAPI:
     async def chat(self, request: IRequest, uri: str) -> bytes:
         user = await self._user(request)
         chat, members = await self.chats.details(user, uri)
+        if self.presence is not None:
+            online = set(self.presence.online(uri))
+            members = [attrs.evolve(m, online=m.user.id in online) for m in members]
         return _respond(request, 200, {"chat": chat.to_json(),
                                        "members": [m.to_json() for m in members]})
 
@@ -206,12 +220,6 @@ class ChatireAPI:
         user = await self._user(request)
         chat = await self.chats.join(user, uri)
         return _respond(request, 200, {"chat": chat.to_json()})
-
-    @router.route("/api/chats/<string:uri>/members/me", methods=["DELETE"])
-    async def leave(self, request: IRequest, uri: str) -> bytes:
-        user = await self._user(request)
-        await self.chats.leave(user, uri)
-        return _respond(request, 204, None)
 
     @router.route("/api/chats/<string:uri>/messages", methods=["POST"])
     async def post(self, request: IRequest, uri: str) -> bytes:
@@ -229,6 +237,85 @@ class ChatireAPI:
                                         _int_arg(request, "limit"))
         return _respond(request, 200, {"messages": [m.to_json() for m in page.messages],
                                        "has_more": page.has_more})
+
+    # -- running a chat: settings, roles, removals, invites, direct chats --------------
+
+    @router.route("/api/chats/<string:uri>", methods=["PATCH"])
+    async def change_chat(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        body = self._body(request, "ChatSettings")
+        chat = await self._rules.change(user, uri, body.get("title"), body.get("join"))
+        return _respond(request, 200, {"chat": chat.to_json()})
+
+    @router.route("/api/chats/<string:uri>", methods=["DELETE"])
+    async def delete_chat(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        await self._rules.delete(user, uri)
+        return _respond(request, 204, None)
+
+    @router.route("/api/chats/<string:uri>/members/<string:user_id>", methods=["DELETE"])
+    async def remove_member(self, request: IRequest, uri: str, user_id: str) -> bytes:
+        user = await self._user(request)
+        if user_id == "me":
+            await self.chats.leave(user, uri)
+        else:
+            ban = request.args.get(b"ban", [b"0"])[0] in (b"1", b"true")
+            await self._rules.remove(user, uri, _id(user_id), ban)
+        return _respond(request, 204, None)
+
+    @router.route("/api/chats/<string:uri>/bans/<string:user_id>", methods=["DELETE"])
+    async def unban(self, request: IRequest, uri: str, user_id: str) -> bytes:
+        user = await self._user(request)
+        await self._rules.unban(user, uri, _id(user_id))
+        return _respond(request, 204, None)
+
+    @router.route("/api/chats/<string:uri>/members/<string:user_id>/role", methods=["PUT"])
+    async def set_role(self, request: IRequest, uri: str, user_id: str) -> bytes:
+        user = await self._user(request)
+        body = self._body(request, "NewRole")
+        member = await self._rules.set_role(user, uri, _id(user_id), body["role"])
+        return _respond(request, 200, {"member": member.to_json()})
+
+    @router.route("/api/chats/<string:uri>/invites", methods=["POST"])
+    async def create_invite(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        body = self._body(request, "NewInvite")
+        invite = await self._rules.create_invite(user, uri, body.get("expires_in"),
+                                                 body.get("max_uses"))
+        return _respond(request, 201, {"invite": invite.to_json(_origin(request))})
+
+    @router.route("/api/chats/<string:uri>/invites", methods=["GET"])
+    async def list_invites(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        found = await self._rules.invites(user, uri)
+        base = _origin(request)
+        return _respond(request, 200, {"invites": [i.to_json(base) for i in found]})
+
+    @router.route("/api/chats/<string:uri>/invites/<string:code>", methods=["DELETE"])
+    async def revoke_invite(self, request: IRequest, uri: str, code: str) -> bytes:
+        user = await self._user(request)
+        await self._rules.revoke_invite(user, uri, code)
+        return _respond(request, 204, None)
+
+    @router.route("/api/invites/<string:code>", methods=["GET"])
+    async def invite(self, request: IRequest, code: str) -> bytes:
+        await self._user(request)
+        chat, by = await self._rules.invite_chat(code)
+        return _respond(request, 200, {"chat": {"title": chat.title, "kind": chat.kind},
+                                       "invited_by": by.to_json()})
+
+    @router.route("/api/invites/<string:code>", methods=["POST"])
+    async def use_invite(self, request: IRequest, code: str) -> bytes:
+        user = await self._user(request)
+        chat = await self._rules.use_invite(user, code)
+        return _respond(request, 200, {"chat": chat.to_json()})
+
+    @router.route("/api/direct", methods=["POST"])
+    async def direct(self, request: IRequest) -> bytes:
+        user = await self._user(request)
+        body = self._body(request, "DirectChat")
+        chat, created = await self._rules.direct(user, body["username"])
+        return _respond(request, 201 if created else 200, {"chat": chat.to_json()})
 
     # -- the timeline ---------------------------------------------------------------
 
@@ -297,6 +384,10 @@ class ChatireAPI:
     def chat_page(self, request: IRequest, uri: str) -> IResource:
         return self._ui_file(request, b"/index.html")
 
+    @router.route("/i/<string:code>", methods=["GET", "HEAD"])
+    def invite_page(self, request: IRequest, code: str) -> IResource:
+        return self._ui_file(request, b"/index.html")
+
     @router.route("/", branch=True, methods=["GET", "HEAD"])
     def static(self, request: IRequest) -> IResource:
         if request.path.startswith(b"/api/"):
@@ -313,6 +404,19 @@ class ChatireAPI:
         for name, value in _UI_HEADERS.items():
             request.setHeader(name, value)
         return self.ui_files.resource(found)
+
+
+def _id(text: str) -> int:
+    """A user id in a path: digits, or no such user (404)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise NotFound("no such user")
+    return int(text)
+
+
+def _origin(request: IRequest) -> str:
+    """The scheme and host the client used: the base of links the daemon hands out."""
+    host = (request.getHeader(b"host") or b"localhost").decode("latin-1")
+    return ("https://" if request.isSecure() else "http://") + host
 
 
 def _seq(text: str) -> int:

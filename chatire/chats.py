@@ -74,7 +74,9 @@ class ChatEvents(Protocol):
 
     def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None: ...
 
-    def membership_ended(self, chat_uri: str, user_id: int) -> None: ...
+    def membership_ended(self, chat_uri: str, user_id: int, reason: str) -> None: ...
+
+    def chat_deleted(self, chat_uri: str) -> None: ...
 
     def tokens_revoked(self, token_hashes: list[str]) -> None: ...
 
@@ -89,7 +91,10 @@ class _NoEvents:
     def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None:
         pass
 
-    def membership_ended(self, chat_uri: str, user_id: int) -> None:
+    def membership_ended(self, chat_uri: str, user_id: int, reason: str) -> None:
+        pass
+
+    def chat_deleted(self, chat_uri: str) -> None:
         pass
 
     def tokens_revoked(self, token_hashes: list[str]) -> None:
@@ -296,7 +301,13 @@ class ChatService:
         return chat, members
 
     async def join(self, user: User, uri: str) -> Chat:
+        """Join by the uri: a link chat (not a direct one), unless banned; idempotent."""
         chat = await self.chat(uri)
+        if chat.kind == "direct" or chat.join == "invite":
+            if await self.store.is_member(chat.id, user.id):
+                return chat
+            raise Forbidden("this chat takes members by invite only" if chat.kind == "group"
+                            else "nobody else may join a direct chat")
         joined: Event | None = await self.store.add_member(chat, user, self.now())
         if joined is not None:
             self.events.event_committed(joined)
@@ -304,11 +315,31 @@ class ChatService:
         return chat
 
     async def leave(self, user: User, uri: str) -> None:
+        """Leave; the earliest admin (else member) takes over from an owner who leaves,
+        and a group chat's last member leaving deletes it."""
         chat = await self.chat(uri)
-        left: Event | None = await self.store.remove_member(chat, user, self.now())
-        if left is not None:
-            self.events.event_committed(left)
-            self.events.membership_ended(uri, user.id)
+        events, deleted = await self.store.remove_member(chat, user, self.now())
+        if deleted:
+            self.forget(uri)
+            self.events.chat_deleted(uri)
+            return
+        for event in events:
+            self.events.event_committed(event)
+        if events:
+            self.events.membership_ended(uri, user.id, "left")
+
+    async def user_by_id(self, user_id: int) -> User:
+        """A user by id, or NotFound."""
+        if not 1 <= user_id <= MAX_SEQ:
+            raise NotFound("no such user")
+        user: User | None = await self.store.user_by_id(user_id)
+        if user is None:
+            raise NotFound("no such user")
+        return user
+
+    def forget(self, uri: str) -> None:
+        """A chat is gone: drop its cached identity."""
+        self._chats.pop(uri, None)
 
     # -- messages -------------------------------------------------------------
 

@@ -43,6 +43,7 @@ class Config:
     max_sockets_per_user: int = 50
     max_subscriptions: int = 1000
     typing_interval: float = 3.0
+    presence_grace: float = 15.0
 
 
 #: (name, type, help) of every option that takes one value; the names are the
@@ -80,6 +81,8 @@ SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
      "error frame; 0 turns it off"),
     ("typing-interval", float, "seconds: at most one typing frame per user per chat is "
      "relayed in that time, the rest are dropped; 0 relays every one"),
+    ("presence-grace", float, "seconds a user stays online in a chat after their last "
+     "socket left it (a reload shows no change)"),
 )
 
 #: Options that may be given more than once.

@@ -33,6 +33,7 @@ from chatire.metrics import (
     MetricsOnly,
     MetricsResource,
 )
+from chatire.moderation import Moderation
 from chatire.service import ChatireService, default_web_root
 from chatire.site import make_site
 from chatire.store import store_from_url
@@ -95,7 +96,8 @@ def _daemon(config: Config, reactor: Any, bus: IBus | None) -> ChatireService:
     bus = bus if bus is not None else bus_from_url(config.bus, reactor)
     publishing = MeteredBus(bus, metrics)
     hub = Hub(store, publishing, reactor, lambda payload: metrics.stamp(prepare(payload), payload),
-              max_subscriptions=config.max_subscriptions, typing_interval=config.typing_interval)
+              max_subscriptions=config.max_subscriptions, typing_interval=config.typing_interval,
+              presence_grace=config.presence_grace)
     chats = chat_service(config, store, reactor, MeteredEvents(hub, metrics))
     timeline = TimelineService(chats, store, reactor)
     # Counted into this daemon's metrics, and in the access log when it closes.
@@ -112,7 +114,8 @@ def _daemon(config: Config, reactor: Any, bus: IBus | None) -> ChatireService:
     api = ChatireAPI(chats, readiness, web_root, websocket=_websocket_resource(sockets),
                      max_body_bytes=config.max_body_bytes,
                      trusted_proxies=trusted_networks(config.trusted_proxy),
-                     timeline=timeline)
+                     timeline=timeline, moderation=Moderation(chats, store),
+                     presence=hub.presence)
     drain = Drain()
     site = make_site(drain.wrap(api.resource()), config.max_body_bytes,
                      site_class=AccessLogSite, request_timeout=config.request_timeout,

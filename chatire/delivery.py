@@ -20,6 +20,7 @@ from chatire.frames import (
     CONTROL,
     EPHEMERAL,
     EVENT_PREFIX,
+    deleted_event,
     event_payload,
     item_payload,
     leave_event,
@@ -29,7 +30,8 @@ from chatire.frames import (
 )
 from chatire.interfaces import IBus, IStore
 from chatire.jsonin import encode
-from chatire.model import Chat, Event, Message, Timeline, User
+from chatire.model import Chat, Event, Message, Timeline, User, utc_from_timestamp
+from chatire.presence import Presence
 from chatire.subscription import Ack, PendingCheck, Subscriber, Subscription
 from chatire.typing_gate import TypingGate
 from chatire.waiters import Waiters
@@ -42,7 +44,8 @@ class Hub:
     def __init__(self, store: IStore, bus: IBus, clock: IReactorTime,
                  prepare: Callable[[bytes], Any], *, sweep_interval: float = 2.0,
                  page_size: int = 200, frame_cache: int = 4096,
-                 max_subscriptions: int = 1000, typing_interval: float = 3.0) -> None:
+                 max_subscriptions: int = 1000, typing_interval: float = 3.0,
+                 presence_grace: float = 15.0) -> None:
         self.store = store
         self.bus = bus
         self._clock = clock
@@ -69,6 +72,9 @@ class Hub:
         self.gap_fills = 0  # fills from the store started (exported by chatire.metrics)
         self._last_failure_log = float("-inf")
         self._node = secrets.token_hex(8)  # names this node's own control events
+        self.presence = Presence(self._node, clock, self._tell_nodes, self._presence_changed,
+                                 grace=presence_grace, seen=self._seen)
+        self._last_seen_written: dict[int, float] = {}
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -77,11 +83,36 @@ class Hub:
         self.bus.start(self.on_bus_message, self.on_bus_reconnect)
         if self._sweep_interval > 0:
             self._sweep.start(self._sweep_interval, now=False)
+        self.presence.start()
 
     def stop(self) -> Deferred[None]:
         if self._sweep.running:
             self._sweep.stop()
+        self.presence.stop()
         return self.bus.stop()
+
+    # -- presence --------------------------------------------------------------------
+
+    def _tell_nodes(self, event: dict[str, Any]) -> None:
+        """A presence change or snapshot of this node, to the others (never stored)."""
+        self.bus.publish(CONTROL, EPHEMERAL, encode(event)).addErrback(
+            self._publish_failed, CONTROL)
+
+    def _presence_changed(self, uri: str, user: User, online: bool) -> None:
+        frame = {"type": "presence", "chat": uri, "user": user.to_json(), "online": online}
+        for conn in list(self._subs.get(uri, {})):
+            conn.send_json(frame)
+
+    def _seen(self, user_id: int) -> None:
+        """A user left this node: note when they were last seen (once a minute at most)."""
+        now = self._clock.seconds()
+        if now - self._last_seen_written.get(user_id, float("-inf")) < 60.0:
+            return
+        self._last_seen_written[user_id] = now
+        if len(self._last_seen_written) > 100_000:
+            self._last_seen_written.clear()
+        self.store.touch_seen([user_id], utc_from_timestamp(now)).addErrback(
+            lambda f: log.warn("last_seen not written: {error}", error=str(f.value)))
 
     def connections(self) -> list[Subscriber]:
         return list(self._conns)
@@ -141,6 +172,8 @@ class Hub:
         old = mine.get(uri)
         if old is not None:
             self._retire(old)
+        else:
+            self.presence.subscribed(uri, user)
         sub = Subscription(conn, uri)
         self._subs.setdefault(uri, {})[conn] = sub
         mine[uri] = sub
@@ -155,7 +188,8 @@ class Hub:
             newest += 1
         sub.last_sent = chat.last_seq if after is None else after
         sub.target = newest
-        conn.send_json({"type": "subscribed", "chat": uri, "last_seq": chat.last_seq})
+        conn.send_json({"type": "subscribed", "chat": uri, "last_seq": chat.last_seq,
+                        "online": self.presence.online(uri)})
         sub.filling = False
         self._catch_up(sub)
 
@@ -177,6 +211,8 @@ class Hub:
         if sub is None:
             return False
         self._retire(sub)
+        if conn.user is not None:
+            self.presence.unsubscribed(uri, conn.user)
         subs = self._subs.get(uri)
         if subs is not None:
             subs.pop(conn, None)
@@ -406,8 +442,11 @@ class Hub:
 
     # -- control: revocation and membership ------------------------------------------------
 
-    def membership_ended(self, chat_uri: str, user_id: int) -> None:
-        self._announce(leave_event(chat_uri, user_id))
+    def membership_ended(self, chat_uri: str, user_id: int, reason: str = "left") -> None:
+        self._announce(leave_event(chat_uri, user_id, reason))
+
+    def chat_deleted(self, chat_uri: str) -> None:
+        self._announce(deleted_event(chat_uri))
 
     def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None:
         """A user read a chat up to seq: tell their other sockets, here and on every node."""
@@ -434,12 +473,26 @@ class Hub:
                     conn.send_json(frame)
         elif event.get("kind") == "leave":
             uri, user_id = event["chat"], event["user"]
+            ended: dict[str, Any] = {"type": "unsubscribed", "chat": uri}
+            if event.get("reason", "left") != "left":  # a leave says nothing more (v1)
+                ended["reason"] = event["reason"]
             for check in self._checks.get((uri, user_id), ()):
                 check.left = True
             for conn in list(self._subs.get(uri, {})):
                 if conn.user is not None and conn.user.id == user_id:
                     self._drop(conn, uri)
-                    conn.send_json({"type": "unsubscribed", "chat": uri})
+                    conn.send_json(ended)
+        elif event.get("kind") == "deleted":
+            uri = event["chat"]
+            for (chat, _), checks in self._checks.items():
+                if chat == uri:
+                    for check in checks:
+                        check.left = True
+            for conn in list(self._subs.get(uri, {})):
+                self._drop(conn, uri)
+                conn.send_json({"type": "unsubscribed", "chat": uri, "reason": "deleted"})
+        elif event.get("kind") in ("presence", "presence_snapshot"):
+            self.presence.heard(event)
         elif event.get("kind") == "revoke":
             revoked = set(event["tokens"])
             for conn in list(self._conns):

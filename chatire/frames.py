@@ -43,6 +43,12 @@ def revoke_event(token_hashes: list[str]) -> bytes:
     return encode({"kind": "revoke", "tokens": token_hashes})
 
 
-def leave_event(chat_uri: str, user_id: int) -> bytes:
-    """The control event that ends a user's subscriptions to a chat, on every node."""
-    return encode({"kind": "leave", "chat": chat_uri, "user": user_id})
+def leave_event(chat_uri: str, user_id: int, reason: str = "left") -> bytes:
+    """The control event that ends a user's subscriptions to a chat, on every node
+    (``reason``: left, or removed)."""
+    return encode({"kind": "leave", "chat": chat_uri, "user": user_id, "reason": reason})
+
+
+def deleted_event(chat_uri: str) -> bytes:
+    """The control event that ends every subscription to a deleted chat, on every node."""
+    return encode({"kind": "deleted", "chat": chat_uri})

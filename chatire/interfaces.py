@@ -14,6 +14,7 @@ from chatire.model import (
     Chat,
     ChatPage,
     Event,
+    Invite,
     Member,
     Message,
     Page,
@@ -47,6 +48,9 @@ class IStore(Interface):
 
     def find_login(username: str) -> Deferred[tuple[User, str] | None]:
         """Fire with ``(User, password_hash)`` by case-insensitive name, or ``None``."""
+
+    def user_by_id(user_id: int) -> Deferred[User | None]:
+        """Fire with the ``User`` of an id, or ``None``."""
 
     def find_user(username: str) -> Deferred[User | None]:
         """Fire with the ``User`` of a case-insensitive name, or ``None``."""
@@ -90,6 +94,9 @@ class IStore(Interface):
     def members(chat_id: int) -> Deferred[list[Member]]:
         """Fire with the chat's members (user, role, read_seq), by join order."""
 
+    def touch_seen(user_ids: list[int], now: datetime) -> Deferred[None]:
+        """Note that these users were online until now (their last_seen)."""
+
     def membership(chat_id: int, user_id: int) -> Deferred[str | None]:
         """Fire with the user's role in the chat, or None if not a member."""
 
@@ -99,8 +106,52 @@ class IStore(Interface):
     def add_member(chat: Chat, user: User, now: datetime) -> Deferred[Event | None]:
         """Make the user a member; fire with the join event, or None if already one."""
 
-    def remove_member(chat: Chat, user: User, now: datetime) -> Deferred[Event | None]:
-        """End a membership; fire with the leave event, or None if there was none."""
+    def remove_member(chat: Chat, user: User,
+                      now: datetime) -> Deferred[tuple[list[Event], bool]]:
+        """End a membership (a leave): fire with its events (leave, and the new owner's
+        role if the owner left) and whether the chat was deleted (its last member left)."""
+
+    def remove(chat: Chat, actor: User, subject: User, ban: bool,
+               now: datetime) -> Deferred[Event | None]:
+        """Put a member out (and ban them); the remove event, or None if nothing changed."""
+
+    def unban(chat_id: int, user_id: int) -> Deferred[bool]:
+        """Lift a ban; fire with whether there was one."""
+
+    def set_role(chat: Chat, actor: User, subject: User, role: str,
+                 now: datetime) -> Deferred[list[Event]]:
+        """Give a member a role (owner: hand the chat over); the role events."""
+
+    def change_chat(chat: Chat, actor: User, title: str | None, join_by: str | None,
+                    now: datetime) -> Deferred[tuple[Chat, list[Event]]]:
+        """Rename a chat or change who may join; the chat now and an event a change."""
+
+    def delete_chat(chat: Chat) -> Deferred[None]:
+        """Delete a chat with everything in it."""
+
+    def create_invite(chat: Chat, user: User, code: str, expires_at: datetime | None,
+                      uses: int | None, now: datetime) -> Deferred[Invite]:
+        """Store a new invite code."""
+
+    def invites(chat: Chat, now: datetime) -> Deferred[list[Invite]]:
+        """The chat's live invites, newest first."""
+
+    def revoke_invite(chat: Chat, code: str) -> Deferred[bool]:
+        """Stop an invite working; fire with whether it was live."""
+
+    def invite_chat(code: str, now: datetime) -> Deferred[tuple[Chat, User] | None]:
+        """The chat of a live invite and who made it, or None."""
+
+    def use_invite(code: str, user: User,
+                   now: datetime) -> Deferred[tuple[Chat, Event | None]]:
+        """Join through an invite (NotFound if not live, Forbidden if banned)."""
+
+    def direct_chat(uri: str, me: User, other: User,
+                    now: datetime) -> Deferred[tuple[Chat, bool]]:
+        """The direct chat of two users, and whether this call made it."""
+
+    def is_banned(chat_id: int, user_id: int) -> Deferred[bool]:
+        """Whether the user is banned from the chat."""
 
     def append_messages(chat: Chat, posts: list[Post],
                         now: datetime) -> Deferred[list[Appended | Forbidden]]:

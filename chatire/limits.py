@@ -30,6 +30,9 @@ DEFAULT_EVENTS_LIMIT = 100
 MAX_EVENTS_LIMIT = 500
 #: The largest seq a request may name (a 64-bit signed integer, as the stores keep it).
 MAX_SEQ = 2**63 - 1
+#: An invite's longest lifetime (``expires_in``) and most uses (``max_uses``).
+MAX_INVITE_SECONDS = 365 * 24 * 3600
+MAX_INVITE_USES = 100_000
 #: The longest reaction emoji, in characters.
 MAX_EMOJI_CHARS = 32
 

@@ -43,6 +43,8 @@ _INTERNAL = frozenset({"log_logger", "log_source", "log_io", "log_trace", "log_o
 
 #: Path segments after which a chat uri (the invitation to it) follows.
 _CHAT_URI = re.compile(r"(/api/chats/|/c/)([^/?]{6})[^/?]*")
+#: Path segments after which an invite code (a secret) follows: never logged at all.
+_INVITE_CODE = re.compile(r"(/api/invites/|/i/|/invites/)[^/?]+")
 #: Query parameters of the API that carry nothing secret.
 _SAFE_QUERY = frozenset({"after", "before", "limit"})
 
@@ -192,7 +194,7 @@ class RootService(MultiService):
 def redact_path(path: str) -> str:
     """A request path fit for the log: chat uris cut to 6 characters, no secret query."""
     base, _, query = path.partition("?")
-    base = _CHAT_URI.sub(r"\1\2...", base)
+    base = _INVITE_CODE.sub(r"\1...", _CHAT_URI.sub(r"\1\2...", base))
     if not query:
         return base
     kept = [part for part in query.split("&") if part.split("=", 1)[0] in _SAFE_QUERY]

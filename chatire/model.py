@@ -41,6 +41,8 @@ class Chat:
     owner: User
     created_at: datetime
     last_seq: int
+    kind: str = "group"  # or "direct": two people, nobody else
+    join: str = "link"  # or "invite": the uri alone does not let anyone in
     # Only the chat list fills these (and shows them): see to_list_json.
     last_message: LastMessage | None = None
     mine: Membership | None = None
@@ -52,6 +54,8 @@ class Chat:
             "owner": self.owner.to_json(),
             "created_at": iso(self.created_at),
             "last_seq": self.last_seq,
+            "kind": self.kind,
+            "join": self.join,
         }
 
     def to_list_json(self) -> dict[str, Any]:
@@ -78,14 +82,18 @@ class Membership:
 
 @attrs.frozen
 class Member:
-    """A member as the chat's details list it: the user, their role and read state."""
+    """A member as the chat's details list it: the user, role, read state and presence."""
 
     user: User
     role: str
     read_seq: int
+    last_seen: datetime | None = None
+    online: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.user.to_json(), "role": self.role, "read_seq": self.read_seq}
+        return {**self.user.to_json(), "role": self.role, "read_seq": self.read_seq,
+                "online": self.online,
+                "last_seen": None if self.last_seen is None else iso(self.last_seen)}
 
 
 @attrs.frozen
@@ -98,6 +106,24 @@ class LastMessage:
 
     def to_json(self) -> dict[str, Any]:
         return {"user": self.user.to_json(), "message": self.message,
+                "created_at": iso(self.created_at)}
+
+
+@attrs.frozen
+class Invite:
+    """A code that lets people into a chat: until when, how many more times, whose."""
+
+    code: str
+    chat: str
+    expires_at: datetime | None
+    uses_left: int | None
+    created_by: User
+    created_at: datetime
+
+    def to_json(self, base_url: str = "") -> dict[str, Any]:
+        return {"code": self.code, "url": f"{base_url}/i/{self.code}", "chat": self.chat,
+                "expires_at": None if self.expires_at is None else iso(self.expires_at),
+                "uses_left": self.uses_left, "created_by": self.created_by.to_json(),
                 "created_at": iso(self.created_at)}
 
 

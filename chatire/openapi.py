@@ -120,6 +120,11 @@ _EVENTS_QUERY = [
      "schema": {"type": "integer", "minimum": 1, "maximum": MAX_EVENTS_LIMIT,
                 "default": DEFAULT_EVENTS_LIMIT}},
 ]
+_USER_ID = {"name": "user_id", "in": "path", "required": True,
+            "schema": {"type": "integer", "minimum": 1}}
+_CODE = {"name": "code", "in": "path", "required": True, "schema": {"type": "string"}}
+_BAN = {"name": "ban", "in": "query", "required": False,
+        "schema": {"type": "integer", "enum": [0, 1]}}
 _CHAT = _reply(["chat"], chat=_ref("Chat"))
 _USER = _reply(["user"], user=_ref("User"))
 _MESSAGE = _reply(["message"], message=_ref("Message"))
@@ -154,17 +159,65 @@ def build() -> Spec:
                                         "description": "the cursor of the next page"}))},
                               params=_PAGE_QUERY),
         },
-        "/api/chats/{uri}": {"get": _operation(
-            "A chat and its members", {"200": _json(_reply(
-                ["chat", "members"], chat=_ref("Chat"),
-                members={"type": "array", "items": _ref("User")}))},
-            errors=("403", "404"), params=[_URI])},
+        "/api/chats/{uri}": {
+            "get": _operation(
+                "A chat and its members", {"200": _json(_reply(
+                    ["chat", "members"], chat=_ref("Chat"),
+                    members={"type": "array", "items": _ref("User")}))},
+                errors=("403", "404"), params=[_URI]),
+            "patch": _operation(
+                "Rename the chat or choose how people join (admins and the owner)",
+                {"200": _json(_CHAT)}, body="ChatSettings", body_required=False,
+                errors=("403", "404"), params=[_URI]),
+            "delete": _operation(
+                "Delete the chat and everything in it (the owner)",
+                {"204": {"description": "Deleted"}}, errors=("403", "404"), params=[_URI]),
+        },
+        "/api/chats/{uri}/members/{user_id}": {"delete": _operation(
+            "Remove a member (admins remove members; the owner anyone); ban=1 keeps them out",
+            {"204": {"description": "Removed"}}, errors=("403", "404"),
+            params=[_URI, _USER_ID, _BAN])},
+        "/api/chats/{uri}/members/{user_id}/role": {"put": _operation(
+            "Give a member a role (the owner); owner hands the chat over",
+            {"200": _json(_reply(["member"], member={"type": "object"}))}, body="NewRole",
+            errors=("403", "404"), params=[_URI, _USER_ID])},
+        "/api/chats/{uri}/bans/{user_id}": {"delete": _operation(
+            "Lift a ban (admins and the owner)", {"204": {"description": "Unbanned"}},
+            errors=("403", "404"), params=[_URI, _USER_ID])},
+        "/api/chats/{uri}/invites": {
+            "post": _operation(
+                "Create an invite code (admins and the owner)",
+                {"201": _json(_reply(["invite"], invite={"type": "object"}), "Created")},
+                body="NewInvite", body_required=False, errors=("403", "404"), params=[_URI]),
+            "get": _operation(
+                "The chat's live invites (admins and the owner)",
+                {"200": _json(_reply(["invites"], invites={"type": "array",
+                                                           "items": {"type": "object"}}))},
+                errors=("403", "404"), params=[_URI]),
+        },
+        "/api/chats/{uri}/invites/{code}": {"delete": _operation(
+            "Revoke an invite", {"204": {"description": "Revoked"}}, errors=("403", "404"),
+            params=[_URI, _CODE])},
+        "/api/invites/{code}": {
+            "get": _operation(
+                "Where an invite leads and who made it (for the join page)",
+                {"200": _json(_reply(["chat", "invited_by"], chat={"type": "object"},
+                                     invited_by=_ref("User")))},
+                errors=("404",), params=[_CODE]),
+            "post": _operation(
+                "Join through an invite (one 404 for unknown, expired, used up, revoked)",
+                {"200": _json(_CHAT)}, errors=("403", "404"), params=[_CODE]),
+        },
+        "/api/direct": {"post": _operation(
+            "The direct chat with a user: made the first time, the same one after",
+            {"201": _json(_CHAT, "Created"), "200": _json(_CHAT, "Already there")},
+            body="DirectChat", errors=("404",))},
         "/api/chats/{uri}/members": {"post": _operation(
             "Join a chat (idempotent)", {"200": _json(_CHAT)}, errors=("404",),
             params=[_URI])},
         "/api/chats/{uri}/members/me": {"delete": _operation(
-            "Leave a chat", {"204": {"description": "Left"}}, errors=("404",),
-            params=[_URI])},
+            "Leave a chat (the owner's role passes on; a group chat's last member deletes "
+            "it)", {"204": {"description": "Left"}}, errors=("404",), params=[_URI])},
         "/api/chats/{uri}/messages": {
             "post": _operation(
                 "Post a message (idempotent on client_id)",

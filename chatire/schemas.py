@@ -15,6 +15,8 @@ from chatire.errors import Invalid
 from chatire.limits import (
     MAX_CLIENT_ID_CHARS,
     MAX_DISPLAY_NAME_CHARS,
+    MAX_INVITE_SECONDS,
+    MAX_INVITE_USES,
     MAX_PASSWORD_CHARS,
     MAX_SEQ,
     MAX_TITLE_CHARS,
@@ -54,6 +56,14 @@ REQUESTS: dict[str, Schema] = {
                           client_id={"anyOf": [CLIENT_ID, {"type": "null"}]},
                           reply_to={"anyOf": [SEQ, {"type": "null"}]}),
     "EditMessage": _object(["message"], message=MESSAGE),
+    "ChatSettings": _object([], title={**NAME, "maxLength": MAX_TITLE_CHARS},
+                            join={"type": "string", "enum": ["link", "invite"]}),
+    "NewRole": _object(["role"], role={"type": "string", "enum": ["owner", "admin", "member"]}),
+    "NewInvite": _object([], expires_in={"anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": MAX_INVITE_SECONDS}, {"type": "null"}]},
+                         max_uses={"anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": MAX_INVITE_USES}, {"type": "null"}]}),
+    "DirectChat": _object(["username"], username=USERNAME),
     "ReadMark": _object(["seq"], seq=SEQ),
 }
 
@@ -123,7 +133,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "object": (dict,), "array": (list,), "boolean": (bool,),
 }
 _KNOWN = frozenset({"type", "required", "properties", "additionalProperties", "minLength",
-                    "maxLength", "anyOf", "pattern", "minimum", "maximum", "format", TEXT})
+                    "maxLength", "anyOf", "pattern", "minimum", "maximum", "format", "enum",
+                    TEXT})
 
 
 def quick_check(schema: Schema) -> Check | None:
@@ -156,6 +167,9 @@ def quick_check(schema: Schema) -> Check | None:
     if "minimum" in schema:
         least = schema["minimum"]
         checks.append(lambda v: type(v) not in (int, float) or v >= least)
+    if "enum" in schema:
+        allowed = frozenset(schema["enum"])
+        checks.append(lambda v: type(v) is str and v in allowed)
     if "maximum" in schema:
         most = schema["maximum"]
         checks.append(lambda v: type(v) not in (int, float) or v <= most)

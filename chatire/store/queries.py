@@ -11,7 +11,6 @@ from chatire.errors import Conflict
 from chatire.model import (
     Chat,
     ChatPage,
-    Event,
     LastMessage,
     Member,
     Membership,
@@ -19,10 +18,10 @@ from chatire.model import (
     User,
 )
 from chatire.store.cursor import Cursor
-from chatire.store.events import append_event
 
 _CHAT_COLUMNS = """c.id, c.uri, c.title, c.created_at, c.last_seq,
-    o.id, o.username, o.display_name"""
+    o.id, o.username, o.display_name, c.kind, c.join_by"""
+_N = 10  # the number of _CHAT_COLUMNS
 _CHAT_FROM = "chats c JOIN users o ON o.id = c.owner_id"
 MESSAGE_COLUMNS = """m.seq, m.id, m.body, m.client_id, m.created_at,
     u.id, u.username, u.display_name, m.reply_to, m.edited_at, m.deleted"""
@@ -31,7 +30,8 @@ MESSAGE_FROM = "messages m JOIN users u ON u.id = m.user_id"
 
 def _chat(cur: Cursor, row: tuple[Any, ...]) -> Chat:
     owner = User(row[5], row[6], row[7])
-    return Chat(row[0], row[1], row[2], owner, cur.time(row[3]), int(row[4]))
+    return Chat(row[0], row[1], row[2], owner, cur.time(row[3]), int(row[4]),
+                kind=row[8], join=row[9])
 
 
 def message_row(cur: Cursor, uri: str, row: tuple[Any, ...]) -> Message:
@@ -118,6 +118,12 @@ async def delete_user_tokens(cur: Cursor, user_id: int) -> list[str]:
     return [row[0] for row in cur.fetchall()]
 
 
+async def user_by_id(cur: Cursor, user_id: int) -> User | None:
+    await cur.execute("SELECT id, username, display_name FROM users WHERE id = %s", (user_id,))
+    row = cur.fetchone()
+    return None if row is None else User(int(row[0]), row[1], row[2])
+
+
 async def find_user(cur: Cursor, username: str) -> User | None:
     found = await find_login(cur, username)
     return None if found is None else found[0]
@@ -166,8 +172,8 @@ UNREAD_CAP = 1000
 def _listed_chat(cur: Cursor, row: tuple[Any, ...]) -> Chat:
     """A row of _CHAT_COLUMNS then _LAST_COLUMNS: the chat with its last message."""
     chat = _chat(cur, row)
-    body, created_at, *author = row[8:13]
-    role, read_seq, unread = row[13:16]
+    body, created_at, *author = row[_N:_N + 5]
+    role, read_seq, unread = row[_N + 5:_N + 8]
     chat = attrs.evolve(chat, mine=Membership(role, int(read_seq), int(unread)))
     if author[0] is None:
         return chat
@@ -204,18 +210,26 @@ async def list_chats(cur: Cursor, user_id: int, limit: int | None = None,
     rows = cur.fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
-    last = (cur.time(rows[-1][8]), int(rows[-1][0])) if more else None
-    return ChatPage(tuple(_listed_chat(cur, row[:8] + row[9:]) for row in rows), last)
+    last = (cur.time(rows[-1][_N]), int(rows[-1][0])) if more else None
+    return ChatPage(tuple(_listed_chat(cur, row[:_N] + row[_N + 1:]) for row in rows), last)
 
 
 async def members(cur: Cursor, chat_id: int) -> list[Member]:
     await cur.execute(
-        """SELECT u.id, u.username, u.display_name, m.role, m.read_seq FROM members m
-           JOIN users u ON u.id = m.user_id WHERE m.chat_id = %s
+        """SELECT u.id, u.username, u.display_name, m.role, m.read_seq, u.last_seen
+           FROM members m JOIN users u ON u.id = m.user_id WHERE m.chat_id = %s
            ORDER BY m.joined_at, u.id""",
         (chat_id,),
     )
-    return [Member(User(int(r[0]), r[1], r[2]), r[3], int(r[4])) for r in cur.fetchall()]
+    return [Member(User(int(r[0]), r[1], r[2]), r[3], int(r[4]),
+                   last_seen=None if r[5] is None else cur.time(r[5]))
+            for r in cur.fetchall()]
+
+
+async def touch_seen(cur: Cursor, user_ids: list[int], now: datetime) -> None:
+    marks = ", ".join(["%s"] * len(user_ids))
+    await cur.execute(f"UPDATE users SET last_seen = %s WHERE id IN ({marks})",
+                      (now, *user_ids), alone=True)
 
 
 async def membership(cur: Cursor, chat_id: int, user_id: int) -> str | None:
@@ -230,31 +244,6 @@ async def is_member(cur: Cursor, chat_id: int, user_id: int) -> bool:
     await cur.execute("SELECT 1 FROM members WHERE chat_id = %s AND user_id = %s",
                       (chat_id, user_id))
     return cur.fetchone() is not None
-
-
-async def add_member(cur: Cursor, chat: Chat, user: User, now: datetime) -> Event | None:
-    """Make the user a member; the join event, or None if they were one already."""
-    await cur.execute(
-        """INSERT INTO members (chat_id, user_id, joined_at) VALUES (%s, %s, %s)
-           ON CONFLICT DO NOTHING RETURNING 1""",
-        (chat.id, user.id, now),
-    )
-    if cur.fetchone() is None:
-        return None
-    joined = await append_event(cur, chat, "join", user, now)
-    # A new member has read everything up to their own join.
-    await cur.execute("UPDATE members SET read_seq = %s WHERE chat_id = %s AND user_id = %s",
-                      (joined.seq, chat.id, user.id))
-    return joined
-
-
-async def remove_member(cur: Cursor, chat: Chat, user: User, now: datetime) -> Event | None:
-    """End a membership; the leave event, or None if there was none."""
-    await cur.execute("DELETE FROM members WHERE chat_id = %s AND user_id = %s RETURNING 1",
-                      (chat.id, user.id))
-    if cur.fetchone() is None:
-        return None
-    return await append_event(cur, chat, "leave", user, now)
 
 
 async def last_seqs(cur: Cursor, uris: list[str]) -> dict[str, int]:

@@ -211,6 +211,31 @@ MIGRATIONS: tuple[tuple[str | dict[str, str], ...], ...] = (
             PRIMARY KEY (chat_id, target, emoji, user_id))""",
         {"postgresql": APPEND_FUNCTION_2},
     ),
+    (  # roles, invites, bans and direct chats (PROTOCOL.md v2)
+        "ALTER TABLE chats ADD COLUMN kind TEXT NOT NULL DEFAULT 'group'",
+        "ALTER TABLE chats ADD COLUMN join_by TEXT NOT NULL DEFAULT 'link'",
+        # "low:high" user ids of a direct chat: the constraint makes it one chat a pair,
+        # whoever asks and however many ask at once.
+        "ALTER TABLE chats ADD COLUMN pair TEXT",
+        "CREATE UNIQUE INDEX chats_pair ON chats (pair)",
+        """CREATE TABLE invites (
+            code TEXT PRIMARY KEY,
+            chat_id {bigint} NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+            created_by {bigint} NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created_at {time} NOT NULL,
+            expires_at {time},
+            uses_left {bigint},
+            revoked BOOLEAN NOT NULL DEFAULT FALSE)""",
+        "CREATE INDEX invites_chat ON invites (chat_id)",
+        """CREATE TABLE bans (
+            chat_id {bigint} NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+            user_id {bigint} NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created_at {time} NOT NULL,
+            PRIMARY KEY (chat_id, user_id))""",
+    ),
+    (  # presence: when a user was last online (written at most once a minute)
+        "ALTER TABLE users ADD COLUMN last_seen {time}",
+    ),
 )
 
 #: Any constant: the advisory lock that keeps two daemons from migrating at once.

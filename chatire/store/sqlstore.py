@@ -16,6 +16,7 @@ from chatire.model import (
     Chat,
     ChatPage,
     Event,
+    Invite,
     Member,
     Message,
     Page,
@@ -23,7 +24,7 @@ from chatire.model import (
     Timeline,
     User,
 )
-from chatire.store import append, queries, timeline
+from chatire.store import append, moderation, queries, timeline
 from chatire.store.schema import migrate
 
 T = TypeVar("T")
@@ -72,6 +73,9 @@ class SQLStore:
     def find_login(self, username: str) -> Deferred[tuple[User, str] | None]:
         return self.engine.run(queries.find_login, username)
 
+    def user_by_id(self, user_id: int) -> Deferred[User | None]:
+        return self.engine.run(queries.user_by_id, user_id)
+
     def find_user(self, username: str) -> Deferred[User | None]:
         return self.engine.run(queries.find_user, username)
 
@@ -112,6 +116,9 @@ class SQLStore:
     def members(self, chat_id: int) -> Deferred[list[Member]]:
         return self.engine.run(queries.members, chat_id)
 
+    def touch_seen(self, user_ids: list[int], now: datetime) -> Deferred[None]:
+        return self.engine.run(queries.touch_seen, user_ids, now)
+
     def membership(self, chat_id: int, user_id: int) -> Deferred[str | None]:
         return self.engine.run(queries.membership, chat_id, user_id)
 
@@ -119,10 +126,54 @@ class SQLStore:
         return self.engine.run(queries.is_member, chat_id, user_id)
 
     def add_member(self, chat: Chat, user: User, now: datetime) -> Deferred[Event | None]:
-        return self.engine.run(queries.add_member, chat, user, now)
+        return self.engine.run(moderation.join, chat, user, now)
 
-    def remove_member(self, chat: Chat, user: User, now: datetime) -> Deferred[Event | None]:
-        return self.engine.run(queries.remove_member, chat, user, now)
+    def remove_member(self, chat: Chat, user: User,
+                      now: datetime) -> Deferred[tuple[list[Event], bool]]:
+        return self.engine.run(moderation.leave, chat, user, now)
+
+    def remove(self, chat: Chat, actor: User, subject: User, ban: bool,
+               now: datetime) -> Deferred[Event | None]:
+        return self.engine.run(moderation.remove, chat, actor, subject, ban, now)
+
+    def unban(self, chat_id: int, user_id: int) -> Deferred[bool]:
+        return self.engine.run(moderation.unban, chat_id, user_id)
+
+    def set_role(self, chat: Chat, actor: User, subject: User, role: str,
+                 now: datetime) -> Deferred[list[Event]]:
+        return self.engine.run(moderation.set_role, chat, actor, subject, role, now)
+
+    def change_chat(self, chat: Chat, actor: User, title: str | None, join_by: str | None,
+                    now: datetime) -> Deferred[tuple[Chat, list[Event]]]:
+        return self.engine.run(moderation.change, chat, actor, title, join_by, now)
+
+    def delete_chat(self, chat: Chat) -> Deferred[None]:
+        return self.engine.run(moderation.delete_chat, chat)
+
+    def create_invite(self, chat: Chat, user: User, code: str, expires_at: datetime | None,
+                      uses: int | None, now: datetime) -> Deferred[Invite]:
+        return self.engine.run(moderation.create_invite, chat, user, code, expires_at, uses,
+                               now)
+
+    def invites(self, chat: Chat, now: datetime) -> Deferred[list[Invite]]:
+        return self.engine.run(moderation.invites, chat, now)
+
+    def revoke_invite(self, chat: Chat, code: str) -> Deferred[bool]:
+        return self.engine.run(moderation.revoke_invite, chat, code)
+
+    def invite_chat(self, code: str, now: datetime) -> Deferred[tuple[Chat, User] | None]:
+        return self.engine.run(moderation.invite_chat, code, now)
+
+    def use_invite(self, code: str, user: User,
+                   now: datetime) -> Deferred[tuple[Chat, Event | None]]:
+        return self.engine.run(moderation.use_invite, code, user, now)
+
+    def direct_chat(self, uri: str, me: User, other: User,
+                    now: datetime) -> Deferred[tuple[Chat, bool]]:
+        return self.engine.run(moderation.direct_chat, uri, me, other, now)
+
+    def is_banned(self, chat_id: int, user_id: int) -> Deferred[bool]:
+        return self.engine.run(moderation.is_banned, chat_id, user_id)
 
     def append_messages(self, chat: Chat, posts: list[Post],
                         now: datetime) -> Deferred[list[Appended | Forbidden]]:

@@ -35,7 +35,8 @@ async def test_chat_live_both_ways_with_sent_and_http_posts(daemon: Any, api: Ap
     ws_a = await Socket.open(api.base_url, alice.token)
     ws_b = await Socket.open(api.base_url, bob.token, auth_frame=False)
     # Bob's join is the chat's seq 1: messages start at 2.
-    assert (await ws_a.subscribe(uri)) == {"type": "subscribed", "chat": uri, "last_seq": 1}
+    assert (await ws_a.subscribe(uri)) == {"type": "subscribed", "chat": uri, "last_seq": 1,
+                                           "online": [alice.id]}
     await ws_b.subscribe(uri)
     ws_a.send({"type": "send", "chat": uri, "message": " hi bob ", "client_id": "a1"})
     echo, sent = await ws_a.next(), await ws_a.next()

@@ -45,8 +45,9 @@ def seeded(daemon: Daemon) -> Seeded:
         daemon.call("POST", f"/api/chats/{uri}/members", None, pat)
         return uri
 
-    def post(uri: str, token: str, text: str) -> None:
-        daemon.call("POST", f"/api/chats/{uri}/messages", {"message": text}, token)
+    def post(uri: str, token: str, text: str) -> int:
+        reply = daemon.call("POST", f"/api/chats/{uri}/messages", {"message": text}, token)
+        return int(reply["message"]["seq"])
 
     days = chat("Over the days")
     # (author, text, created_at): two days, yesterday late, today after midnight, a break.
@@ -59,13 +60,17 @@ def seeded(daemon: Daemon) -> Seeded:
         (quinn, "after a break", today + timedelta(minutes=12)),
         (pat, "last words", today + timedelta(minutes=13)),
     ]
-    for token, text, _ in script:
-        post(days, token, text)
+    seqs = [post(days, token, text) for token, text, _ in script]
     with sqlite3.connect(daemon.db_path) as db:  # the daemon reads history from the store
-        for seq, (_, _, when) in enumerate(script, start=1):
+        for seq, (_, _, when) in zip(seqs, script, strict=True):
             db.execute("UPDATE messages SET created_at = ? WHERE seq = ? AND chat_id = "
                        "(SELECT id FROM chats WHERE uri = ?)",
                        (when.isoformat(timespec="microseconds"), seq, days))
+        # Pat's join (an event, shown as a line) came just before the first message.
+        db.execute("UPDATE events SET created_at = ? WHERE seq < ? AND chat_id = "
+                   "(SELECT id FROM chats WHERE uri = ?)",
+                   ((script[0][2] - timedelta(minutes=1)).isoformat(timespec="microseconds"),
+                    seqs[0], days))
     preview = chat("Quiet corner")  # no other test posts here
     post(preview, pat, "hello?")
     post(preview, quinn, "see   you\n soon")
@@ -327,6 +332,7 @@ def test_days_authors_times_and_the_chat_list_preview(
         assert shown(item(page, text).locator(".author")) == author_shown, text
     # A follow-on message's time shows on hover.
     follow_on = item(page, "a minute later")
+    page.mouse.move(0, 0)  # over the top bar: no message is hovered
     assert not shown(follow_on.locator("time"))
     follow_on.hover()
     assert shown(follow_on.locator("time"))

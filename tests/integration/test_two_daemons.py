@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -193,3 +194,51 @@ async def test_timeline_events_and_read_state_cross_daemons(
     assert (gone["kind"], gone["target"], gone["seq"]) == ("delete", 2, 5)
     for sock in (on_a, on_b, replay):
         await sock.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_removal_and_deletion_end_subscriptions_on_the_other_daemon(
+        daemons: list[DaemonProcess]) -> None:
+    a, b = daemons
+    (owner, bob, carol), uri = await _chat_of(Api(a.base_url), 3)
+    bob_on_b = await Socket.open(b.base_url, bob.token)
+    carol_on_b = await Socket.open(b.base_url, carol.token)
+    for ws in (bob_on_b, carol_on_b):
+        await ws.subscribe(uri)
+    started = time.monotonic()
+    assert (await owner.call("DELETE", f"/api/chats/{uri}/members/{bob.id}?ban=1"))[0] == 204
+    ended = await bob_on_b.next_of("unsubscribed", timeout=1.0)
+    assert ended == {"type": "unsubscribed", "chat": uri, "reason": "removed"}
+    assert time.monotonic() - started < 1.0
+    bob_on_b.send({"type": "send", "chat": uri, "message": "let me back", "client_id": "b1"})
+    assert (await bob_on_b.next_of("error"))["code"] == "forbidden"
+    assert (await Api(b.base_url).call("POST", f"/api/chats/{uri}/members",
+                                       token=bob.token))[0] == 403
+    assert (await owner.call("DELETE", f"/api/chats/{uri}"))[0] == 204
+    ended = await carol_on_b.next_of("unsubscribed", timeout=1.0)
+    assert ended == {"type": "unsubscribed", "chat": uri, "reason": "deleted"}
+    assert (await Api(b.base_url).call("GET", f"/api/chats/{uri}/messages",
+                                       token=carol.token))[0] == 404
+    for ws in (bob_on_b, carol_on_b):
+        await ws.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_presence_crosses_daemons_as_one(daemons: list[DaemonProcess]) -> None:
+    """A user on both daemons is online once; the members list says so on either daemon."""
+    a, b = daemons
+    (alice, bob), uri = await _chat_of(Api(a.base_url), 2)
+    watcher = await Socket.open(a.base_url, alice.token)
+    assert (await watcher.subscribe(uri))["online"] == [alice.id]
+    sockets = [await Socket.open(d.base_url, bob.token) for d in (b, a, b)]
+    for ws in sockets:
+        await ws.subscribe(uri)
+    frame = await watcher.next_of("presence", timeout=1.0)
+    assert (frame["user"]["id"], frame["online"]) == (bob.id, True)
+    _, body = await Api(b.base_url).call("GET", f"/api/chats/{uri}", token=alice.token)
+    assert {m["id"]: m["online"] for m in body["members"]} == {alice.id: True, bob.id: True}
+    await sleep(0.5)
+    assert [f for f in watcher.frames.pending if f.get("type") == "presence"] == []
+    for ws in sockets:
+        await ws.close()
+    await watcher.close()

@@ -2,9 +2,10 @@
 
 The issue's case: one user's bad text failed the group commit of every post beside it
 (hundreds of honest 500s, messages never stored). Here members send and follow over
-their sockets and some also post over HTTP while attackers in the same chats post bad
-text as fast as they can; every honest send must be acknowledged, every attacker's post
-refused with `invalid`, and the store must hold exactly the acknowledged messages.
+their sockets and some also post over HTTP (members also edit, delete and react over
+HTTP) while attackers in the same chats post bad text as fast as they can; every honest
+send must be acknowledged, every attacker's post refused with `invalid`, and the store
+must hold exactly the acknowledged messages, in the state the acknowledged changes made.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ async def attack(urls: list[str], *, seconds: float = 1.5, rate: float = 60.0) -
         api = Api(urls[i % len(urls)])
         user = await api.user()
         for uri in workload.chat_uris:
-            await user.join(uri)
+            await workload.join(api, uri, user.token, user.id)
         attacker = Attacker(api, user.token, workload.chat_uris)
         attacker.socket = await Socket.open(api.base_url, user.token)
         attackers.append(attacker)
@@ -86,10 +87,11 @@ async def attack(urls: list[str], *, seconds: float = 1.5, rate: float = 60.0) -
         member = posters[n % len(posters)]
         chat = member.chats[n % len(member.chats)]
         client_id = f"{member.name}-http-{n}"
-        workload.history.invoke(member.name, chat, client_id)
+        text = f"{client_id} honest"
+        workload.history.invoke(member.name, chat, client_id, text=text)
         status, reply = await Api(urls[n % len(urls)]).call(
             "POST", f"/api/chats/{chat}/messages",
-            {"message": f"{client_id} honest", "client_id": client_id}, token=member.token)
+            {"message": text, "client_id": client_id}, token=member.token)
         if status in (200, 201):
             workload.history.ok(client_id, reply["message"]["seq"], reply["message"]["id"])
         else:
@@ -121,8 +123,12 @@ async def attack(urls: list[str], *, seconds: float = 1.5, rate: float = 60.0) -
     assert report.clean, report.details
     assert report.failed == report.indeterminate == 0, report.summary()  # no honest failure
     assert report.ok == report.sends == workload.sent + http_sent
-    stored = [m for chat in workload.chat_uris for m in workload.history.stored[chat]]
+    stored = [m for chat in workload.chat_uris for m in workload.history.stored[chat]
+              if m.kind == "message"]
     assert len(stored) == report.ok  # stored == confirmed: nothing lost, nothing twice
+    # edits, deletes and reactions went on beside them; none without an answer
+    assert report.changes == workload.changed and report.changes_ok > 10, report.summary()
+    assert report.changes_indeterminate == 0, report.summary()
     assert set(replies) <= {(400, "invalid"), ("frame", "error", "invalid")}, replies
     assert replies.get((400, "invalid"), 0) > 10 and replies.get(("frame", "error",
                                                                   "invalid"), 0) > 10

@@ -1,11 +1,13 @@
 """Fault scenarios on two daemons, PostgreSQL and RabbitMQ: the history checker ends at zero.
 
 Each scenario runs a workload (members sending and following chats over WebSockets,
-resuming with ``after`` on either daemon), injects one fault while messages flow, lets
-the daemons recover by themselves (only a SIGKILLed one is restarted), probes that every
-member can send again, and checks the whole history: nothing lost, duplicated,
-unexpected, skipped or reordered. ``CHATIRE_CUT_SECONDS`` sets how long clients stay
-cut off (3 s here; the soak uses 30 s).
+resuming with ``after`` on either daemon, and editing, deleting and reacting to messages
+over HTTP), injects one fault while messages flow, lets the daemons recover by
+themselves (only a SIGKILLed one is restarted), probes that every member can send
+again, and checks the whole history: no seq of any kind lost, duplicated, unexpected,
+skipped or reordered, and every message in the state the acknowledged changes made,
+in the store and as each member built it. ``CHATIRE_CUT_SECONDS`` sets how long clients
+stay cut off (3 s here; the soak uses 30 s).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ async def run_scenario(c: Cluster, fault: Fault, *, clients: int = 10, chats: in
           f"{time.monotonic() - started:.1f} s | {workload.stats()}")
     assert report.clean, report.details
     assert report.ok >= workload.sent // 2, report.summary()
+    assert report.changes == workload.changed, report.summary()
+    assert report.changes_ok >= workload.changed // 3, report.summary()
     assert report.receipts > 0
     for i in range(len(c.daemons)):  # a fault is a warning line, never a traceback
         assert "Traceback" not in c.log(i) and "Unhandled" not in c.log(i), c.log(i)[-3000:]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.reliability.history import History, Outcome, Stored
+from tests.reliability.history import History, Outcome, Receipt, Stored
+from tests.reliability.timeline import Entry
 
 
 def _run(sends: int = 3, readers: tuple[str, ...] = ("r1", "r2")) -> History:
@@ -113,7 +114,7 @@ def test_unexpected_never_sent_failed_or_contradicting_its_ack() -> None:
     assert h.check().unexpected == 1  # one message, however many got it
     h = _run()
     h.receipts = [r if r.seq != 2 or r.client != "r1" else
-                  type(r)(r.client, r.chat, 2, 999, r.client_id) for r in h.receipts]
+                  Receipt(r.client, r.chat, Entry(2, 999, r.client_id)) for r in h.receipts]
     assert h.check().unexpected == 1
     h = _run()
     h.store("c", [*_stored(3), Stored(4, 104, None)])

@@ -1,4 +1,10 @@
-"""Chat clients that send, follow and resume with ``after`` on any daemon, into a History."""
+"""Chat clients that send, change, follow and resume with ``after`` on any daemon, into a History.
+
+Members send messages over their sockets and, in a mix, change messages over HTTP: edit
+and delete their own, react to and unreact any; one change at a time per member (so
+the history knows the order of a member's changes of a message). Each follows its chats
+from seq 0 and records every frame (message or event) it gets.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 from autobahn.twisted.websocket import (
@@ -20,7 +27,8 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
-from tests.reliability.history import DEFINITE_FAILURES, History, Report, Stored
+from tests.reliability.history import DEFINITE_FAILURES, Change, History, Report
+from tests.reliability.timeline import Entry, MessageState
 from tests.support.client import Api
 from tests.support.daemons import sleep
 
@@ -75,12 +83,23 @@ class Stats:
     resubscribes: int = 0
 
 
+#: The emoji members react with (one needs percent-encoding in the path, one two code points).
+EMOJI = ("\U0001f44d", "\U0001f389", "\u2764\ufe0f", "ok")
+
+#: Seconds a change over HTTP may take before it is given up as indeterminate.
+CHANGE_TIMEOUT = 10.0
+
+#: How many recent messages of a chat a member keeps in mind to change.
+RECENT = 30
+
+
 class Member:
     """A signed-in member of some chats: one socket, resumed with ``after`` on any daemon."""
 
     def __init__(self, name: str, token: str, chats: Sequence[str], urls: Sequence[str],
-                 history: History, home: int = 0, text_size: int = 24) -> None:
-        self.name, self.token, self.chats = name, token, list(chats)
+                 history: History, home: int = 0, text_size: int = 24,
+                 user_id: int = 0) -> None:
+        self.name, self.token, self.chats, self.user_id = name, token, list(chats), user_id
         self.urls, self.history, self.home = list(urls), history, home
         self.highest = dict.fromkeys(self.chats, 0)
         self.subscribed: set[str] = set()
@@ -93,6 +112,13 @@ class Member:
         self._text = "x" * max(0, text_size - 12)
         self._done: Deferred[None] | None = None
         self._attempt = 0
+        # What the member knows of its chats, to choose changes that make sense.
+        self.own: dict[str, list[int]] = {chat: [] for chat in self.chats}
+        self.recent: dict[str, list[int]] = {chat: [] for chat in self.chats}
+        self.gone: set[tuple[str, int]] = set()
+        self.reacted: dict[tuple[str, int, str], bool] = {}
+        self.changing: Deferred[None] | None = None
+        self.changes = 0
         for chat in self.chats:
             history.follow(name, chat, 0)
 
@@ -174,7 +200,7 @@ class Member:
         """Send a new message to a chat (now, or once connected); its client_id."""
         self._count += 1
         client_id = f"{self.name}-{self._count}"
-        self.history.invoke(self.name, chat, client_id)
+        self.history.invoke(self.name, chat, client_id, text=self._message(client_id))
         self.pending[client_id] = chat
         if self._conn is not None:
             self._transmit(client_id, chat)
@@ -183,7 +209,83 @@ class Member:
     def _transmit(self, client_id: str, chat: str) -> None:
         self.history.attempt(client_id)
         self._frame({"type": "send", "chat": chat, "client_id": client_id,
-                     "message": f"{client_id} {self._text}"})
+                     "message": self._message(client_id)})
+
+    def _message(self, name: str) -> str:
+        return f"{name} {self._text}"
+
+    # -- changes over HTTP ---------------------------------------------------------------------
+
+    def change(self, rng: random.Random) -> bool:
+        """Start one change (edit, delete, react, unreact) of a message it knows, over
+        HTTP; False (nothing started) while one is under way or there is nothing to do."""
+        if self.changing is not None or self.stopped:
+            return False
+        chat = rng.choice(self.chats)
+        own = [seq for seq in self.own[chat] if (chat, seq) not in self.gone]
+        recent = [seq for seq in self.recent[chat] if (chat, seq) not in self.gone]
+        mine = [key for key, on in self.reacted.items()
+                if on and key[0] == chat and (chat, key[1]) not in self.gone]
+        pick = rng.random()
+        text = emoji = None
+        if pick < 0.4 and own:
+            kind, target = "edit", rng.choice(own[-5:])
+            self.changes += 1
+            text = self._message(f"{self.name}-e{self.changes}")
+        elif pick < 0.5 and len(own) > 1:
+            kind, target = "delete", own[0]
+        elif pick < 0.65 and mine:
+            _, target, emoji = rng.choice(mine)
+            kind = "unreact"
+        elif recent:
+            target, emoji = rng.choice(recent[-10:]), rng.choice(EMOJI)
+            kind = "unreact" if self.reacted.get((chat, target, emoji)) else "react"
+        else:
+            return False
+        change = self.history.change(self.name, self.user_id, chat, kind, target,
+                                     text=text, emoji=emoji)
+        changing = Deferred.fromCoroutine(self._change(change))
+        if not changing.called:
+            self.changing = changing
+        return True
+
+    async def _change(self, c: Change) -> None:
+        path = f"/api/chats/{c.chat}/messages/{c.target}"
+        if c.emoji is not None:
+            path += "/reactions/" + quote(c.emoji, safe="")
+        method = {"edit": "PATCH", "delete": "DELETE", "react": "PUT", "unreact": "DELETE"}
+        body = {"message": c.text} if c.kind == "edit" else None
+        url = self.urls[(self.home + self._attempt) % len(self.urls)]
+        try:
+            call = defer.ensureDeferred(Api(url).call(method[c.kind], path, body,
+                                                      token=self.token))
+            status, reply = await call.addTimeout(CHANGE_TIMEOUT, reactor)
+        except Exception:
+            self.history.unknown(c.key)
+            status, reply = None, None
+        finally:
+            self.changing = None
+        if status == 200:
+            self.history.applied(c.key, reply["event"])
+        elif isinstance(reply, dict) and "error" in reply:
+            self.history.fail(c.key, reply["error"]["code"])
+        elif status is not None:
+            self.history.unknown(c.key)
+        if c.kind == "delete" or (isinstance(reply, dict) and "error" in reply
+                                  and reply["error"]["code"] == "conflict"):
+            self.gone.add((c.chat, c.target))  # deleted (or maybe): leave it alone
+        elif c.emoji is not None:  # done, or maybe: either way the next may undo it
+            self.reacted[(c.chat, c.target, c.emoji)] = c.kind == "react"
+
+    def _learn(self, frame: dict[str, Any]) -> None:
+        """Remember messages to change, from the frames of a chat."""
+        chat, seq = frame["chat"], frame["seq"]
+        if chat not in self.recent:
+            return
+        if frame["type"] == "message" and not frame.get("deleted"):
+            self.recent[chat] = [*self.recent[chat][-RECENT:], seq]
+        elif frame.get("kind") == "delete":
+            self.gone.add((chat, frame["target"]))
 
     def _retry(self, client_id: str) -> None:
         chat = self.pending.get(client_id)
@@ -198,15 +300,18 @@ class Member:
 
     def on_frame(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
-        if kind == "message":
+        if kind in ("message", "event"):
             chat, seq = frame["chat"], frame["seq"]
-            self.history.receive(self.name, chat, seq, frame["id"], frame.get("client_id"))
+            self.history.receive_frame(self.name, frame)
             if seq > self.highest.get(chat, 0):
                 self.highest[chat] = seq
+            self._learn(frame)
         elif kind == "sent":
             client_id = frame["client_id"]
             self.history.ok(client_id, frame["seq"], frame["id"])
             self.pending.pop(client_id, None)
+            if frame["chat"] in self.own:
+                self.own[frame["chat"]] = [*self.own[frame["chat"]][-RECENT:], frame["seq"]]
         elif kind == "subscribed":
             self.subscribed.add(frame["chat"])
         elif kind == "error":
@@ -237,9 +342,12 @@ class Workload:
     """Members in chats on a set of daemons; a ticker that sends; a checked end."""
 
     def __init__(self, urls: Sequence[str], *, clients: int, chats: int, chats_each: int = 2,
-                 rate: float = 50.0, text_size: int = 24) -> None:
+                 rate: float = 50.0, text_size: int = 24, mix: float = 0.35,
+                 seed: int | None = None) -> None:
         self.urls = list(urls)
         self.history = History()
+        self.mix = mix  # the share of actions that are changes (when one can be made)
+        self.rng = random.Random(seed)
         self.clients, self.n_chats, self.chats_each = clients, chats, min(chats_each, chats)
         self.rate, self.text_size = rate, text_size
         self.members: list[Member] = []
@@ -247,7 +355,8 @@ class Workload:
         self.owner_token: dict[str, str] = {}
         self._ticker: LoopingCall | None = None
         self._next = 0
-        self.sent = 0
+        self.sent = 0  # messages sent
+        self.changed = 0  # changes made
         self.limit: int | None = None
 
     async def prepare(self) -> None:
@@ -272,14 +381,20 @@ class Workload:
             assert status == 201, body
             self.chat_uris.append(body["chat"]["uri"])
             self.owner_token[body["chat"]["uri"]] = owner.token
+            self.history.joined(body["chat"]["uri"], owner.id, creator=True)
         for i, user in enumerate(users):
             mine = [self.chat_uris[(i + k) % self.n_chats] for k in range(self.chats_each)]
             for uri in mine:
-                status, body = await apis[i % len(apis)].call(
-                    "POST", f"/api/chats/{uri}/members", token=user.token)
-                assert status == 200, body
+                await self.join(apis[i % len(apis)], uri, user.token, user.id)
             self.members.append(Member(user.name, user.token, mine, self.urls, self.history,
-                                       home=i % len(self.urls), text_size=self.text_size))
+                                       home=i % len(self.urls), text_size=self.text_size,
+                                       user_id=user.id))
+
+    async def join(self, api: Api, uri: str, token: str, user_id: int) -> None:
+        """Join a chat (the join event is in the history's expectations)."""
+        status, body = await api.call("POST", f"/api/chats/{uri}/members", token=token)
+        assert status == 200, body
+        self.history.joined(uri, user_id)
 
     async def connect(self, timeout: float = 60.0) -> None:
         """Start every member; wait until all are subscribed to all their chats."""
@@ -298,7 +413,8 @@ class Workload:
     # -- sending -----------------------------------------------------------------------------
 
     def start_sending(self, limit: int | None = None) -> None:
-        """Send ``rate`` messages a second, members in turn, until ``limit`` if given."""
+        """``rate`` actions a second, members in turn, until ``limit`` if given: a change
+        (a ``mix`` of them) when the member can make one, else a new message."""
         self.limit = limit
         self._ticker = LoopingCall(self._tick)
         interval = 0.05
@@ -310,14 +426,21 @@ class Workload:
         self._credit += self._per_tick
         while self._credit >= 1:
             self._credit -= 1
-            if self.limit is not None and self.sent >= self.limit:
+            if self.limit is not None and self.actions >= self.limit:
                 self.stop_sending()
                 return
             member = self.members[self._next % len(self.members)]
             chat = member.chats[(self._next // len(self.members)) % len(member.chats)]
             self._next += 1
-            member.send(chat)
-            self.sent += 1
+            if self.rng.random() < self.mix and member.change(self.rng):
+                self.changed += 1
+            else:
+                member.send(chat)
+                self.sent += 1
+
+    @property
+    def actions(self) -> int:
+        return self.sent + self.changed
 
     def stop_sending(self) -> None:
         if self._ticker is not None and self._ticker.running:
@@ -325,7 +448,7 @@ class Workload:
 
     async def sent_at_least(self, count: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while self.sent < count and time.monotonic() < deadline:
+        while self.actions < count and time.monotonic() < deadline:
             await sleep(0.1)
 
     # -- the end --------------------------------------------------------------------------------
@@ -339,26 +462,34 @@ class Workload:
             seqs[uri] = body["chat"]["last_seq"]
         return seqs
 
-    async def stored(self, uri: str) -> list[Stored]:
+    async def _pages(self, uri: str, what: str, limit: int) -> list[dict[str, Any]]:
         api = Api(self.urls[0])
-        messages: list[Stored] = []
+        items: list[dict[str, Any]] = []
         after = 0
         for _ in range(10_000):
             status, body = await api.call(
-                "GET", f"/api/chats/{uri}/messages?after={after}&limit=200",
+                "GET", f"/api/chats/{uri}/{what}?after={after}&limit={limit}",
                 token=self.owner_token[uri])
             assert status == 200, body
-            messages += [Stored(m["seq"], m["id"], m["client_id"]) for m in body["messages"]]
-            if not body["has_more"] or not body["messages"]:
-                return messages
-            after = body["messages"][-1]["seq"]
-        raise AssertionError("history paging did not end")
+            items += body[what]
+            if not body["has_more"] or not body[what]:
+                return items
+            after = body[what][-1]["seq"]
+        raise AssertionError(f"paging {what} did not end")
+
+    async def stored(self, uri: str) -> tuple[list[Entry], dict[int, MessageState]]:
+        """The chat's timeline (GET events) and its messages' states (GET messages)."""
+        timeline = [Entry.parse(e) for e in await self._pages(uri, "events", 500)]
+        states = {m["seq"]: MessageState.parse(m)
+                  for m in await self._pages(uri, "messages", 200)}
+        return timeline, states
 
     async def finish(self, settle: float = 30.0) -> Report:
         """Stop sending, let every send settle and every member catch up, check."""
         self.stop_sending()
         deadline = time.monotonic() + settle
-        while any(m.pending for m in self.members) and time.monotonic() < deadline:
+        while (any(m.pending or m.changing for m in self.members)
+               and time.monotonic() < deadline):
             await sleep(0.1)
         targets = await self.last_seqs()
         while time.monotonic() < deadline:
@@ -371,7 +502,7 @@ class Workload:
             await defer.gatherResults([defer.ensureDeferred(m.stop())
                                        for m in self.members[start:start + 50]])
         for uri in self.chat_uris:
-            self.history.store(uri, await self.stored(uri))
+            self.history.store(uri, *await self.stored(uri))
         return self.history.check()
 
     def stats(self) -> dict[str, Any]:
@@ -379,11 +510,15 @@ class Workload:
         for m in self.members:
             for code, n in m.stats.closes.items():
                 closes[code] = closes.get(code, 0) + n
+        changes: dict[str, int] = {}
+        for c in self.history.changes.values():
+            key = f"{c.kind} {c.outcome.value}"
+            changes[key] = changes.get(key, 0) + 1
         return {"connects": sum(m.stats.connects for m in self.members),
                 "failed_connects": sum(m.stats.failed_connects for m in self.members),
                 "retries": sum(m.stats.retries for m in self.members),
                 "resubscribes": sum(m.stats.resubscribes for m in self.members),
-                "closes": closes}
+                "closes": closes, "changes": changes}
 
 
 async def probe(workload: Workload, timeout: float = 20.0) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import pytest_twisted
+import treq
 
 from tests.security.helpers import closed_within, open_ws
 from tests.support.client import Api, Socket
@@ -77,6 +78,29 @@ async def exercise(base_url: str) -> set[str]:
     bad.send(b'{"type": "auth", "token": "' + forged.encode() + b'", broken')
     await bad.next()
     await bad.close()
+    # Invites, removal, a ban, a direct chat and a deleted chat: no code or uri logged.
+    secrets.add(uri)
+    status, body = await alice.call("POST", f"/api/chats/{uri}/invites", {"max_uses": 1})
+    assert status == 201
+    code = body["invite"]["code"]
+    secrets.add(code)
+    carol = await api.user(password="carols-secret-pw")
+    secrets |= {"carols-secret-pw", carol.token}
+    assert (await carol.call("GET", f"/api/invites/{code}"))[0] == 200
+    page = await treq.get(f"{base_url}/i/{code}", persistent=False)
+    assert page.code == 200 and b"<html" in (await page.content()).lower()
+    assert (await carol.call("POST", f"/api/invites/{code}"))[0] == 200
+    assert (await bob.call("POST", f"/api/invites/{code}"))[0] == 404  # used up
+    await alice.call("DELETE", f"/api/chats/{uri}/invites/{code}")
+    forged_code = "forged-invite-code-BBBBBBBBBBBB"
+    secrets.add(forged_code)
+    assert (await carol.call("POST", f"/api/invites/{forged_code}"))[0] == 404
+    assert (await alice.call("DELETE", f"/api/chats/{uri}/members/{carol.id}?ban=1"))[0] == 204
+    status, body = await carol.call("POST", "/api/direct", {"username": alice.name})
+    secrets.add(body["chat"]["uri"])
+    other = await alice.new_chat()
+    secrets.add(other)
+    assert (await alice.call("DELETE", f"/api/chats/{other}"))[0] == 204
     # Sign out (closes alice's socket), then use the revoked token.
     assert (await alice.call("DELETE", "/api/auth/token"))[0] == 204
     await closed_within(ws, 3)

@@ -24,6 +24,15 @@ REFUSED = {
     ("get", "/api/chats/{uri}/events", ""): 403,
     ("get", "/api/chats/{uri}/events", "?after=0&limit=500"): 403,
     ("put", "/api/chats/{uri}/read", ""): 403,
+    ("patch", "/api/chats/{uri}", ""): 403,
+    ("delete", "/api/chats/{uri}", ""): 403,
+    ("delete", "/api/chats/{uri}/members/{user_id}", ""): 403,
+    ("delete", "/api/chats/{uri}/members/{user_id}", "?ban=1"): 403,
+    ("put", "/api/chats/{uri}/members/{user_id}/role", ""): 403,
+    ("delete", "/api/chats/{uri}/bans/{user_id}", ""): 403,
+    ("post", "/api/chats/{uri}/invites", ""): 403,
+    ("get", "/api/chats/{uri}/invites", ""): 403,
+    ("delete", "/api/chats/{uri}/invites/{code}", ""): 403,
 }
 #: Operations on a uri a non-member may call, and why.
 ALLOWED = {
@@ -34,7 +43,9 @@ ALLOWED = {
 }
 BODIES = {("post", "/api/chats/{uri}/messages"): {"message": "let me in", "client_id": "s1"},
           ("patch", "/api/chats/{uri}/messages/{seq}"): {"message": "mine now"},
-          ("put", "/api/chats/{uri}/read"): {"seq": 1}}
+          ("put", "/api/chats/{uri}/read"): {"seq": 1},
+          ("patch", "/api/chats/{uri}"): {"title": "mine"},
+          ("put", "/api/chats/{uri}/members/{user_id}/role"): {"role": "admin"}}
 
 
 async def _setup(api: Api) -> tuple[Any, Any, Any, str]:

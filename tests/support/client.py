@@ -151,6 +151,9 @@ class Socket:
             await d
 
 
-def fill_path(path: str, uri: str, seq: int = 1, emoji: str = "%F0%9F%91%8D") -> str:
-    """An OpenAPI path template with its parameters filled in (a chat, a seq, an emoji)."""
-    return path.replace("{uri}", uri).replace("{seq}", str(seq)).replace("{emoji}", emoji)
+def fill_path(path: str, uri: str, seq: int = 1, emoji: str = "%F0%9F%91%8D",
+              user_id: int = 1, code: str = "c" * 32) -> str:
+    """An OpenAPI path template with its parameters filled in (a chat, a seq, an emoji,
+    a user, an invite code)."""
+    return (path.replace("{uri}", uri).replace("{seq}", str(seq)).replace("{emoji}", emoji)
+            .replace("{user_id}", str(user_id)).replace("{code}", code))

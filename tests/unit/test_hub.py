@@ -27,7 +27,8 @@ def test_live_messages_arrive_once_in_order_and_bus_echo_is_dropped() -> None:
     conn = FakeConn(bob)
     run(node.subscribe(conn, bob, chat.uri, None))
     # Bob's join is the chat's first event (seq 1); the messages come after it.
-    assert conn.control == [{"type": "subscribed", "chat": chat.uri, "last_seq": 1}]
+    assert conn.control == [{"type": "subscribed", "chat": chat.uri, "last_seq": 1,
+                             "online": [bob.id]}]
     for i in range(3):
         run(node.chats.post(alice, chat.uri, f"m{i}", None))
     clock.advance(0)  # the memory bus echoes every message back on the next turn
@@ -82,7 +83,8 @@ def test_resume_with_after_has_no_gap_and_no_duplicate_at_the_seam() -> None:
     node.commit_silently(chat, alice, 5)
     conn = FakeConn(alice)
     run(node.subscribe(conn, alice, chat.uri, 2))
-    assert conn.control[0] == {"type": "subscribed", "chat": chat.uri, "last_seq": 5}
+    assert conn.control[0] == {"type": "subscribed", "chat": chat.uri, "last_seq": 5,
+                               "online": [alice.id]}
     assert conn.seqs() == [3, 4, 5]
     run(node.chats.post(alice, chat.uri, "live", None))
     clock.advance(0)

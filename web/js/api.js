@@ -91,8 +91,25 @@ export const api = {
   chat: (uri) => request("GET", `/api/chats/${enc(uri)}`),
   join: (uri) => request("POST", `/api/chats/${enc(uri)}/members`),
   leave: (uri) => request("DELETE", `/api/chats/${enc(uri)}/members/me`),
-  post: (uri, message, clientId) =>
-    request("POST", `/api/chats/${enc(uri)}/messages`, { message, client_id: clientId }),
+  post: (uri, message, clientId, replyTo) =>
+    request("POST", `/api/chats/${enc(uri)}/messages`,
+      replyTo ? { message, client_id: clientId, reply_to: replyTo } : { message, client_id: clientId }),
+  /** Change the text of my message: `{event}` (kind edit). */
+  edit: (uri, seq, message) => request("PATCH", `/api/chats/${enc(uri)}/messages/${seq}`, { message }),
+  /** Erase a message (mine, or any as an admin or the owner): `{event}` (kind delete). */
+  deleteMessage: (uri, seq) => request("DELETE", `/api/chats/${enc(uri)}/messages/${seq}`),
+  /** Add my reaction: `{event}`, or `{event: null}` if it was there already. */
+  react: (uri, seq, emoji) => request("PUT", `/api/chats/${enc(uri)}/messages/${seq}/reactions/${enc(emoji)}`),
+  /** Take my reaction back: `{event}`, or `{event: null}` if there was none. */
+  unreact: (uri, seq, emoji) => request("DELETE", `/api/chats/${enc(uri)}/messages/${seq}/reactions/${enc(emoji)}`),
+  /** The raw timeline after `after`: `{events, has_more}`, ascending. */
+  events: (uri, { after = 0, limit } = {}) => {
+    const params = new URLSearchParams({ after: String(after) });
+    if (limit) params.set("limit", limit);
+    return request("GET", `/api/chats/${enc(uri)}/events?${params}`);
+  },
+  /** Raise my read mark (the socket's `read` frame does the same). */
+  markRead: (uri, seq) => request("PUT", `/api/chats/${enc(uri)}/read`, { seq }),
   /** `query`: {after?, before?, limit?} */
   messages: (uri, query = {}) => {
     const params = new URLSearchParams();

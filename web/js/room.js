@@ -1,12 +1,17 @@
-/** The open chat: join if needed, load history over HTTP, subscribe from its last seq, send, type. */
+/** The open chat: join if needed, load history over HTTP, follow its timeline, send, edit, delete, react, reply. */
 import { api, describe } from "/js/api.js";
-import { h } from "/js/dom.js";
+import { limits } from "/js/config.js";
+import { h, keepChars } from "/js/dom.js";
+import { LINE_KINDS, normalizeMessage } from "/js/events.js";
 import { navigate } from "/js/router.js";
 import { attentive, chime } from "/js/notify.js";
 import { ChatView } from "/js/views/chat.js";
+import { confirmDialog } from "/js/views/confirm.js";
+import { openPicker } from "/js/views/picker.js";
 
 const PAGE = 50;
 const STALE_AFTER = 200;
+const EVENTS_PAGE = 500;
 
 /** A random UUID; crypto.randomUUID needs a secure context, so fall back to getRandomValues. */
 export function newClientId() {
@@ -21,24 +26,42 @@ export function newClientId() {
 export class ChatRoom {
   /**
    * @param {string} uri
-   * @param {{me, socket, store, seen, onActivity: (uri, seq) => void, onJoined: () => void,
-   *          onSeen: () => void, isMember: (uri) => Promise<boolean|null>}} ctx
+   * @param {{me, socket, store, onActivity: (uri, seq) => void, onJoined: () => void,
+   *          markRead: (uri, seq) => void, follow: (uri) => void, chatInfo: (uri) => object|null,
+   *          isMember: (uri) => Promise<boolean|null>}} ctx
    */
   constructor(uri, ctx) {
     this.uri = uri;
     this.ctx = ctx;
     this.closed = false;
     this.ready = false;
-    this.loadingOlder = false;
+    this.member = false; // known to be a member (so the chat may be followed)
+    this.olderPromise = null;
+    this.catchingUp = null;
+    this.role = (ctx.chatInfo(uri) || {}).role || "member";
     this.timeline = ctx.store.timeline(uri);
+    const me = ctx.me;
     this.view = new ChatView(uri, {
-      me: ctx.me,
+      me,
       onLoadOlder: () => this.loadOlder(),
       onRetry: (id) => this.retry(id),
       onDiscard: (id) => this.discard(id),
-      onSend: (text) => this.send(text),
+      onSend: (text, replyTo) => this.send(text, replyTo),
       onTyping: () => ctx.socket.typing(uri),
       onReachBottom: () => this.markSeen(),
+      actions: {
+        canEdit: (m) => m.user.id === me.id && !m.deleted,
+        canDelete: (m) => !m.deleted && (m.user.id === me.id || this.role === "admin" || this.role === "owner"),
+        quoteOf: (seq) => this.quoteOf(seq),
+        messageAt: (seq) => this.timeline.message(seq),
+        namesOf: (ids) => this.view.namesOf(ids),
+        onReact: (seq, button) => this.pickReaction(seq, button),
+        onToggle: (seq, emoji, mine) => this.toggleReaction(seq, emoji, mine),
+        onReply: (seq) => this.replyTo(seq),
+        onEdit: (seq) => this.edit(seq),
+        onDelete: (seq) => this.remove(seq),
+        onJump: (seq) => this.jumpTo(seq),
+      },
     });
   }
 
@@ -47,22 +70,28 @@ export class ChatRoom {
       const info = await this.loadInfo();
       if (this.closed) return;
       this.view.setChat(info.chat, info.members);
+      const self = (info.members || []).find((m) => m.id === this.ctx.me.id);
+      if (self && self.role) this.role = self.role;
+      const listed = this.ctx.chatInfo(this.uri) || {};
+      const readSeq = self && typeof self.read_seq === "number" ? self.read_seq : listed.read_seq;
+      this.member = true;
+      this.ctx.follow(this.uri);
       const t = this.timeline;
-      if (t.loaded && info.chat.last_seq - (t.lastSeq ?? 0) > STALE_AFTER) t.reset();
+      if (t.loaded && info.chat.last_seq - (t.resumeSeq ?? 0) > STALE_AFTER) t.reset();
       if (!t.loaded) {
+        const asOf = info.chat.last_seq; // the page shows at least every event up to here
         const page = await api.messages(this.uri, { limit: PAGE });
         if (this.closed) return;
-        for (const m of page.messages) t.add(m);
-        t.hasOlder = page.has_more;
-        t.loaded = true;
+        t.load(page, asOf);
       }
+      await this.catchUp();
+      if (this.closed) return;
       this.view.log.renderAll(t);
+      this.view.log.setDivider(this.firstUnread(readSeq));
       this.ready = true;
-      this.ctx.socket.subscribe(this.uri, () => this.timeline.lastSeq);
       this.markSeen();
       this.ctx.onActivity(this.uri, t.maxSeq);
       this.view.composer.focus();
-      if (t.hasGap) this.fillGap();
       this.fillViewport();
     } catch (err) {
       if (this.closed) return;
@@ -87,6 +116,17 @@ export class ChatRoom {
     }
   }
 
+  /** The seq of the first message after `readSeq` written by someone else, or null. */
+  firstUnread(readSeq) {
+    if (typeof readSeq !== "number") return null;
+    const t = this.timeline;
+    for (let i = t.indexAfter(readSeq); i < t.items.length; i += 1) {
+      const item = t.items[i];
+      if (item.kind === "message" && !item.deleted && item.user.id !== this.ctx.me.id) return item.seq;
+    }
+    return null;
+  }
+
   fail(err) {
     const home = h("a", { href: "/", class: "button primary", dataset: { route: "" }, text: "Back to my chats" });
     const text = err.code === "not_found"
@@ -101,15 +141,18 @@ export class ChatRoom {
   close() {
     this.closed = true;
     clearTimeout(this.gapTimer);
-    this.ctx.socket.unsubscribe(this.uri);
     this.view.destroy();
+  }
+
+  /** Whether the reader is looking at the newest part of this chat right now. */
+  seeing() {
+    return this.ready && !this.closed && attentive() && this.view.log.rendered && this.view.log.atBottom();
   }
 
   /** A server frame about this chat. */
   onFrame(frame) {
-    if (frame.type === "message") this.onMessage(frame);
+    if (frame.type === "message" || frame.type === "event") this.onTimelineFrame(frame);
     else if (frame.type === "typing" && frame.user) this.view.showTyping(frame.user);
-    else if (frame.type === "subscribed") this.ctx.onActivity(this.uri, frame.last_seq);
     else if (frame.type === "unsubscribed" && !this.closed) {
       this.view.log.renderError("You are no longer a member of this chat.",
         h("a", { href: "/", class: "button primary", dataset: { route: "" }, text: "Back to my chats" }));
@@ -118,9 +161,8 @@ export class ChatRoom {
 
   onError(frame) {
     if (frame.code === "invalid" && this.ready) {
-      // Our resume point is past the chat's end (e.g. the server lost data): start over.
-      this.ctx.socket.unsubscribe(this.uri);
-      this.timeline.reset();
+      // Our resume point is past the chat's end (e.g. the server lost data): start over
+      // (the shell has reset the timeline and follows the chat afresh).
       this.ready = false;
       this.open();
     } else if (frame.code === "forbidden" || frame.code === "not_found") {
@@ -128,17 +170,50 @@ export class ChatRoom {
     }
   }
 
-  onMessage(frame) {
-    const { type: _type, ...message } = frame;
-    const { added, pending } = this.timeline.add(message);
-    if (pending) this.view.log.removePending(pending.client_id);
-    if (!added || !this.ready) return;
-    this.view.log.insert([message], this.timeline, { live: true });
-    this.view.clearTyping(message.user.id);
-    if (!this.view.hasMember(message.user.id)) this.refreshMembers();
-    if (message.user.id !== this.ctx.me.id && !attentive()) chime();
+  onTimelineFrame(frame) {
+    const out = this.timeline.receive(frame);
+    this.render(out);
+    if (!this.ready) return;
+    if (frame.type === "message" && this.timeline.has(frame.seq)) {
+      this.view.clearTyping(frame.user.id);
+      if (!this.view.hasMember(frame.user.id)) this.refreshMembers();
+      if (frame.user.id !== this.ctx.me.id && !attentive() && out.changes.length) chime();
+    }
     this.markSeen();
-    this.ctx.onActivity(this.uri, this.timeline.maxSeq, message);
+    if (this.timeline.hasGap) this.scheduleGapFill();
+  }
+
+  /** Show what `Timeline.receive` changed: new items, redrawn messages, chat-wide events. */
+  render(out) {
+    for (const entry of out.settled) this.view.log.removePending(entry.client_id);
+    if (!this.ready) return;
+    const added = out.changes.filter((c) => c.added).map((c) => c.added);
+    this.view.log.insert(added, this.timeline, { live: true });
+    for (const change of out.changes) {
+      if (change.updated) {
+        const message = this.timeline.message(change.updated);
+        this.view.log.update(change.updated, message);
+        if (message && message.deleted && this.view.composer.replyTo === change.updated) this.view.composer.clearReply();
+      } else if (change.event) this.onChatEvent(change.event);
+    }
+    if (added.some((item) => LINE_KINDS.has(item.kind))) this.refreshMembers();
+  }
+
+  onChatEvent(event) {
+    if (event.kind === "rename") this.view.setTitle(event.title);
+    else if (event.kind === "role") {
+      if (event.subject && event.subject.id === this.ctx.me.id) {
+        this.role = event.role;
+        this.view.log.refreshAll();
+      }
+      this.refreshMembers();
+    }
+  }
+
+  /** An event from one of our HTTP calls: applied now if it is next, else when its turn comes. */
+  applyOwn(event) {
+    if (!event) return;
+    this.render(this.timeline.receive({ type: "event", ...event }));
     if (this.timeline.hasGap) this.scheduleGapFill();
   }
 
@@ -156,12 +231,12 @@ export class ChatRoom {
     if (entry) this.view.log.upsertPending(entry);
   }
 
-  send(text) {
+  send(text, replyTo = null) {
     const entry = this.timeline.addPending({
-      client_id: newClientId(), message: text, created_at: new Date().toISOString(), user: this.ctx.me,
+      client_id: newClientId(), message: text, reply_to: replyTo, created_at: new Date().toISOString(), user: this.ctx.me,
     });
     this.view.log.upsertPending(entry);
-    this.ctx.socket.sendMessage(this.uri, text, entry.client_id);
+    this.ctx.socket.sendMessage(this.uri, text, entry.client_id, replyTo);
   }
 
   retry(clientId) {
@@ -169,7 +244,7 @@ export class ChatRoom {
     if (!entry) return;
     Object.assign(entry, { status: "pending", error: null });
     this.view.log.upsertPending(entry);
-    this.ctx.socket.sendMessage(this.uri, entry.message, clientId);
+    this.ctx.socket.sendMessage(this.uri, entry.message, clientId, entry.reply_to);
   }
 
   discard(clientId) {
@@ -178,24 +253,155 @@ export class ChatRoom {
     this.view.log.removePending(clientId);
   }
 
-  async loadOlder() {
+  // -- actions on a message -------------------------------------------------------------------
+
+  replyTo(seq) {
+    const message = this.timeline.message(seq);
+    if (message && !message.deleted) this.view.composer.setReply(seq, message);
+  }
+
+  edit(seq) {
+    const message = this.timeline.message(seq);
+    if (!message || message.deleted || message.user.id !== this.ctx.me.id) return;
+    this.view.log.startEdit(seq, message, {
+      max: limits.message_chars,
+      keep: keepChars,
+      save: async (text) => {
+        try {
+          this.applyOwn((await api.edit(this.uri, seq, text)).event);
+        } catch (err) {
+          throw new Error(describe(err));
+        }
+      },
+    });
+  }
+
+  async remove(seq) {
+    const message = this.timeline.message(seq);
+    if (!message || message.deleted) return;
+    const mine = message.user.id === this.ctx.me.id;
+    const ok = await confirmDialog({
+      title: "Delete this message?",
+      text: mine
+        ? "It is erased for everyone in the chat. This cannot be undone."
+        : `You are deleting a message by ${message.user.display_name || message.user.username}. It is erased for everyone in the chat. This cannot be undone.`,
+      confirmLabel: "Delete",
+      danger: true,
+    });
+    if (this.closed) return;
+    if (ok) {
+      try {
+        this.applyOwn((await api.deleteMessage(this.uri, seq)).event);
+      } catch (err) {
+        this.view.alert(`Could not delete the message: ${describe(err)}`);
+      }
+    }
+    this.view.log.focusMessage(seq); // where the dialog was opened from
+  }
+
+  pickReaction(seq, button) {
+    const message = this.timeline.message(seq);
+    if (!message || message.deleted) return;
+    if (button.getAttribute("aria-expanded") === "true") return;
+    openPicker(button.closest(".msg-actions"), button, {
+      current: message.reactions,
+      meId: this.ctx.me.id,
+      onPick: (emoji, mine) => this.toggleReaction(seq, emoji, mine),
+    });
+  }
+
+  async toggleReaction(seq, emoji, mine) {
+    try {
+      const reply = mine ? await api.unreact(this.uri, seq, emoji) : await api.react(this.uri, seq, emoji);
+      this.applyOwn(reply.event);
+    } catch (err) {
+      this.view.alert(`Could not ${mine ? "remove" : "add"} the reaction: ${describe(err)}`);
+    }
+  }
+
+  /** Show the message `seq` (a reply's original), loading older pages until it is there. */
+  async jumpTo(seq) {
     const t = this.timeline;
-    if (!this.ready || this.loadingOlder || !t.hasOlder || t.firstSeq === null) return;
-    this.loadingOlder = true;
+    while (!this.closed && !t.has(seq) && t.hasOlder && t.firstSeq !== null && t.firstSeq > seq) {
+      const before = t.firstSeq;
+      await this.loadOlder();
+      if (t.firstSeq === before) break; // the page did not come: leave it to the reader
+    }
+    if (this.closed) return;
+    if (!this.view.log.reveal(seq)) this.view.alert("That message could not be found.");
+  }
+
+  /** The message a reply quotes: from the timeline, or fetched on its own when older. */
+  quoteOf(seq) {
+    const message = this.timeline.message(seq);
+    if (message) return message;
+    if (!this.timeline.quoted.has(seq)) this.fetchQuote(seq);
+    return undefined;
+  }
+
+  async fetchQuote(seq) {
+    const t = this.timeline;
+    t.quoted.set(seq, null);
+    try {
+      const asOf = t.streamSeq || 0;
+      const page = await api.messages(this.uri, { before: seq + 1, limit: 1 });
+      const raw = page.messages.find((m) => m.seq === seq);
+      if (!raw || t.has(seq)) return;
+      t.quoted.set(seq, { ...normalizeMessage(raw), asOf });
+      if (!this.closed) this.view.log.refreshQuotes(seq);
+    } catch {
+      t.quoted.delete(seq); // asked again the next time it is drawn
+    }
+  }
+
+  // -- history ----------------------------------------------------------------------------------
+
+  /** Load the page before the oldest loaded message (awaitable; one at a time). */
+  loadOlder() {
+    if (!this.olderPromise) {
+      this.olderPromise = this.fetchOlder().finally(() => { this.olderPromise = null; });
+    }
+    return this.olderPromise;
+  }
+
+  async fetchOlder() {
+    const t = this.timeline;
+    if (!this.ready || !t.hasOlder || t.firstSeq === null) return;
     this.view.log.setOlder({ loading: true });
     try {
-      const page = await api.messages(this.uri, { before: t.firstSeq, limit: PAGE });
+      const before = t.firstSeq;
+      const asOf = t.streamSeq;
+      const page = await api.messages(this.uri, { before, limit: PAGE });
       if (this.closed) return;
-      const fresh = page.messages.filter((m) => t.add(m).added);
-      t.hasOlder = page.has_more && page.messages.length > 0;
-      this.view.log.insert(fresh, t, { live: false });
+      const more = page.has_more && page.messages.length > 0;
+      const from = more ? page.messages[0].seq - 1 : 0;
+      const lines = await this.linesBetween(from, before);
+      if (this.closed || t.firstSeq !== before) return;
+      const added = t.addOlder(page.messages, lines, asOf);
+      t.hasOlder = more;
+      this.view.log.insert(added, t, { live: false });
     } catch {
       // Leave the button so the reader can try again.
     } finally {
-      this.loadingOlder = false;
       if (!this.closed) this.view.log.setOlder({ hasOlder: t.hasOlder, loading: false });
     }
     this.fillViewport();
+  }
+
+  /** The line events (joins, leaves, ...) with after < seq < before. */
+  async linesBetween(after, before) {
+    const lines = [];
+    let from = after;
+    for (let round = 0; round < 10 && from < before - 1; round += 1) {
+      const page = await api.events(this.uri, { after: from, limit: EVENTS_PAGE });
+      for (const event of page.events) {
+        if (event.seq < before && LINE_KINDS.has(event.kind)) lines.push(event);
+      }
+      const last = page.events.length ? page.events[page.events.length - 1].seq : from;
+      if (!page.has_more || last === from) break;
+      from = last;
+    }
+    return lines;
   }
 
   /** Load older pages until the log can scroll (so "scroll up for more" works). */
@@ -208,36 +414,58 @@ export class ChatRoom {
   scheduleGapFill() {
     clearTimeout(this.gapTimer);
     // The server delivers in order; a hole that stays for a moment is fetched over HTTP.
-    this.gapTimer = setTimeout(() => this.fillGap(), 800);
+    this.gapTimer = setTimeout(() => this.catchUp(), 800);
   }
 
-  async fillGap() {
+  /** Apply every event after the resume point from GET .../events (one run at a time). */
+  catchUp() {
+    if (!this.catchingUp) {
+      this.catchingUp = this.fetchEvents().finally(() => { this.catchingUp = null; });
+    }
+    return this.catchingUp;
+  }
+
+  async fetchEvents() {
     const t = this.timeline;
-    for (let round = 0; round < 20 && t.hasGap && !this.closed; round += 1) {
-      const from = t.lastSeq;
+    for (let round = 0; round < 50 && !this.closed && t.loaded; round += 1) {
+      const from = t.streamSeq;
       let page;
-      try { page = await api.messages(this.uri, { after: from, limit: 200 }); } catch { return; }
-      if (this.closed) return;
-      const fresh = page.messages.filter((m) => t.add(m).added);
-      this.view.log.insert(fresh, t, { live: true });
-      if (t.lastSeq === from) return;
+      try {
+        page = await api.events(this.uri, { after: from, limit: EVENTS_PAGE });
+      } catch (err) {
+        if (!this.ready) throw err;
+        return;
+      }
+      if (this.closed || !t.loaded || t.streamSeq < from) return;
+      for (const event of page.events) this.render(t.receive(event));
+      if (!page.has_more || t.streamSeq === from) return;
     }
   }
 
+  /** Fetch the members again; asked while a fetch runs, it runs once more after it. */
   async refreshMembers() {
-    if (this.refreshingMembers) return;
+    if (this.refreshingMembers) {
+      this.membersAgain = true;
+      return;
+    }
     this.refreshingMembers = true;
     try {
-      const info = await api.chat(this.uri);
-      if (!this.closed) this.view.setChat(info.chat, info.members);
-    } catch { /* keep the old list */ } finally {
+      do {
+        this.membersAgain = false;
+        try {
+          const info = await api.chat(this.uri);
+          if (!this.closed) this.view.setChat(info.chat, info.members);
+        } catch { /* keep the old list */ }
+      } while (this.membersAgain && !this.closed);
+    } finally {
       this.refreshingMembers = false;
     }
   }
 
-  /** Record what the reader has seen (only while the tab is in front). */
+  /** Tell the server what the reader has seen (only while the tab is in front, at the end). */
   markSeen() {
-    if (!this.ready || !attentive()) return;
-    if (this.ctx.seen.see(this.uri, this.timeline.maxSeq)) this.ctx.onSeen();
+    if (!this.seeing()) return;
+    const seq = this.timeline.maxSeq;
+    if (seq) this.ctx.markRead(this.uri, seq);
   }
 }

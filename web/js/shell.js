@@ -1,11 +1,12 @@
-/** The signed-in app: one socket per tab, the chat list with unread counts, routing to rooms. */
+/** The signed-in app: one socket per tab following every chat, the chat list with server-kept unread counts, rooms. */
 import { api } from "/js/api.js";
 import { h, replaceChildren } from "/js/dom.js";
 import { current, navigate, onRoute, chatPath } from "/js/router.js";
-import { SeenMarks, session } from "/js/session.js";
+import { session } from "/js/session.js";
 import { ChatSocket } from "/js/socket.js";
 import { Store } from "/js/store.js";
-import { attentive, chime, setTitleCount } from "/js/notify.js";
+import { ReadSender } from "/js/read.js";
+import { chime, setTitleCount } from "/js/notify.js";
 import { ChatRoom } from "/js/room.js";
 import { renderLayout } from "/js/views/layout.js";
 import { bindStatus } from "/js/views/status.js";
@@ -19,12 +20,17 @@ const PAGE = 50;
 /**
  * Start the app for `me` inside `root`. `onSignOut()` is called after the user signs out.
  * Returns `{stop}` to tear everything down.
+ *
+ * Unread counts are the server's (`unread` and `read_seq` of GET /api/chats), kept current
+ * between refreshes from the socket: the tab follows every chat of the list (live), counts
+ * messages by others past the read mark, sends `read` frames as the open chat is seen, and
+ * applies the `read` frames of the user's other sessions.
  */
 export function startShell(root, me, { onSignOut }) {
   const layout = renderLayout(root, me);
   const store = new Store();
-  const seen = new SeenMarks(me.id);
   const socket = new ChatSocket(() => session.token);
+  const reads = new ReadSender(socket);
   const stopStatus = bindStatus(layout.status, socket);
   const list = new ChatListView(layout.sidebar, { onNewChat: newChat, onMore: loadMore, me });
   let chats = [];
@@ -35,14 +41,18 @@ export function startShell(root, me, { onSignOut }) {
   let lastUnread = new Map();
   let room = null;
   let stopped = false;
+  let connectedOnce = false;
+  let refreshTimer = null;
   let listReady;
   const firstList = new Promise((resolve) => { listReady = resolve; });
 
   const ctx = {
-    me, socket, store, seen,
-    onActivity: (uri, seq, message) => noteActivity(uri, seq, message),
+    me, socket, store,
+    onActivity: (uri, seq) => noteSeq(uri, seq),
     onJoined: () => refreshChats(),
-    onSeen: () => renderList(),
+    markRead: (uri, seq) => markRead(uri, seq, true),
+    follow: (uri) => follow(uri),
+    chatInfo: (uri) => find(uri),
     /** Whether `uri` is among my chats: true/false, or null if the list is not known yet. */
     isMember: async (uri) => {
       await Promise.race([firstList, new Promise((r) => { setTimeout(r, 5000); })]);
@@ -51,11 +61,13 @@ export function startShell(root, me, { onSignOut }) {
     },
   };
 
+  function find(uri) {
+    return chats.find((c) => c.uri === uri) || null;
+  }
+
   function unread(chat) {
-    const t = store.peek(chat.uri);
-    const last = Math.max(chat.last_seq, (t && t.maxSeq) || 0);
-    if (room && room.uri === chat.uri && room.ready && attentive()) return 0;
-    return Math.max(0, last - seen.get(chat.uri));
+    if (room && room.uri === chat.uri && room.seeing()) return 0;
+    return Math.max(0, chat.unread || 0);
   }
 
   function renderList() {
@@ -64,11 +76,49 @@ export function startShell(root, me, { onSignOut }) {
     setTitleCount(chats.reduce((sum, c) => sum + unread(c), 0));
   }
 
+  /** Follow `uri` on the socket: live, or from the resume point of its loaded timeline. */
+  function follow(uri) {
+    if (socket.follows(uri)) return;
+    socket.subscribe(uri, () => {
+      const t = store.peek(uri);
+      return t ? t.resumeSeq : null;
+    });
+  }
+
+  /** Follow every chat of the list (and the open one); stop following the others. */
+  function syncFollows() {
+    const want = new Set(chats.map((c) => c.uri));
+    if (room && !room.closed && room.member) want.add(room.uri); // never before it has joined
+    for (const uri of want) follow(uri);
+    for (const uri of [...socket.subscriptions.keys()]) {
+      if (!want.has(uri)) {
+        socket.unsubscribe(uri);
+        store.peek(uri)?.reset(); // it would miss events from now on
+      }
+    }
+  }
+
+  /** A server chat: what this tab knows of its read mark beyond the server's reply is kept. */
+  function adopt(chat) {
+    chat.countedTo = chat.last_seq || 0;
+    const sent = reads.chats.get(chat.uri);
+    const local = sent ? Math.max(sent.sent, sent.want) : 0;
+    if (local > (chat.read_seq || 0)) {
+      chat.read_seq = local;
+      if (local >= (chat.last_seq || 0)) chat.unread = 0;
+    }
+    reads.known(chat.uri, chat.read_seq || 0);
+    return chat;
+  }
+
   async function refreshChats() {
+    clearTimeout(refreshTimer);
+    refreshTimer = null;
     try {
       const data = await api.chats({ limit: PAGE });
       if (stopped) return;
       const fresh = new Set(data.chats.map((c) => c.uri));
+      data.chats.forEach(adopt);
       if (deeper && data.next) {
         // Pages loaded by scrolling stay: the first page is refreshed, the rest kept.
         chats = data.chats.concat(chats.filter((c) => !fresh.has(c.uri)));
@@ -77,7 +127,6 @@ export function startShell(root, me, { onSignOut }) {
         next = data.next;
         deeper = false;
       }
-      seen.reload();
       let grew = false;
       const now = new Map();
       for (const c of chats) {
@@ -88,6 +137,7 @@ export function startShell(root, me, { onSignOut }) {
       lastUnread = now;
       listLoaded = true;
       listReady();
+      syncFollows();
       renderList();
       if (grew) chime();
     } catch (err) {
@@ -98,6 +148,12 @@ export function startShell(root, me, { onSignOut }) {
     }
   }
 
+  /** Ask for the list again shortly (several reasons in a row make one request). */
+  function refreshSoon() {
+    if (refreshTimer || stopped) return;
+    refreshTimer = setTimeout(refreshChats, 300);
+  }
+
   /** The list scrolled to its end: load the next page of chats, if there is one. */
   async function loadMore() {
     if (!next || loadingMore || stopped) return;
@@ -106,10 +162,11 @@ export function startShell(root, me, { onSignOut }) {
       const data = await api.chats({ limit: PAGE, cursor: next });
       if (stopped) return;
       const known = new Set(chats.map((c) => c.uri));
-      chats = chats.concat(data.chats.filter((c) => !known.has(c.uri)));
+      chats = chats.concat(data.chats.filter((c) => !known.has(c.uri)).map(adopt));
       next = data.next;
       deeper = true;
       for (const c of data.chats) lastUnread.set(c.uri, unread(c));
+      syncFollows();
     } catch {
       // Retried when the sentinel shows again (next scroll or refresh).
     } finally {
@@ -119,24 +176,78 @@ export function startShell(root, me, { onSignOut }) {
     list.setMore(Boolean(next)); // observed afresh: fires again if the end is still in view
   }
 
-  /** A message (or `subscribed`) in `uri`: bump its last_seq and preview, move it to the top. */
-  function noteActivity(uri, seq, message) {
-    const index = chats.findIndex((c) => c.uri === uri);
-    if (index < 0) {
-      refreshChats();
+  /** A seq of `uri` we know of (our own send, the open chat's newest): bump its last_seq. */
+  function noteSeq(uri, seq) {
+    const chat = find(uri);
+    if (!chat) {
+      refreshSoon();
       return;
     }
-    const chat = chats[index];
-    if (message && message.seq >= chat.last_seq) {
-      chat.last_message = { user: message.user, message: message.message, created_at: message.created_at };
-    }
-    if (seq && seq > chat.last_seq) {
-      chat.last_seq = seq;
-      chats.splice(index, 1);
-      chats.unshift(chat);
-      lastUnread.set(uri, unread(chat));
-    }
+    if (seq && seq > chat.last_seq) chat.last_seq = seq;
     renderList();
+  }
+
+  /**
+   * A message or event of any followed chat: keep its last message, last_seq and unread count
+   * (a message by someone else past the read mark that was not counted yet), title and my role.
+   */
+  function account(frame) {
+    const chat = find(frame.chat);
+    if (!chat) {
+      refreshSoon();
+      return;
+    }
+    let counted = false;
+    if (frame.type === "message") {
+      if (frame.user.id !== me.id && frame.seq > (chat.countedTo || 0) && frame.seq > (chat.read_seq || 0) && !frame.deleted) {
+        chat.unread = (chat.unread || 0) + 1;
+        counted = true;
+      }
+      chat.countedTo = Math.max(chat.countedTo || 0, frame.seq);
+      if (frame.seq >= (chat.last_seq || 0)) {
+        chat.last_message = { user: frame.user, message: frame.message, created_at: frame.created_at };
+        const index = chats.indexOf(chat);
+        if (index > 0) {
+          chats.splice(index, 1);
+          chats.unshift(chat);
+        }
+      }
+    } else if (frame.kind === "delete" && frame.target > (chat.read_seq || 0) && chat.unread > 0) {
+      refreshSoon(); // one fewer unread if it was someone else's
+    } else if (frame.kind === "rename") {
+      chat.title = frame.title;
+    } else if (frame.kind === "role" && frame.subject && frame.subject.id === me.id) {
+      chat.role = frame.role;
+    }
+    if (frame.seq > (chat.last_seq || 0)) chat.last_seq = frame.seq;
+    renderList();
+    if (counted && !(room && room.uri === chat.uri)) chime(); // the open chat chimes for itself
+  }
+
+  /**
+   * I have read `uri` up to `seq`: seen here (`send`: tell the server, at most once a second)
+   * or in another session of mine (a `read` frame).
+   */
+  function markRead(uri, seq, send) {
+    if (send) reads.see(uri, seq);
+    else reads.known(uri, seq);
+    const chat = find(uri);
+    if (!chat) return;
+    const t = store.peek(uri);
+    if (send || seq >= (chat.last_seq || 0)) chat.unread = 0; // everything there is was seen
+    else if (seq <= (chat.read_seq || 0)) return; // an old mark changes nothing
+    else if (t && t.covers(seq) && (t.maxSeq || 0) >= chat.last_seq) chat.unread = t.countAfter(seq, me.id);
+    else refreshSoon();
+    chat.read_seq = Math.max(chat.read_seq || 0, seq);
+    renderList();
+  }
+
+  /** `subscribed`: the chat's last seq now; more than we counted means a refresh is due. */
+  function noteSubscribed(frame) {
+    const chat = find(frame.chat);
+    if (!chat) return;
+    if (frame.last_seq > (chat.countedTo || 0) && frame.last_seq > (chat.read_seq || 0)) refreshSoon();
+    if (frame.last_seq > (chat.last_seq || 0)) chat.last_seq = frame.last_seq;
   }
 
   async function newChat() {
@@ -168,11 +279,43 @@ export function startShell(root, me, { onSignOut }) {
 
   socket.addEventListener("frame", (event) => {
     const frame = event.detail;
-    if (room && frame.chat === room.uri) room.onFrame(frame);
-    else if (frame.type === "message") {
-      store.peek(frame.chat)?.add((({ type: _t, ...m }) => m)(frame));
-      noteActivity(frame.chat, frame.seq, frame);
+    if (frame.type === "read") {
+      markRead(frame.chat, frame.seq, false);
+      return;
     }
+    const timelineFrame = frame.type === "message" || frame.type === "event";
+    if (timelineFrame) account(frame);
+    else if (frame.type === "subscribed") noteSubscribed(frame);
+    else if (frame.type === "unsubscribed") refreshSoon(); // left or removed elsewhere
+    else if (frame.type === "error" && frame.chat && !frame.client_id && frame.code === "invalid") {
+      // The resume point was refused (the chat is behind it): follow it from now, afresh.
+      store.peek(frame.chat)?.reset();
+      if (socket.follows(frame.chat)) {
+        socket.subscriptions.delete(frame.chat);
+        follow(frame.chat);
+      }
+    } else if (frame.type === "error" && frame.chat && !frame.client_id
+               && (frame.code === "forbidden" || frame.code === "not_found")) {
+      // Not (or no longer) a member: not followed, so following it later asks again.
+      socket.subscriptions.delete(frame.chat);
+      store.peek(frame.chat)?.reset();
+      refreshSoon();
+    }
+    if (room && frame.chat === room.uri) {
+      room.onFrame(frame);
+    } else if (timelineFrame) {
+      // A chat in the background: keep its loaded timeline current, or drop it if out of step.
+      const t = store.peek(frame.chat);
+      if (t && t.loaded) {
+        t.receive(frame);
+        if (t.hasGap) t.reset();
+      }
+    }
+  });
+  socket.addEventListener("ready", () => {
+    reads.resend();
+    if (connectedOnce) refreshChats(); // counts may have moved while we were away
+    connectedOnce = true;
   });
   socket.addEventListener("sent", (event) => {
     const frame = event.detail;
@@ -211,6 +354,8 @@ export function startShell(root, me, { onSignOut }) {
     if (stopped) return;
     stopped = true;
     clearInterval(timer);
+    clearTimeout(refreshTimer);
+    reads.stop();
     stopRoutes();
     stopStatus();
     window.removeEventListener("focus", onFocus);

@@ -213,8 +213,8 @@ export class ChatSocket extends EventTarget {
   }
 
   /** Queue a message; it is (re)sent until `sent` arrives, always with the same client_id. */
-  sendMessage(chat, message, clientId) {
-    const entry = { chat, message, client_id: clientId };
+  sendMessage(chat, message, clientId, replyTo = null) {
+    const entry = { chat, message, client_id: clientId, reply_to: replyTo };
     this.outbox.set(clientId, entry);
     if (this.live) this.raw(sendFrame(entry));
   }
@@ -226,6 +226,18 @@ export class ChatSocket extends EventTarget {
 
   typing(chat) {
     if (this.live) this.raw({ type: "typing", chat });
+  }
+
+  /** Tell the server what the reader has seen in `chat`; false when not connected. */
+  read(chat, seq) {
+    if (!this.live) return false;
+    this.raw({ type: "read", chat, seq });
+    return true;
+  }
+
+  /** Whether `chat` is followed (subscribed, or will be on the next connection). */
+  follows(chat) {
+    return this.subscriptions.has(chat);
   }
 
   raw(frame) {
@@ -248,5 +260,7 @@ function subscribeFrame(chat, after) {
 }
 
 function sendFrame(entry) {
-  return { type: "send", chat: entry.chat, message: entry.message, client_id: entry.client_id };
+  const frame = { type: "send", chat: entry.chat, message: entry.message, client_id: entry.client_id };
+  if (entry.reply_to) frame.reply_to = entry.reply_to;
+  return frame;
 }

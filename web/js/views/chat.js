@@ -1,4 +1,4 @@
-/** The chat pane: header (title, members, invite link), message log, typing line, composer. */
+/** The chat pane: header (title, members, invite link), message log, typing line, alerts, composer. */
 import { h, labelled, replaceChildren } from "/js/dom.js";
 import { chatLink } from "/js/router.js";
 import { chatTitle } from "/js/views/chatlist.js";
@@ -11,7 +11,7 @@ const TYPING_SHOW_MS = 4000;
 export class ChatView {
   /**
    * @param {string} uri
-   * @param {{me: object, onLoadOlder, onRetry, onDiscard, onSend, onTyping, onReachBottom}} handlers
+   * @param {{me: object, onLoadOlder, onRetry, onDiscard, onSend, onTyping, onReachBottom, actions}} handlers
    */
   constructor(uri, handlers) {
     this.uri = uri;
@@ -41,6 +41,7 @@ export class ChatView {
 
     this.log = new MessageLog(handlers);
     this.typing = h("p", { class: "typing small", attrs: { "aria-live": "polite" } });
+    this.alertLine = h("p", { class: "form-error chat-alert small", attrs: { role: "alert" } });
     this.composer = new Composer({ onSend: handlers.onSend, onTyping: handlers.onTyping });
 
     const header = h("header", { class: "chat-head" },
@@ -51,7 +52,7 @@ export class ChatView {
     this.el = h("section", { class: "chat", attrs: { "aria-labelledby": `title-${uri}` } },
       header,
       h("div", { class: "chat-body" },
-        h("div", { class: "chat-main" }, this.log.el, this.typing, this.composer.el),
+        h("div", { class: "chat-main" }, this.log.el, this.typing, this.alertLine, this.composer.el),
         this.details));
     this.title.id = `title-${uri}`;
     if (window.matchMedia("(min-width: 1100px)").matches) this.toggleDetails(true);
@@ -60,6 +61,23 @@ export class ChatView {
   setChat(chat, members) {
     this.title.textContent = chatTitle(chat);
     if (members) this.setMembers(members);
+  }
+
+  setTitle(title) {
+    this.title.textContent = chatTitle({ title });
+  }
+
+  /** The names of the members with these ids, e.g. for who reacted. */
+  namesOf(ids) {
+    const byId = new Map((this.members || []).map((m) => [m.id, m.display_name || m.username]));
+    return ids.map((id) => (id === this.me.id ? "You" : byId.get(id))).filter(Boolean).join(", ");
+  }
+
+  /** Say that something went wrong (an action the server refused), for a few seconds. */
+  alert(text) {
+    this.alertLine.textContent = text;
+    clearTimeout(this.alertTimer);
+    this.alertTimer = setTimeout(() => { this.alertLine.textContent = ""; }, 6000);
   }
 
   setMembers(members) {
@@ -136,6 +154,7 @@ export class ChatView {
   destroy() {
     for (const t of this.typers.values()) clearTimeout(t.timer);
     clearTimeout(this.flashTimer);
+    clearTimeout(this.alertTimer);
     this.el.remove();
   }
 }

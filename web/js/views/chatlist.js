@@ -103,7 +103,9 @@ export class ChatListView {
     }
     const mine = this.me && last.user.id === this.me.id;
     const who = mine ? "You" : (last.user.display_name || last.user.username);
-    item.preview.textContent = `${who}: ${last.message.replace(/\s+/g, " ")}`;
+    // A deleted message is kept with an empty text (its seq keeps its meaning).
+    const text = last.deleted || !last.message ? "message deleted" : last.message.replace(/\s+/g, " ");
+    item.preview.textContent = `${who}: ${text}`;
     item.when.textContent = listTime(last.created_at);
     item.when.dateTime = last.created_at;
   }

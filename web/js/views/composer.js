@@ -1,15 +1,16 @@
-/** Message box: Enter sends, Shift+Enter breaks the line, live character counter and the daemon's limit. */
+/** Message box: Enter sends, Shift+Enter breaks the line, live character counter, the daemon's limit, and what it replies to. */
 import { limits } from "/js/config.js";
 import { h, charCount, keepChars, uid } from "/js/dom.js";
 
 const TYPING_EVERY_MS = 3000;
 
 export class Composer {
-  /** @param {{onSend: (text: string) => void, onTyping: () => void}} handlers */
+  /** @param {{onSend: (text: string, replyTo: number|null) => void, onTyping: () => void}} handlers */
   constructor({ onSend, onTyping }) {
     this.onSend = onSend;
     this.onTyping = onTyping;
     this.lastTyping = 0;
+    this.replyTo = null;
     this.max = limits.message_chars; // the daemon's --max-message-chars
     const counterId = uid("counter");
     this.input = h("textarea", {
@@ -18,7 +19,18 @@ export class Composer {
     });
     this.counter = h("span", { id: counterId, class: "counter small" });
     this.button = h("button", { type: "submit", class: "primary send", text: "Send", disabled: true });
+    this.counterId = counterId;
+    this.replyText = h("span", { class: "reply-text" });
+    this.replyId = uid("reply");
+    this.reply = h("div", { class: "reply-bar small", hidden: true },
+      h("span", { id: this.replyId, class: "reply-what" },
+        h("span", { class: "reply-label", text: "Replying to " }), this.replyText),
+      h("button", {
+        type: "button", class: "ghost reply-cancel", title: "Cancel reply",
+        attrs: { "aria-label": "Cancel reply" }, on: { click: () => this.clearReply(true) },
+      }, h("span", { attrs: { "aria-hidden": "true" }, text: "×" })));
     this.form = h("form", { class: "composer", noValidate: true },
+      this.reply,
       h("label", { htmlFor: this.input.id, class: "composer-label small", text: "Message" }),
       h("div", { class: "composer-row" }, this.input, this.button),
       h("div", { class: "composer-foot small" },
@@ -36,6 +48,11 @@ export class Composer {
       }
     });
     this.input.addEventListener("keydown", (event) => {
+      if (event.key === "Escape" && this.replyTo !== null) {
+        event.preventDefault();
+        this.clearReply(true);
+        return;
+      }
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing && !event.altKey && !event.ctrlKey && !event.metaKey) {
         event.preventDefault();
         this.submit();
@@ -76,12 +93,33 @@ export class Composer {
     const { ok } = this.measure();
     if (!ok) return;
     const text = this.input.value.trim();
+    const replyTo = this.replyTo;
     this.input.value = "";
     this.lastTyping = 0;
+    this.clearReply();
     this.update();
     this.autosize();
-    this.onSend(text);
+    this.onSend(text, replyTo);
     this.input.focus();
+  }
+
+  /** Answer the message `seq`: show "Replying to <author>: <text>" with a way to cancel. */
+  setReply(seq, message) {
+    this.replyTo = seq;
+    const who = message.user.display_name || message.user.username;
+    this.replyText.textContent = `${who}: ${message.message.replace(/\s+/g, " ")}`;
+    this.reply.hidden = false;
+    this.input.setAttribute("aria-describedby", `${this.replyId} ${this.counterId}`);
+    this.input.focus();
+  }
+
+  /** Stop answering a message (the quoted message was deleted, or the user cancelled). */
+  clearReply(refocus = false) {
+    this.replyTo = null;
+    this.reply.hidden = true;
+    this.replyText.textContent = "";
+    this.input.setAttribute("aria-describedby", this.counterId);
+    if (refocus) this.input.focus();
   }
 
   focus() {

@@ -1,0 +1,188 @@
+"""Presence: who is online in which chat, counted in memory on each daemon and shared on
+the control channel as changes plus a periodic snapshot a node."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.task import LoopingCall
+
+from chatire.model import User
+
+#: Seconds between a node's snapshots; a node silent for EXPIRY_SNAPSHOTS of them is gone.
+SNAPSHOT_INTERVAL = 30.0
+EXPIRY_SNAPSHOTS = 2  # silent for 60 s, checked every 30 s: offline within 90 s
+
+#: ``changed(chat_uri, user, online)``: a user's presence in a chat changed (all nodes).
+Changed = Callable[[str, User, bool], None]
+#: ``announce(event)``: send a control event to the other nodes.
+Announce = Callable[[dict[str, Any]], None]
+
+
+class Presence:
+    """Counts this node's subscriptions per (chat, user); knows which other nodes have
+    the user online; tells ``changed`` when the whole cluster's answer changes.
+
+    A user is online in a chat while any node has one of their sockets subscribed to it,
+    counting a node's last socket as still there for ``grace`` seconds (a reload shows no
+    change). Broker traffic: one event when a node's answer for (chat, user) changes, and
+    one snapshot a node every SNAPSHOT_INTERVAL seconds; nothing per socket, nothing per
+    member.
+    """
+
+    def __init__(self, node: str, clock: IReactorTime, announce: Announce, changed: Changed,
+                 grace: float = 15.0, snapshot_interval: float = SNAPSHOT_INTERVAL,
+                 seen: Callable[[int], None] | None = None) -> None:
+        self._node = node
+        self._seen = seen
+        self._clock = clock
+        self._announce = announce
+        self._changed = changed
+        self._grace = grace
+        self._expiry = snapshot_interval * EXPIRY_SNAPSHOTS
+        self._local: dict[tuple[str, int], int] = {}  # sockets here
+        self._leaving: dict[tuple[str, int], IDelayedCall] = {}  # last socket gone, in grace
+        self._users: dict[int, User] = {}
+        # Other nodes: node -> (when last heard, the (chat, user) pairs online there)
+        self._remote: dict[str, tuple[float, set[tuple[str, int]]]] = {}
+        self._snapshots = LoopingCall(self._snapshot)
+        self._snapshots.clock = clock
+        self._snapshot_interval = snapshot_interval
+
+    def start(self) -> None:
+        if self._snapshot_interval > 0:
+            self._snapshots.start(self._snapshot_interval, now=False)
+
+    def stop(self) -> None:
+        if self._snapshots.running:
+            self._snapshots.stop()
+        for call in self._leaving.values():
+            if call.active():
+                call.cancel()
+        self._leaving.clear()
+
+    # -- this node's sockets ------------------------------------------------------------
+
+    def here(self, chat: str, user: User) -> bool:
+        """Whether this node counts the user online in the chat (grace included)."""
+        key = (chat, user.id)
+        return key in self._local or key in self._leaving
+
+    def online(self, chat: str) -> list[int]:
+        """The ids of the users online in a chat, on any node."""
+        ids = {user for (uri, user) in self._local if uri == chat}
+        ids |= {user for (uri, user) in self._leaving if uri == chat}
+        for _, pairs in self._remote.values():
+            ids |= {user for (uri, user) in pairs if uri == chat}
+        return sorted(ids)
+
+    def is_online(self, chat: str, user_id: int) -> bool:
+        return user_id in self.online(chat)
+
+    def subscribed(self, chat: str, user: User) -> None:
+        """One more socket of the user follows the chat here."""
+        key = (chat, user.id)
+        self._users[user.id] = user
+        pending = self._leaving.pop(key, None)
+        if pending is not None and pending.active():
+            pending.cancel()
+            self._local[key] = 1  # back within the grace: no change anywhere
+            return
+        count = self._local.get(key, 0)
+        self._local[key] = count + 1
+        if count == 0:
+            was = self._elsewhere(key)
+            self._announce({"kind": "presence", "node": self._node, "chat": chat,
+                            "user": user.to_json(), "online": True})
+            if not was:
+                self._changed(chat, user, True)
+
+    def unsubscribed(self, chat: str, user: User) -> None:
+        """A socket of the user stopped following the chat here."""
+        key = (chat, user.id)
+        count = self._local.get(key, 0)
+        if count > 1:
+            self._local[key] = count - 1
+            return
+        if count == 1:
+            del self._local[key]
+            self._leaving[key] = self._clock.callLater(self._grace, self._gone, key)
+
+    def _gone(self, key: tuple[str, int]) -> None:
+        """The grace ran out with no socket back: this node no longer has the user."""
+        self._leaving.pop(key, None)
+        chat, user_id = key
+        user = self._users.get(user_id)
+        if user is None:
+            return
+        self._announce({"kind": "presence", "node": self._node, "chat": chat,
+                        "user": user.to_json(), "online": False})
+        if self._seen is not None:
+            self._seen(user_id)
+        if not self._elsewhere(key):
+            self._changed(chat, user, False)
+
+    def _elsewhere(self, key: tuple[str, int]) -> bool:
+        return any(key in pairs for _, pairs in self._remote.values())
+
+    def _here_now(self, key: tuple[str, int]) -> bool:
+        return key in self._local or key in self._leaving
+
+    # -- other nodes --------------------------------------------------------------------
+
+    def _snapshot(self) -> None:
+        self._expire()
+        pairs = sorted({*self._local, *self._leaving})
+        self._announce({"kind": "presence_snapshot", "node": self._node,
+                        "online": [[chat, self._users[user].to_json()] for chat, user in pairs
+                                   if user in self._users]})
+
+    def heard(self, event: dict[str, Any]) -> None:
+        """A presence event or snapshot from the control channel (our own are ignored)."""
+        node = event.get("node")
+        if not isinstance(node, str) or node == self._node:
+            return
+        now = self._clock.seconds()
+        _, pairs = self._remote.get(node, (now, set()))
+        before = set(pairs)
+        if event.get("kind") == "presence":
+            user = _user(event["user"])
+            self._users.setdefault(user.id, user)
+            key = (event["chat"], user.id)
+            (pairs.add if event.get("online") else pairs.discard)(key)
+        else:  # a snapshot: that node's whole answer now
+            pairs = set()
+            for chat, user_json in event.get("online", ()):
+                user = _user(user_json)
+                self._users.setdefault(user.id, user)
+                pairs.add((chat, user.id))
+        self._remote[node] = (now, pairs)
+        self._compare(before, pairs, node)
+        self._expire()
+
+    def _compare(self, before: set[tuple[str, int]], after: set[tuple[str, int]],
+                 node: str) -> None:
+        """Tell of every (chat, user) whose cluster-wide answer a node's change flipped."""
+        for key in after - before:
+            if not self._here_now(key) and not self._elsewhere_but(key, node):
+                self._changed(key[0], self._users[key[1]], True)
+        for key in before - after:
+            if not self._here_now(key) and not self._elsewhere(key):
+                self._changed(key[0], self._users[key[1]], False)
+
+    def _elsewhere_but(self, key: tuple[str, int], node: str) -> bool:
+        return any(key in pairs for other, (_, pairs) in self._remote.items() if other != node)
+
+    def _expire(self) -> None:
+        """Forget the nodes that stopped sending snapshots (a crashed daemon's users)."""
+        now = self._clock.seconds()
+        for node, (heard, pairs) in list(self._remote.items()):
+            if now - heard > self._expiry:
+                del self._remote[node]
+                self._compare(pairs, set(), node)
+
+
+def _user(data: dict[str, Any]) -> User:
+    return User(int(data["id"]), str(data["username"]), str(data["display_name"]))
