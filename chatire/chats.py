@@ -74,7 +74,8 @@ class ChatEvents(Protocol):
 
     def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None: ...
 
-    def membership_ended(self, chat_uri: str, user_id: int, reason: str) -> None: ...
+    def membership_ended(self, chat_uri: str, user_id: int, reason: str,
+                         seq: int | None = None) -> None: ...
 
     def chat_deleted(self, chat_uri: str) -> None: ...
 
@@ -91,7 +92,8 @@ class _NoEvents:
     def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None:
         pass
 
-    def membership_ended(self, chat_uri: str, user_id: int, reason: str) -> None:
+    def membership_ended(self, chat_uri: str, user_id: int, reason: str,
+                         seq: int | None = None) -> None:
         pass
 
     def chat_deleted(self, chat_uri: str) -> None:
@@ -326,7 +328,7 @@ class ChatService:
         for event in events:
             self.events.event_committed(event)
         if events:
-            self.events.membership_ended(uri, user.id, "left")
+            self.events.membership_ended(uri, user.id, "left", events[0].seq)
 
     async def user_by_id(self, user_id: int) -> User:
         """A user by id, or NotFound."""

@@ -38,6 +38,11 @@ from chatire.waiters import Waiters
 
 log = Logger()
 
+#: Seconds of control events each sweep reads back from the store (a node whose bus and
+#: sweeps both stalled longer than this misses nothing it needs: tokens are checked
+#: again at every authentication, memberships at every subscribe and post).
+CONTROL_WINDOW = 60.0
+
 class Hub:
     """Delivers every committed message to every local subscriber once, in seq order."""
 
@@ -75,6 +80,8 @@ class Hub:
         self.presence = Presence(self._node, clock, self._tell_nodes, self._presence_changed,
                                  grace=presence_grace, seen=self._seen)
         self._last_seen_written: dict[int, float] = {}
+        self._applied: dict[int, float] = {}  # control events kept in the store, applied
+        self._sweeps = 0
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -187,6 +194,7 @@ class Hub:
         while (uri, newest + 1) in self._frames:
             newest += 1
         sub.last_sent = chat.last_seq if after is None else after
+        sub.since = chat.last_seq
         sub.target = newest
         conn.send_json({"type": "subscribed", "chat": uri, "last_seq": chat.last_seq,
                         "online": self.presence.online(uri)})
@@ -427,6 +435,7 @@ class Hub:
         return Deferred.fromCoroutine(self._sweep_once())
 
     async def _sweep_once(self) -> None:
+        await self._replay_control()
         uris = list(self._subs)
         if not uris:
             return
@@ -442,11 +451,12 @@ class Hub:
 
     # -- control: revocation and membership ------------------------------------------------
 
-    def membership_ended(self, chat_uri: str, user_id: int, reason: str = "left") -> None:
-        self._announce(leave_event(chat_uri, user_id, reason))
+    def membership_ended(self, chat_uri: str, user_id: int, reason: str = "left",
+                         seq: int | None = None) -> None:
+        self._announce(leave_event(chat_uri, user_id, reason, seq), durable=True)
 
     def chat_deleted(self, chat_uri: str) -> None:
-        self._announce(deleted_event(chat_uri))
+        self._announce(deleted_event(chat_uri), durable=True)
 
     def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None:
         """A user read a chat up to seq: tell their other sockets, here and on every node."""
@@ -454,12 +464,46 @@ class Hub:
 
     def tokens_revoked(self, token_hashes: list[str]) -> None:
         if token_hashes:
-            self._announce(revoke_event(token_hashes))
+            self._announce(revoke_event(token_hashes), durable=True)
 
-    def _announce(self, event: bytes, origin: object = None) -> None:
-        """Act on a control event here at once, and tell the other nodes."""
+    def _announce(self, event: bytes, origin: object = None, durable: bool = False) -> None:
+        """Act on a control event here at once, and tell the other nodes: on the bus, and
+        (``durable``: what enforces a sign-out, a leave, a removal or a deletion) in the
+        store, where every node's sweep finds it even if the bus lost it."""
         self._control(event, origin)
         self.bus.publish(CONTROL, EPHEMERAL, event).addErrback(self._publish_failed, CONTROL)
+        if durable:
+            now = utc_from_timestamp(self._clock.seconds())
+            self.store.log_control(event.decode(), now).addCallbacks(
+                self._mark_applied,
+                lambda f: log.warn("control event not kept in the store: {error}",
+                                   error=str(f.value)))
+
+    def _mark_applied(self, event_id: int) -> None:
+        self._applied[event_id] = self._clock.seconds()
+
+    async def _replay_control(self) -> None:
+        """Apply the control events other nodes kept in the store that this node has not
+        applied yet: the store, not the bus, is what enforces them."""
+        now = self._clock.seconds()
+        try:
+            kept = await self.store.control_since(utc_from_timestamp(now - CONTROL_WINDOW))
+        except ChatireError:
+            return
+        for event_id, event in kept:
+            if event_id not in self._applied:
+                self._applied[event_id] = now
+                try:
+                    self._control(event.encode(), from_bus=True)
+                except Exception:
+                    log.failure("bad control event in the store")
+        for event_id, seen in list(self._applied.items()):
+            if now - seen > 2 * CONTROL_WINDOW:
+                del self._applied[event_id]
+        self._sweeps += 1
+        if self._sweeps % 30 == 0:  # about once a minute: forget what every node has seen
+            self.store.prune_control(utc_from_timestamp(now - 10 * CONTROL_WINDOW)).addErrback(
+                lambda f: None)
 
     def _control(self, payload: bytes, origin: object = None, from_bus: bool = False) -> None:
         event = json.loads(payload)
@@ -478,8 +522,11 @@ class Hub:
                 ended["reason"] = event["reason"]
             for check in self._checks.get((uri, user_id), ()):
                 check.left = True
-            for conn in list(self._subs.get(uri, {})):
+            seq = event.get("seq")
+            for conn, sub in list(self._subs.get(uri, {}).items()):
                 if conn.user is not None and conn.user.id == user_id:
+                    if isinstance(seq, int) and sub.since >= seq:
+                        continue  # made after a later join: this leave is not its end
                     self._drop(conn, uri)
                     conn.send_json(ended)
         elif event.get("kind") == "deleted":

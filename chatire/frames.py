@@ -43,10 +43,13 @@ def revoke_event(token_hashes: list[str]) -> bytes:
     return encode({"kind": "revoke", "tokens": token_hashes})
 
 
-def leave_event(chat_uri: str, user_id: int, reason: str = "left") -> bytes:
+def leave_event(chat_uri: str, user_id: int, reason: str = "left",
+                seq: int | None = None) -> bytes:
     """The control event that ends a user's subscriptions to a chat, on every node
-    (``reason``: left, or removed)."""
-    return encode({"kind": "leave", "chat": chat_uri, "user": user_id, "reason": reason})
+    (``reason``: left, or removed; ``seq``: the leave's, so a subscription made after
+    a later join is left alone)."""
+    return encode({"kind": "leave", "chat": chat_uri, "user": user_id, "reason": reason,
+                   "seq": seq})
 
 
 def deleted_event(chat_uri: str) -> bytes:

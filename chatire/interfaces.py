@@ -94,6 +94,15 @@ class IStore(Interface):
     def members(chat_id: int) -> Deferred[list[Member]]:
         """Fire with the chat's members (user, role, read_seq), by join order."""
 
+    def log_control(event: str, now: datetime) -> Deferred[int]:
+        """Keep a control event (JSON) for the daemons that miss it on the bus; its id."""
+
+    def control_since(since: datetime) -> Deferred[list[tuple[int, str]]]:
+        """The control events kept after a time, as (id, JSON), oldest first."""
+
+    def prune_control(before: datetime) -> Deferred[None]:
+        """Forget the control events older than a time."""
+
     def touch_seen(user_ids: list[int], now: datetime) -> Deferred[None]:
         """Note that these users were online until now (their last_seen)."""
 

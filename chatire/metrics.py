@@ -217,8 +217,9 @@ class MeteredEvents:
     def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None:
         self._events.read_marked(chat_uri, user_id, seq, origin)
 
-    def membership_ended(self, chat_uri: str, user_id: int, reason: str) -> None:
-        self._events.membership_ended(chat_uri, user_id, reason)
+    def membership_ended(self, chat_uri: str, user_id: int, reason: str,
+                         seq: int | None = None) -> None:
+        self._events.membership_ended(chat_uri, user_id, reason, seq)
 
     def chat_deleted(self, chat_uri: str) -> None:
         self._events.chat_deleted(chat_uri)

@@ -103,7 +103,8 @@ class Moderation:
         if event is not None:
             self._announce([event])
         if subject_role is not None:
-            self._chats.events.membership_ended(uri, subject_id, "removed")
+            self._chats.events.membership_ended(uri, subject_id, "removed",
+                                                None if event is None else event.seq)
 
     async def unban(self, user: User, uri: str, subject_id: int) -> None:
         chat = await self._admin(user, uri)

@@ -55,6 +55,7 @@ class Subscription:
     target: int = 0
     filling: bool = True
     live: bool = True
+    since: int = 0  # the chat's last_seq when the subscription was made
     pending: dict[int, tuple[bytes, Ack | None]] = attrs.Factory(dict)
 
 

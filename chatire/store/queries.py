@@ -226,6 +226,24 @@ async def members(cur: Cursor, chat_id: int) -> list[Member]:
             for r in cur.fetchall()]
 
 
+async def log_control(cur: Cursor, event: str, now: datetime) -> int:
+    await cur.execute("INSERT INTO control_log (at, event) VALUES (%s, %s) RETURNING id",
+                      (now, event), alone=True)
+    row = cur.fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def control_since(cur: Cursor, since: datetime) -> list[tuple[int, str]]:
+    await cur.execute("SELECT id, event FROM control_log WHERE at > %s ORDER BY id",
+                      (since,), alone=True)
+    return [(int(row[0]), row[1]) for row in cur.fetchall()]
+
+
+async def prune_control(cur: Cursor, before: datetime) -> None:
+    await cur.execute("DELETE FROM control_log WHERE at < %s", (before,), alone=True)
+
+
 async def touch_seen(cur: Cursor, user_ids: list[int], now: datetime) -> None:
     marks = ", ".join(["%s"] * len(user_ids))
     await cur.execute(f"UPDATE users SET last_seen = %s WHERE id IN ({marks})",

@@ -236,6 +236,14 @@ MIGRATIONS: tuple[tuple[str | dict[str, str], ...], ...] = (
     (  # presence: when a user was last online (written at most once a minute)
         "ALTER TABLE users ADD COLUMN last_seen {time}",
     ),
+    (  # control events (sign-outs, leaves, removals, deletions) for daemons that missed
+       # them on the bus: each daemon reads what is new on every sweep
+        """CREATE TABLE control_log (
+            id {id},
+            at {time} NOT NULL,
+            event TEXT NOT NULL)""",
+        "CREATE INDEX control_log_at ON control_log (at)",
+    ),
 )
 
 #: Any constant: the advisory lock that keeps two daemons from migrating at once.

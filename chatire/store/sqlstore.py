@@ -116,6 +116,15 @@ class SQLStore:
     def members(self, chat_id: int) -> Deferred[list[Member]]:
         return self.engine.run(queries.members, chat_id)
 
+    def log_control(self, event: str, now: datetime) -> Deferred[int]:
+        return self.engine.run(queries.log_control, event, now)
+
+    def control_since(self, since: datetime) -> Deferred[list[tuple[int, str]]]:
+        return self.engine.run(queries.control_since, since)
+
+    def prune_control(self, before: datetime) -> Deferred[None]:
+        return self.engine.run(queries.prune_control, before)
+
     def touch_seen(self, user_ids: list[int], now: datetime) -> Deferred[None]:
         return self.engine.run(queries.touch_seen, user_ids, now)
 
