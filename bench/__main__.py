@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--runs", type=int, default=3)
 
+    p = sub.add_parser("timeline", help="events pages and a resume over one long chat")
+    _common(p)
+    p.add_argument("--events", type=int, default=100_000, help="the chat's last seq")
+    p.add_argument("--repeats", type=int, default=50, help="timed pages at each position")
+    p.add_argument("--runs", type=int, default=2, help="resumes from seq 0")
+
     p = sub.add_parser("all", help="every scenario on every set-up; rewrites the docs")
     p.add_argument("--short", action="store_true", help="the short version (make bench)")
     p.add_argument("--workers", type=int, default=2)
@@ -89,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.scenario == "idle":
         result = scenarios.idle(args.setup, args.connections, args.rooms, args.workers,
                                 args.cycles)
+    elif args.scenario == "timeline":
+        result = scenarios.timeline(args.setup, args.events, args.repeats, args.runs)
     else:
         result = scenarios.ingest(args.setup, args.rooms, args.senders_per_room, args.window,
                                   args.duration, args.runs, args.workers)

@@ -105,6 +105,18 @@ def _target_rows(results: list[dict[str, Any]]) -> list[str]:
     add("same, read as 1 chat x 100 subscribers (100,000 deliveries/s)",
         "fanout production-2 1x100 @1k msg/s", "p99",
         lambda v, s: v <= 25 and clean(s), "ms p99", 1)
+    timeline = _find(results, "timeline production 100k")
+    target = "a 100,000-event chat: `events` pages and a resume stream, not loaded whole"
+    if timeline is None or "error" in timeline["summary"]:
+        rows.append(f"| {target} | `timeline production 100k` | not measured | — |")
+    else:
+        s = timeline["summary"]
+        ok = (clean(s) and not s["errors"] and not s["closed"]
+              and s["peak_growth_kib"] < s["rows_kib"])
+        worst = max(p["p99"] for p in s["pages"].values())
+        rows.append(f"| {target} | `{timeline['label']}` | pages p99 ≤ {worst:,.1f} ms; resume "
+                    f"{s['resume_s']:.1f} s, RSS peak +{s['peak_growth_kib']:,} KiB for "
+                    f"{s['rows_kib']:,} KiB of rows | {'met' if ok else '**not met**'} |")
     return rows
 
 
@@ -114,6 +126,8 @@ def _params(r: dict[str, Any]) -> str:
         return f"{p.get('rooms', '?')} x {p.get('subscribers', '?')}"
     if r["scenario"] == "idle":
         return f"{p.get('connections', 0):,} sockets, {p.get('rooms', '?')} chats"
+    if r["scenario"] == "timeline":
+        return f"{p.get('events', 0):,}"
     return f"{p.get('rooms', '?')} chats x {p.get('senders_per_room', '?')} senders"
 
 
@@ -200,6 +214,47 @@ def _tables(results: list[dict[str, Any]]) -> list[str]:
                    f"{r['params']['window']} | {_num(s['commit_rate'])} | "
                    f"{'yes' if s['all_stored'] else '**no**'} | {_num(s['rtt_p50'], 1)} | "
                    f"{_num(s['rtt_p99'], 1)} | {s['daemon_cpu_percent']} | {_rss(r)} |")
+    out += _timeline_table(results)
+    return out
+
+
+def _timeline_table(results: list[dict[str, Any]]) -> list[str]:
+    runs = [r for r in results if r["scenario"] == "timeline"]
+    mix = next((r["summary"]["kinds"] for r in runs if "kinds" in r["summary"]), {})
+    total = sum(mix.values()) or 1
+    out = ["", "## Timeline", "",
+           "One chat whose seqs 1..N are mixed entries, written straight into the store as "
+           "the daemon would have stored them (`bench/history.py`: "
+           + ", ".join(f"{kind} {100 * n / total:.0f} %" for kind, n in
+                       sorted(mix.items(), key=lambda kv: -kv[1]))
+           + "). Pages: `GET /api/chats/{uri}/events?after=X&limit=500`, each checked (the "
+           "500 seqs after X), one after another, median and p99 (the slowest, below 100 "
+           "repeats) at the start, middle and end. Resume: one socket, `subscribe` with "
+           "`after: 0`, until the chat's last seq; every seq counted as in order, "
+           "duplicated, out of order or lost, and the daemon runs with its default "
+           "slow-reader limit (1 MiB), so a resume that outran its reader would end with "
+           "4008. RSS before/peak/after the resume (VmHWM after `clear_refs`); growth = "
+           "peak - before, beside the chat's rows as stored (table payload, without "
+           "indexes) and the frames the resume carried.", "",
+           "| run | set-up | entries | page ms p50/p99: start · middle · end | resume s | "
+           "first frame ms | frames/s | daemon us/frame | lost | dup | ooo | closed | "
+           "RSS MiB before/peak/after (each resume) | peak growth KiB | rows KiB (with "
+           "indexes) | frames KiB |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        s = r["summary"]
+        if "error" in s:
+            out.append(f"| `{r['label']}` | {r['setup']} | failed: {s['error']} "
+                       "| | | | | | | | | | | | | |")
+            continue
+        pages = " · ".join(f"{p['p50']:.1f}/{p['p99']:.1f}" for p in s["pages"].values())
+        out.append(
+            f"| `{r['label']}` | {r['setup']} | {_params(r)} | {pages} | "
+            f"{_num(s['resume_s'], 2)} | {_num(s['first_ms'])} | {_num(s['frames_per_s'])} | "
+            f"{_num(s['daemon_us_per_frame'], 1)} | {s['lost']} | {s['duplicates']} | "
+            f"{s['out_of_order']} | {s['closed']} | {_rss(r)} | "
+            f"{_num(s['peak_growth_kib'])} | {_num(s['rows_kib'])} ({_num(s['tables_kib'])}) | "
+            f"{_num(s['frame_kib'])} |")
     return out
 
 

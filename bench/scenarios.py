@@ -1,4 +1,4 @@
-"""The scenarios: fanout, max, idle and ingest, each on a fresh deployment, bounded in time."""
+"""The scenarios: fanout, max, idle, ingest and timeline, each on a fresh deployment, bounded."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import bulk
 from bench.daemon import Deployment, count_messages, deployment, reset_hwm
 from bench.generator import Generator, Step
 from bench.setup import Account, populate_sync
+from bench.timeline import PAGE_LIMIT, resume, time_pages
 from bench.worker import Receiver, Sender, raise_fd_limit
 
 #: Users whose sockets share the subscriptions (one user may hold many sockets).
@@ -307,6 +309,83 @@ def ingest(setup: str, rooms: int, senders_per_room: int, window: int, duration:
     result.summary = _medians(result.steps, keys=("commit_rate", "rtt_p50", "rtt_p99",
                                                   "per_transaction"))
     result.summary["all_stored"] = all(r["stored_matches"] for r in result.steps)
+    return result
+
+
+#: The timeline scenario runs the daemon with its own default slow-reader limit (the
+#: other scenarios allow 16 MiB): a resume that outran its reader by more would end
+#: with 4008, so a clean resume shows the socket's backlog stayed under it.
+TIMELINE_SLOW_READER = 1024 * 1024
+
+
+def timeline(setup: str, events: int, repeats: int, runs: int = 1) -> Result:
+    """One chat with ``events`` mixed entries, loaded in bulk: `events` pages timed at its
+    start, middle and end, then ``runs`` resumes from seq 0 on one socket (time, order,
+    the daemon's RSS before/peak/after)."""
+    result = Result("timeline", setup, {"events": events, "page_limit": PAGE_LIMIT,
+                                        "repeats": repeats, "runs": runs,
+                                        "slow_reader_bytes": TIMELINE_SLOW_READER})
+    options = ("--slow-reader-bytes", str(TIMELINE_SLOW_READER))
+    with deployment(setup, options=options) as dep:
+        accounts, uris = _populate(dep, 1)
+        reader, uri = accounts[0], uris[0]
+        loaded = bulk.load(dep.db, uri, events)
+        sizes = bulk.sizes(dep.db, loaded.chat_id)
+        log(f"  timeline {setup}: {events:,} entries {loaded.kinds}, {loaded.reactions:,} "
+            f"reactions standing; built in {loaded.build_seconds} s, written in "
+            f"{loaded.write_seconds} s; rows {sizes['rows_kib']:,} KiB, tables with indexes "
+            f"{sizes['tables_kib']:,} KiB")
+        daemon = dep.daemons[0]
+        time.sleep(0.5)
+        watch = Watch(dep)
+        pages = time_pages(daemon.base_url, reader.token, uri, events, repeats)
+        page_rss = watch.figures()[0]
+        log(f"  timeline {setup} pages of {PAGE_LIMIT}: " + "; ".join(
+            f"{name} (after {p['after']:,}) p50 {p['p50']:.1f} p99 {p['p99']:.1f} ms, "
+            f"{p['kib']:,.0f} KiB" for name, p in pages.items())
+            + f"; RSS {page_rss.rss_before_kib:,}/{page_rss.rss_peak_kib:,}/"
+              f"{page_rss.rss_after_kib:,} KiB")
+        for run in range(runs):
+            time.sleep(1.0)
+            watch = Watch(dep)
+            cpu = daemon.cpu()
+            replay = resume(daemon.ws_url, reader.token, uri, daemon.pid)
+            cpu = daemon.cpu() - cpu
+            time.sleep(1.0)
+            rss = watch.figures()[0]
+            row = asdict(replay)
+            row["frames_per_s"] = round(replay.received / replay.last_s) if replay.last_s else 0
+            row["daemon_us_per_frame"] = round(cpu * 1e6 / max(1, replay.received), 1)
+            row["rss"] = asdict(rss)
+            row["peak_growth_kib"] = rss.rss_peak_kib - rss.rss_before_kib
+            row["sampled_growth_kib"] = replay.rss_sampled_peak_kib - rss.rss_before_kib
+            result.steps.append(row)
+            result.daemons.append(rss)
+            log(f"  timeline {setup} resume {run + 1}: {replay.received:,} of "
+                f"{replay.last_seq:,} seqs in {replay.last_s:.2f} s (first after "
+                f"{replay.first_s * 1000:.0f} ms) = {row['frames_per_s']:,} frames/s, "
+                f"{replay.frame_bytes / 1024 / 1024:.1f} MiB of frames; lost {replay.lost} "
+                f"dup {replay.duplicates} ooo {replay.out_of_order} errors {replay.errors} "
+                f"close {replay.close_code}; daemon RSS {rss.rss_before_kib:,} -> peak "
+                f"{rss.rss_peak_kib:,} (+{row['peak_growth_kib']:,}; sampled "
+                f"+{row['sampled_growth_kib']:,}) -> {rss.rss_after_kib:,} KiB, "
+                f"daemon CPU {row['daemon_us_per_frame']} us/frame")
+    steps = result.steps
+    result.summary = {
+        "kinds": loaded.kinds, "load_seconds": round(loaded.build_seconds
+                                                     + loaded.write_seconds, 1),
+        **sizes, "pages": pages, "pages_rss_kib": asdict(page_rss),
+        "frame_kib": steps[0]["frame_bytes"] // 1024,
+        "resume_s": round(statistics.median(s["last_s"] for s in steps), 2),
+        "first_ms": round(statistics.median(s["first_s"] for s in steps) * 1000),
+        "frames_per_s": round(statistics.median(s["frames_per_s"] for s in steps)),
+        "daemon_us_per_frame": statistics.median(s["daemon_us_per_frame"] for s in steps),
+        "peak_growth_kib": max(s["peak_growth_kib"] for s in steps),
+        "sampled_growth_kib": max(s["sampled_growth_kib"] for s in steps),
+        **{key: sum(s[key] for s in steps)
+           for key in ("lost", "duplicates", "out_of_order", "errors")},
+        "closed": sum(s["close_code"] is not None for s in steps),
+    }
     return result
 
 

@@ -55,6 +55,16 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
     for setup in ("embedded", "production", "production-2"):
         items.append((f"ingest {setup}",
                       lambda s=setup: scenarios.ingest(s, 100, 1, 8, duration, 3, workers)))  # type: ignore[misc]
+    # Issue #12: one chat of 100,000 mixed entries (and a fifth of it: the daemon's
+    # growth during a resume must not follow the chat's length).
+    repeats = 20 if short else 100
+    resumes = 1 if short else 3
+    sizes = [("embedded", 20_000), ("embedded", 100_000), ("production", 100_000)]
+    if not short:
+        sizes.insert(2, ("production", 20_000))
+    for setup, events in sizes:
+        items.append((f"timeline {setup} {events // 1000}k",
+                      lambda s=setup, n=events: scenarios.timeline(s, n, repeats, resumes)))  # type: ignore[misc]
     return items
 
 

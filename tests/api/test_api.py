@@ -166,8 +166,8 @@ async def test_chats_members_and_membership_rules(api: Api) -> None:
     status, body = await friend.call("GET", f"/api/chats/{uri}")
     assert status == 200
     assert [m["id"] for m in body["members"]] == [owner.id, friend.id]
-    assert all(set(m) == {"id", "username", "display_name", "role", "read_seq"}
-               for m in body["members"])
+    assert all(set(m) == {"id", "username", "display_name", "role", "read_seq", "online",
+                          "last_seen"} for m in body["members"])
     assert [m["role"] for m in body["members"]] == ["owner", "member"]
 
     await owner.post(second, "newer activity")
@@ -272,7 +272,7 @@ async def test_openapi_documents_every_route(api: Api) -> None:
     served = set()
     for rule in ChatireAPI.router._url_map.iter_rules():
         path = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule)
-        if path in ("/", "/{__rest__}", "/c/{uri}", "/ws"):
+        if path in ("/", "/{__rest__}", "/c/{uri}", "/i/{code}", "/ws"):
             continue  # the UI's files and the WebSocket upgrade
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             served.add((path, method.lower()))

@@ -112,7 +112,8 @@ def valid_value(field: str) -> Any:
     """A value the API accepts in ``field`` (each call a fresh one where it must be unique)."""
     values: dict[str, Any] = {"username": "f" + secrets.token_hex(6), "password": PASSWORD,
                               "display_name": "Fuzz", "title": "fuzz", "message": "hello",
-                              "client_id": secrets.token_hex(8)}
+                              "client_id": secrets.token_hex(8), "role": "member",
+                              "join": "link"}
     assert field in values, f"the text fuzzer needs a valid value for {field!r}"
     return values[field]
 

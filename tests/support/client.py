@@ -126,15 +126,21 @@ class Socket:
         data = frame if isinstance(frame, bytes) else json.dumps(frame).encode()
         self.protocol.sendMessage(data)
 
-    async def next(self, timeout: float = 5.0) -> dict[str, Any]:
-        d = self.frames.get()
-        d.addTimeout(timeout, reactor)
-        return await d
+    async def next(self, timeout: float = 5.0,
+                   skip: tuple[str, ...] = ("presence",)) -> dict[str, Any]:
+        """The next frame, passing over presence frames (they come whenever a member's
+        sockets come and go; a test that wants them asks with next_of("presence"))."""
+        while True:
+            d = self.frames.get()
+            d.addTimeout(timeout, reactor)
+            frame: dict[str, Any] = await d
+            if frame.get("type") not in skip:
+                return frame
 
     async def next_of(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
         """The next frame of a type, skipping others (typing and the like)."""
         while True:
-            frame = await self.next(timeout)
+            frame = await self.next(timeout, skip=())
             if frame["type"] == kind:
                 return frame
 
