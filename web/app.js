@@ -18,7 +18,7 @@ configure({
 function showAuth(notice = "") {
   root.removeAttribute("aria-busy");
   renderAuth(root, {
-    invited: current().name === "chat",
+    invited: current().name === "chat" || current().name === "invite",
     notice,
     onSignedIn(token, user) {
       session.token = token;

@@ -15,6 +15,8 @@ import pytest
 from chatire.testing import QUOTAS_OFF, BlockingDaemon
 
 CHROMIUM = "/usr/bin/chromium"
+#: axe-core, installed by .ci/ensure-browser (git-ignored); the accessibility checks inject it.
+AXE = Path(__file__).resolve().parent / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--disable-sync",
@@ -82,6 +84,31 @@ def new_page(browser: Any, daemon: Daemon) -> Iterator[Callable[..., Any]]:
         context = browser.new_context(
             base_url=daemon.base_url, viewport={"width": width, "height": height},
             color_scheme="light", locale="en-GB", timezone_id="UTC")
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert not errors, f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+def axe_page(browser: Any, daemon: Daemon) -> Iterator[Callable[[str], Any]]:
+    """Pages that may take axe-core as a script tag (the CSP is not under test here)."""
+    if not AXE.exists():
+        pytest.skip("axe-core is missing (make browser installs it)")
+    contexts: list[Any] = []
+    errors: list[str] = []
+
+    def make(scheme: str, width: int = 1280, height: int = 800) -> Any:
+        context = browser.new_context(
+            base_url=daemon.base_url, viewport={"width": width, "height": height},
+            color_scheme=scheme, reduced_motion="reduce", locale="en-GB", timezone_id="UTC",
+            bypass_csp=True)
         context.set_default_timeout(10_000)
         contexts.append(context)
         page = context.new_page()

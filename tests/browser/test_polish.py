@@ -6,19 +6,17 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Daemon
+from tests.browser.conftest import AXE, Daemon
 from tests.browser.test_ui import connection, sign_in
 
 pytestmark = pytest.mark.browser
 
-AXE = Path(__file__).resolve().parent / ".axe" / "node_modules" / "axe-core" / "axe.min.js"
 SIZES = {"desktop": (1280, 800), "phone": (320, 640)}
 LONG_RUN = 45
 

@@ -6,15 +6,15 @@ import itertools
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import attrs
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import Daemon
-from tests.browser.test_polish import AXE, AXE_RUN
+from tests.browser.conftest import AXE, Daemon
+from tests.browser.test_polish import AXE_RUN
 from tests.browser.test_ui import PASSWORD, connection
 
 pytestmark = pytest.mark.browser
@@ -576,30 +576,6 @@ def test_a_long_press_shows_the_actions_on_a_touch_screen(
 
 
 # -- accessibility -----------------------------------------------------------------------------
-
-@pytest.fixture
-def axe_page(browser: Any, daemon: Daemon) -> Iterator[Callable[[str], Page]]:
-    """Pages that may take axe-core as a script tag (the CSP is not under test here)."""
-    if not AXE.exists():
-        pytest.skip("axe-core is missing (make browser installs it)")
-    contexts: list[Any] = []
-    errors: list[str] = []
-
-    def make(scheme: str) -> Page:
-        context = browser.new_context(
-            base_url=daemon.base_url, viewport={"width": 1280, "height": 800}, color_scheme=scheme,
-            reduced_motion="reduce", locale="en-GB", timezone_id="UTC", bypass_csp=True)
-        context.set_default_timeout(10_000)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-    assert not errors, f"uncaught errors in the page: {errors}"
-
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 def test_no_serious_accessibility_violations_on_a_full_timeline(

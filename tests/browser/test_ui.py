@@ -254,7 +254,7 @@ def test_the_chat_list_loads_more_chats_as_it_scrolls(
     assert titles == [f"Chat {i:03d}" for i in range(119, -1, -1)]
     expect(nav.get_by_text("Loading more chats")).to_be_hidden()
     assert any("cursor=" in url for url in pages)
-    # A refresh (on focus, or every 15 s) renews the first page and keeps the rest.
+    # A refresh (on focus, or after a reconnect) renews the first page and keeps the rest.
     asked = len(pages)
     with page.expect_response(lambda r: r.url.endswith("/api/chats?limit=50")):
         page.evaluate("window.dispatchEvent(new Event('focus'))")

@@ -110,6 +110,34 @@ export const api = {
   },
   /** Raise my read mark (the socket's `read` frame does the same). */
   markRead: (uri, seq) => request("PUT", `/api/chats/${enc(uri)}/read`, { seq }),
+  /** Rename the chat and/or choose how people join (`{title?, join?}`): `{chat}`. Admins and the owner. */
+  updateChat: (uri, changes) => request("PATCH", `/api/chats/${enc(uri)}`, changes),
+  /** Delete the chat and everything in it (the owner). */
+  deleteChat: (uri) => request("DELETE", `/api/chats/${enc(uri)}`),
+  /** Put a member out; with `ban`, keep them out. */
+  removeMember: (uri, userId, ban = false) =>
+    request("DELETE", `/api/chats/${enc(uri)}/members/${enc(String(userId))}${ban ? "?ban=1" : ""}`),
+  /** Lift a ban. */
+  unban: (uri, userId) => request("DELETE", `/api/chats/${enc(uri)}/bans/${enc(String(userId))}`),
+  /** Give a member a role ("admin", "member", or "owner" to hand the chat over): `{member}`. */
+  setRole: (uri, userId, role) =>
+    request("PUT", `/api/chats/${enc(uri)}/members/${enc(String(userId))}/role`, { role }),
+  /** Make an invite: `{invite}`; `expiresIn` seconds and `maxUses` are optional. */
+  createInvite: (uri, { expiresIn, maxUses } = {}) => {
+    const body = {};
+    if (expiresIn) body.expires_in = expiresIn;
+    if (maxUses) body.max_uses = maxUses;
+    return request("POST", `/api/chats/${enc(uri)}/invites`, body);
+  },
+  /** The chat's live invites, newest first: `{invites}`. */
+  invites: (uri) => request("GET", `/api/chats/${enc(uri)}/invites`),
+  revokeInvite: (uri, code) => request("DELETE", `/api/chats/${enc(uri)}/invites/${enc(code)}`),
+  /** Where an invite leads: `{chat: {title, kind}, invited_by}`; 404 when it does not work. */
+  invite: (code) => request("GET", `/api/invites/${enc(code)}`),
+  /** Join through an invite: `{chat}`. */
+  useInvite: (code) => request("POST", `/api/invites/${enc(code)}`),
+  /** The direct chat with `username` (made on the first ask from either side): `{chat}`. */
+  direct: (username) => request("POST", "/api/direct", { username }),
   /** `query`: {after?, before?, limit?} */
   messages: (uri, query = {}) => {
     const params = new URLSearchParams();

@@ -1,7 +1,10 @@
 /** The timeline's events applied to messages (edit, delete, react, unreact), and the words of a line event. */
 
 /** Event kinds shown as a line of their own in the timeline. */
-export const LINE_KINDS = new Set(["join", "leave", "remove", "rename"]);
+export const LINE_KINDS = new Set(["join", "leave", "remove", "rename", "role", "settings"]);
+
+/** Event kinds that change the chat itself (its title, rules, members' roles): the room hears of them. */
+export const CHAT_KINDS = new Set(["remove", "rename", "role", "settings"]);
 
 /** Event kinds that change a message (their `target`). */
 export const MESSAGE_KINDS = new Set(["edit", "delete", "react", "unreact"]);
@@ -66,8 +69,22 @@ export function lineText(event) {
   switch (event.kind) {
     case "join": return `${nameOf(event.user)} joined`;
     case "leave": return `${nameOf(event.user)} left`;
-    case "remove": return `${nameOf(event.user)} removed ${nameOf(event.subject)}`;
+    case "remove": return event.ban
+      ? `${nameOf(event.user)} removed and banned ${nameOf(event.subject)}`
+      : `${nameOf(event.user)} removed ${nameOf(event.subject)}`;
     case "rename": return `${nameOf(event.user)} renamed the chat to “${event.title || ""}”`;
+    case "role": return roleText(event);
+    case "settings": return event.join === "invite"
+      ? `${nameOf(event.user)} made the chat invite-only`
+      : `${nameOf(event.user)} let anyone with the link join`;
     default: return "";
   }
+}
+
+/** "Ann made Ben an admin", "Ann made Ben the owner", "Ann is now an admin" (handing over). */
+function roleText(event) {
+  const subject = event.subject || {};
+  const what = { owner: "the owner", admin: "an admin", member: "a member" }[event.role] || event.role;
+  if (event.user && subject.id === event.user.id) return `${nameOf(subject)} is now ${what}`;
+  return `${nameOf(event.user)} made ${nameOf(subject)} ${what}`;
 }

@@ -8,6 +8,7 @@ import { attentive, chime } from "/js/notify.js";
 import { ChatView } from "/js/views/chat.js";
 import { confirmDialog } from "/js/views/confirm.js";
 import { openPicker } from "/js/views/picker.js";
+import { SettingsDialog } from "/js/views/settings.js";
 
 const PAGE = 50;
 const STALE_AFTER = 200;
@@ -28,7 +29,9 @@ export class ChatRoom {
    * @param {string} uri
    * @param {{me, socket, store, onActivity: (uri, seq) => void, onJoined: () => void,
    *          markRead: (uri, seq) => void, follow: (uri) => void, chatInfo: (uri) => object|null,
-   *          isMember: (uri) => Promise<boolean|null>}} ctx
+   *          isMember: (uri) => Promise<boolean|null>, presence: Presence, peers: Peers,
+   *          openDirect: (user) => Promise<void>, deleteChat: (uri) => Promise<void>,
+   *          onChat: (chat) => void}} ctx
    */
   constructor(uri, ctx) {
     this.uri = uri;
@@ -49,6 +52,9 @@ export class ChatRoom {
       onSend: (text, replyTo) => this.send(text, replyTo),
       onTyping: () => ctx.socket.typing(uri),
       onReachBottom: () => this.markSeen(),
+      onSettings: (focus) => this.openSettings(focus),
+      onMessage: (member) => this.message(member),
+      presenceOf: (id) => ctx.presence.of(uri, id),
       actions: {
         canEdit: (m) => m.user.id === me.id && !m.deleted,
         canDelete: (m) => !m.deleted && (m.user.id === me.id || this.role === "admin" || this.role === "owner"),
@@ -69,9 +75,7 @@ export class ChatRoom {
     try {
       const info = await this.loadInfo();
       if (this.closed) return;
-      this.view.setChat(info.chat, info.members);
-      const self = (info.members || []).find((m) => m.id === this.ctx.me.id);
-      if (self && self.role) this.role = self.role;
+      const self = this.takeChat(info);
       const listed = this.ctx.chatInfo(this.uri) || {};
       const readSeq = self && typeof self.read_seq === "number" ? self.read_seq : listed.read_seq;
       this.member = true;
@@ -127,13 +131,27 @@ export class ChatRoom {
     return null;
   }
 
+  /** `GET /api/chats/{uri}`'s reply: the chat, its members, my role; returns my own member entry. */
+  takeChat(info) {
+    const self = (info.members || []).find((m) => m.id === this.ctx.me.id);
+    if (self && self.role) this.role = self.role;
+    this.chat = info.chat;
+    this.ctx.presence.members(this.uri, info.members);
+    if (info.chat.kind === "direct") this.ctx.peers.fromMembers(this.uri, info.members);
+    this.view.setChat(info.chat, info.members, this.role);
+    this.settings?.update();
+    return self;
+  }
+
   fail(err) {
     const home = h("a", { href: "/", class: "button primary", dataset: { route: "" }, text: "Back to my chats" });
     const text = err.code === "not_found"
       ? "This chat does not exist. Check the invite link."
-      : `Cannot open this chat: ${describe(err)}`;
+      : err.code === "forbidden"
+        ? `You cannot open this chat: ${describe(err)}. An invite link from one of its admins may let you in.`
+        : `Cannot open this chat: ${describe(err)}`;
     this.view.title.textContent = err.code === "not_found" ? "Chat not found" : "Chat unavailable";
-    const retry = err.code === "not_found" ? null
+    const retry = err.code === "not_found" || err.code === "forbidden" ? null
       : h("button", { type: "button", class: "ghost", text: "Try again", on: { click: () => navigate(location.pathname) } });
     this.view.log.renderError(text, home, retry);
   }
@@ -141,6 +159,7 @@ export class ChatRoom {
   close() {
     this.closed = true;
     clearTimeout(this.gapTimer);
+    this.settings?.close();
     this.view.destroy();
   }
 
@@ -153,10 +172,7 @@ export class ChatRoom {
   onFrame(frame) {
     if (frame.type === "message" || frame.type === "event") this.onTimelineFrame(frame);
     else if (frame.type === "typing" && frame.user) this.view.showTyping(frame.user);
-    else if (frame.type === "unsubscribed" && !this.closed) {
-      this.view.log.renderError("You are no longer a member of this chat.",
-        h("a", { href: "/", class: "button primary", dataset: { route: "" }, text: "Back to my chats" }));
-    } else if (frame.type === "error" && !frame.client_id) this.onError(frame);
+    else if (frame.type === "error" && !frame.client_id) this.onError(frame);
   }
 
   onError(frame) {
@@ -199,14 +215,66 @@ export class ChatRoom {
     if (added.some((item) => LINE_KINDS.has(item.kind))) this.refreshMembers();
   }
 
+  /** A chat-wide event (rename, settings, role, remove): header, members and settings follow it. */
   onChatEvent(event) {
-    if (event.kind === "rename") this.view.setTitle(event.title);
-    else if (event.kind === "role") {
-      if (event.subject && event.subject.id === this.ctx.me.id) {
-        this.role = event.role;
-        this.view.log.refreshAll();
-      }
-      this.refreshMembers();
+    if (!this.chat) return;
+    if (event.kind === "rename") this.chat = { ...this.chat, title: event.title };
+    else if (event.kind === "settings") this.chat = { ...this.chat, join: event.join };
+    else if (event.kind === "role" && event.subject && event.subject.id === this.ctx.me.id) {
+      this.role = event.role;
+      this.view.log.refreshAll(); // which messages I may delete
+    }
+    if (event.kind === "role" || event.kind === "remove") this.applyMember(event);
+    this.view.setChat(this.chat, null, this.role);
+    this.settings?.update();
+    if (event.kind === "role" || event.kind === "remove") this.refreshMembers();
+  }
+
+  /** Apply a role or remove event to the members shown, until the fresh list comes. */
+  applyMember(event) {
+    const members = this.view.members;
+    if (!members || !event.subject) return;
+    if (event.kind === "remove") this.view.members = members.filter((m) => m.id !== event.subject.id);
+    else this.view.members = members.map((m) => (m.id === event.subject.id ? { ...m, role: event.role } : m));
+  }
+
+  /** Someone came online or went offline here. */
+  onPresence() {
+    if (this.closed) return;
+    this.view.renderPresence();
+    this.settings?.update();
+  }
+
+  /** Open the settings dialog (admins and the owner of a group chat). */
+  openSettings(focus = "name") {
+    if (this.settings || !this.chat) return;
+    const opener = document.activeElement;
+    this.settings = new SettingsDialog({
+      uri: this.uri,
+      me: this.ctx.me,
+      state: () => ({ chat: this.chat, members: this.view.members, role: this.role }),
+      presenceOf: (id) => this.ctx.presence.of(this.uri, id),
+      onChat: (chat) => {
+        this.chat = { ...this.chat, ...chat };
+        this.view.setChat(this.chat, null, this.role);
+        this.ctx.onChat(this.chat);
+      },
+      onMembers: () => this.refreshMembers(),
+      onDelete: () => this.ctx.deleteChat(this.uri),
+      onClosed: () => {
+        this.settings = null;
+        if (!this.closed && opener instanceof HTMLElement && opener.isConnected) opener.focus();
+      },
+    });
+    this.settings.open(focus);
+  }
+
+  /** "Message" next to a member: the direct chat with them. */
+  async message(member) {
+    try {
+      await this.ctx.openDirect(member);
+    } catch (err) {
+      this.view.alert(`Could not open a direct chat with ${member.display_name || member.username}: ${describe(err)}`);
     }
   }
 
@@ -454,7 +522,7 @@ export class ChatRoom {
         this.membersAgain = false;
         try {
           const info = await api.chat(this.uri);
-          if (!this.closed) this.view.setChat(info.chat, info.members);
+          if (!this.closed) this.takeChat(info);
         } catch { /* keep the old list */ }
       } while (this.membersAgain && !this.closed);
     } finally {

@@ -1,11 +1,13 @@
-/** Client-side routes with history.pushState: "/" (home) and "/c/<uri>" (a chat). */
+/** Client-side routes with history.pushState: "/" (home), "/c/<uri>" (a chat) and "/i/<code>" (an invite's join page). */
 
 const listeners = new Set();
 
-/** Parse a path into a route: `{name: "home"}` or `{name: "chat", uri}`. */
+/** Parse a path into a route: `{name: "home"}`, `{name: "chat", uri}` or `{name: "invite", code}`. */
 export function parse(pathname = location.pathname) {
   const match = /^\/c\/([A-Za-z0-9_~.-]+)\/?$/.exec(pathname);
   if (match) return { name: "chat", uri: decodeURIComponent(match[1]) };
+  const invite = /^\/i\/([A-Za-z0-9_-]+)\/?$/.exec(pathname);
+  if (invite) return { name: "invite", code: invite[1] };
   return { name: "home" };
 }
 

@@ -1,4 +1,4 @@
-/** The signed-in app: one socket per tab following every chat, the chat list with server-kept unread counts, rooms. */
+/** The signed-in app: one socket per tab following every chat, the chat list with live unread counts and presence, rooms. */
 import { api } from "/js/api.js";
 import { h, replaceChildren } from "/js/dom.js";
 import { current, navigate, onRoute, chatPath } from "/js/router.js";
@@ -6,25 +6,32 @@ import { session } from "/js/session.js";
 import { ChatSocket } from "/js/socket.js";
 import { Store } from "/js/store.js";
 import { ReadSender } from "/js/read.js";
+import { Presence } from "/js/presence.js";
+import { Peers } from "/js/peers.js";
 import { chime, setTitleCount } from "/js/notify.js";
 import { ChatRoom } from "/js/room.js";
 import { renderLayout } from "/js/views/layout.js";
 import { bindStatus } from "/js/views/status.js";
-import { ChatListView } from "/js/views/chatlist.js";
+import { ChatListView, chatName } from "/js/views/chatlist.js";
+import { joinPage } from "/js/views/joinpage.js";
 import { openNewChatDialog } from "/js/views/newchat.js";
+import { Toast, endedPane, endedText } from "/js/views/notice.js";
 
-const REFRESH_MS = 15000;
 /** Chats asked for at a time; more are loaded as the list scrolls to its end. */
 const PAGE = 50;
+/** How often "last seen 5 min ago" is written again (no request: just the words). */
+const SEEN_EVERY_MS = 30000;
 
 /**
  * Start the app for `me` inside `root`. `onSignOut()` is called after the user signs out.
  * Returns `{stop}` to tear everything down.
  *
  * Unread counts are the server's (`unread` and `read_seq` of GET /api/chats), kept current
- * between refreshes from the socket: the tab follows every chat of the list (live), counts
+ * from the socket, with no polling: the tab follows every chat of the list (live), counts
  * messages by others past the read mark, sends `read` frames as the open chat is seen, and
- * applies the `read` frames of the user's other sessions.
+ * applies the `read` frames of the user's other sessions. The list is asked for again after
+ * a reconnect, on focus, and when a frame is about a chat it does not know.
+ * Presence comes the same way: each `subscribed` frame's `online` list, then `presence` frames.
  */
 export function startShell(root, me, { onSignOut }) {
   const layout = renderLayout(root, me);
@@ -33,6 +40,14 @@ export function startShell(root, me, { onSignOut }) {
   const reads = new ReadSender(socket);
   const stopStatus = bindStatus(layout.status, socket);
   const list = new ChatListView(layout.sidebar, { onNewChat: newChat, onMore: loadMore, me });
+  const toast = new Toast(root);
+  const presence = new Presence(me.id);
+  const peers = new Peers(me, {
+    onPeer: () => renderList(),
+    onMembers: (uri, members) => presence.members(uri, members),
+  });
+  /** Chats I deleted myself: their `unsubscribed` frame says so, not "was deleted". */
+  const deletedHere = new Set();
   let chats = [];
   let next = null; // cursor of the first page not loaded yet
   let deeper = false; // whether pages past the first were loaded by scrolling
@@ -53,6 +68,10 @@ export function startShell(root, me, { onSignOut }) {
     markRead: (uri, seq) => markRead(uri, seq, true),
     follow: (uri) => follow(uri),
     chatInfo: (uri) => find(uri),
+    presence, peers,
+    openDirect: (user) => openDirect(user),
+    deleteChat: (uri) => deleteChat(uri),
+    onChat: (chat) => noteChat(chat),
     /** Whether `uri` is among my chats: true/false, or null if the list is not known yet. */
     isMember: async (uri) => {
       await Promise.race([firstList, new Promise((r) => { setTimeout(r, 5000); })]);
@@ -72,7 +91,14 @@ export function startShell(root, me, { onSignOut }) {
 
   function renderList() {
     if (!listLoaded) return;
-    list.update(chats, { openUri: room ? room.uri : null, unread, more: Boolean(next) });
+    list.update(chats, {
+      openUri: room ? room.uri : null, unread, more: Boolean(next),
+      nameOf: (chat) => chatName(chat, peers.get(chat.uri)),
+      presenceOf: (chat) => {
+        const peer = chat.kind === "direct" ? peers.get(chat.uri) : null;
+        return peer ? presence.of(chat.uri, peer.id) : null;
+      },
+    });
     setTitleCount(chats.reduce((sum, c) => sum + unread(c), 0));
   }
 
@@ -138,6 +164,7 @@ export function startShell(root, me, { onSignOut }) {
       listLoaded = true;
       listReady();
       syncFollows();
+      peers.fill(chats);
       renderList();
       if (grew) chime();
     } catch (err) {
@@ -167,6 +194,7 @@ export function startShell(root, me, { onSignOut }) {
       deeper = true;
       for (const c of data.chats) lastUnread.set(c.uri, unread(c));
       syncFollows();
+      peers.fill(chats);
     } catch {
       // Retried when the sentinel shows again (next scroll or refresh).
     } finally {
@@ -216,6 +244,8 @@ export function startShell(root, me, { onSignOut }) {
       refreshSoon(); // one fewer unread if it was someone else's
     } else if (frame.kind === "rename") {
       chat.title = frame.title;
+    } else if (frame.kind === "settings") {
+      chat.join = frame.join;
     } else if (frame.kind === "role" && frame.subject && frame.subject.id === me.id) {
       chat.role = frame.role;
     }
@@ -242,12 +272,81 @@ export function startShell(root, me, { onSignOut }) {
     renderList();
   }
 
-  /** `subscribed`: the chat's last seq now; more than we counted means a refresh is due. */
+  /** `subscribed`: who is online there; the chat's last seq now (more than we counted: a refresh is due). */
   function noteSubscribed(frame) {
+    if (Array.isArray(frame.online)) presence.snapshot(frame.chat, frame.online);
     const chat = find(frame.chat);
     if (!chat) return;
     if (frame.last_seq > (chat.countedTo || 0) && frame.last_seq > (chat.read_seq || 0)) refreshSoon();
     if (frame.last_seq > (chat.last_seq || 0)) chat.last_seq = frame.last_seq;
+  }
+
+  /** A chat the server returned (renamed, its join rule changed): the list shows it so. */
+  function noteChat(fresh) {
+    const chat = find(fresh.uri);
+    if (!chat) return;
+    chat.title = fresh.title;
+    chat.join = fresh.join;
+    renderList();
+  }
+
+  /**
+   * A chat ended for me: removed by an admin, deleted, or left in another session. It leaves
+   * the list at once; an open one gives way to a notice, one in the background to a toast.
+   */
+  function ended(uri, reason) {
+    const chat = find(uri);
+    const open = room && room.uri === uri ? room : null;
+    if (!chat && !open) return;
+    const title = open && open.chat ? open.view.title.textContent : chatName(chat, peers.get(uri));
+    const why = reason === "deleted" && deletedHere.has(uri) ? "self-deleted" : reason;
+    chats = chats.filter((c) => c.uri !== uri);
+    socket.subscriptions.delete(uri); // the server ended it: nothing to unsubscribe
+    store.peek(uri)?.reset();
+    presence.forget(uri);
+    if (open) {
+      open.close();
+      room = null;
+      const pane = endedPane(title, why);
+      replaceChildren(layout.main, pane.el);
+      // The focus was in the chat (or its settings), which are gone: the notice takes it.
+      if (!document.activeElement || document.activeElement === document.body) pane.heading.focus();
+    } else {
+      toast.show(endedText(title, why));
+    }
+    renderList();
+  }
+
+  /** Delete a chat I own (the settings' typed confirmation came first). */
+  async function deleteChat(uri) {
+    deletedHere.add(uri);
+    try {
+      await api.deleteChat(uri);
+    } catch (err) {
+      deletedHere.delete(uri);
+      throw err;
+    }
+    ended(uri, "deleted"); // unless its `unsubscribed` frame came first
+  }
+
+  /** "Message" next to a member: open (or make) the direct chat with them. */
+  async function openDirect(user) {
+    const { chat } = await api.direct(user.username);
+    if (stopped) return;
+    peers.set(chat.uri, user);
+    if (!find(chat.uri)) {
+      chats.unshift(adopt({ ...chat, role: "member", read_seq: chat.last_seq, unread: 0, last_message: null }));
+      syncFollows();
+    }
+    navigate(chatPath(chat.uri));
+    refreshSoon();
+  }
+
+  /** Joined through an invite page: the chat goes into the list and opens. */
+  function joinedByInvite(chat) {
+    if (!find(chat.uri)) chats.unshift(adopt({ ...chat, role: "member", read_seq: chat.last_seq, unread: 0, last_message: null }));
+    navigate(chatPath(chat.uri), { replace: true });
+    refreshChats();
   }
 
   async function newChat() {
@@ -259,7 +358,12 @@ export function startShell(root, me, { onSignOut }) {
   }
 
   function showRoute(route) {
-    if (route.name === "chat") {
+    if (route.name === "invite") {
+      room?.close();
+      room = null;
+      root.dataset.view = "chat";
+      replaceChildren(layout.main, joinPage(route.code, { onJoined: joinedByInvite }).el);
+    } else if (route.name === "chat") {
       if (room && room.uri === route.uri && !room.closed) return;
       room?.close();
       room = new ChatRoom(route.uri, ctx);
@@ -283,10 +387,17 @@ export function startShell(root, me, { onSignOut }) {
       markRead(frame.chat, frame.seq, false);
       return;
     }
+    if (frame.type === "presence") {
+      if (frame.user) presence.set(frame.chat, frame.user.id, Boolean(frame.online));
+      return;
+    }
+    if (frame.type === "unsubscribed") {
+      ended(frame.chat, frame.reason || "left"); // removed, deleted, or left elsewhere
+      return;
+    }
     const timelineFrame = frame.type === "message" || frame.type === "event";
     if (timelineFrame) account(frame);
     else if (frame.type === "subscribed") noteSubscribed(frame);
-    else if (frame.type === "unsubscribed") refreshSoon(); // left or removed elsewhere
     else if (frame.type === "error" && frame.chat && !frame.client_id && frame.code === "invalid") {
       // The resume point was refused (the chat is behind it): follow it from now, afresh.
       store.peek(frame.chat)?.reset();
@@ -339,7 +450,16 @@ export function startShell(root, me, { onSignOut }) {
   window.addEventListener("focus", onFocus);
   window.addEventListener("blur", onBlur);
   document.addEventListener("visibilitychange", onVisible);
-  const timer = setInterval(refreshChats, REFRESH_MS);
+  presence.addEventListener("change", (event) => {
+    const uri = event.detail.chat;
+    if (room && room.uri === uri) room.onPresence();
+    if (peers.get(uri)) renderList();
+  });
+  // "last seen 5 min ago" ages: write the words again now and then (nothing is asked for).
+  const seenTimer = setInterval(() => {
+    room?.onPresence();
+    renderList();
+  }, SEEN_EVERY_MS);
   const stopRoutes = onRoute(showRoute);
 
   layout.signOut.addEventListener("click", async () => {
@@ -353,8 +473,9 @@ export function startShell(root, me, { onSignOut }) {
   function stop() {
     if (stopped) return;
     stopped = true;
-    clearInterval(timer);
+    clearInterval(seenTimer);
     clearTimeout(refreshTimer);
+    peers.stop();
     reads.stop();
     stopRoutes();
     stopStatus();

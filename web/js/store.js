@@ -1,5 +1,5 @@
 /** Client state: each chat's timeline (messages and line events by seq, applied in seq order) and pending sends. */
-import { LINE_KINDS, MESSAGE_KINDS, applyToMessage, normalizeMessage } from "/js/events.js";
+import { CHAT_KINDS, LINE_KINDS, MESSAGE_KINDS, applyToMessage, normalizeMessage } from "/js/events.js";
 
 const ORPHANS = 200;
 
@@ -102,7 +102,7 @@ export class Timeline {
   /**
    * A socket frame (`message` or `event`) or an event from an HTTP reply. Returns
    * `{changes, settled}`: `changes` lists what happened, in order (`{added: item}`,
-   * `{updated: seq}`, `{event}` for chat-wide events such as rename or role); `settled`
+   * `{updated: seq}`, `{event}` for chat-wide events: rename, settings, role, remove); `settled`
    * the pending sends its messages confirmed.
    */
   receive(frame) {
@@ -153,7 +153,7 @@ export class Timeline {
         this.insert(event);
         out.changes.push({ added: event });
       }
-      if (event.kind === "rename") out.changes.push({ event });
+      if (CHAT_KINDS.has(event.kind)) out.changes.push({ event });
     } else {
       out.changes.push({ event });
     }

@@ -1,23 +1,32 @@
-/** The chat pane: header (title, members, invite link), message log, typing line, alerts, composer. */
+/** The chat pane: header (name, who is here, settings, members, invite link), message log, typing line, alerts, composer. */
 import { h, labelled, replaceChildren } from "/js/dom.js";
+import { seenText } from "/js/presence.js";
 import { chatLink } from "/js/router.js";
-import { chatTitle } from "/js/views/chatlist.js";
-import { initials, hue } from "/js/views/layout.js";
+import { chatName } from "/js/views/chatlist.js";
+import { copyText } from "/js/views/copy.js";
+import { memberButton, memberName, renderMembers } from "/js/views/members.js";
 import { MessageLog } from "/js/views/messages.js";
 import { Composer } from "/js/views/composer.js";
 
 const TYPING_SHOW_MS = 4000;
+const RUNS = new Set(["owner", "admin"]);
 
 export class ChatView {
   /**
    * @param {string} uri
-   * @param {{me: object, onLoadOlder, onRetry, onDiscard, onSend, onTyping, onReachBottom, actions}} handlers
+   * @param {{me: object, onLoadOlder, onRetry, onDiscard, onSend, onTyping, onReachBottom, actions,
+   *          onSettings: (focus: string) => void, onMessage: (member) => void,
+   *          presenceOf: (userId: number) => {online, lastSeen}}} handlers
    */
   constructor(uri, handlers) {
     this.uri = uri;
     this.me = handlers.me;
+    this.handlers = handlers;
+    this.chat = null;
+    this.role = "member";
     this.typers = new Map(); // user id -> {name, timer}
     this.title = h("h2", { class: "chat-name", text: "Loading…" });
+    this.here = h("p", { class: "chat-here small" });
     this.membersButton = h("button", {
       type: "button", class: "ghost", text: "Members",
       attrs: { "aria-expanded": "false", "aria-controls": `details-${uri}` },
@@ -25,19 +34,24 @@ export class ChatView {
     });
     // Its name stays "Copy invite link" at every width; narrow screens just show "Invite".
     this.copyButton = h("button", {
-      type: "button", class: "ghost", on: { click: () => this.copyInvite() },
+      type: "button", class: "ghost", hidden: true, on: { click: () => this.copyInvite() },
     }, h("span", { class: "full-label", text: "Copy invite link" }),
     h("span", { class: "short-label", text: "Invite", attrs: { "aria-hidden": "true" } }));
+    // Admins and the owner of a group chat: its settings. Narrow screens show a gear.
+    this.settingsButton = h("button", {
+      type: "button", class: "ghost", hidden: true, attrs: { "aria-haspopup": "dialog" },
+      on: { click: () => handlers.onSettings("name") },
+    }, h("span", { class: "full-label", text: "Settings" }),
+    h("span", { class: "short-label", text: "⚙", attrs: { "aria-hidden": "true" } }));
     this.copyNote = h("span", { class: "copy-note small", attrs: { "aria-live": "polite" } });
     this.linkField = h("input", { type: "text", readOnly: true, value: chatLink(uri), class: "invite-field" });
+    this.linkField.addEventListener("focus", () => this.linkField.select());
     this.memberList = h("ul", { class: "members" });
+    this.invitePart = h("div", { class: "invite-part" });
     this.details = h("aside", { id: `details-${uri}`, class: "details", hidden: true, attrs: { "aria-label": "Chat details" } },
-      h("h2", { class: "small-heading", text: "Invite" }),
-      labelled("Invite link", this.linkField,
-        "Anyone signed in who has this link can join.").wrap,
+      this.invitePart,
       h("h2", { class: "small-heading", text: "Members" }),
       this.memberList);
-    this.linkField.addEventListener("focus", () => this.linkField.select());
 
     this.log = new MessageLog(handlers);
     this.typing = h("p", { class: "typing small", attrs: { "aria-live": "polite" } });
@@ -47,8 +61,8 @@ export class ChatView {
     const header = h("header", { class: "chat-head" },
       h("a", { href: "/", class: "back ghost button", dataset: { route: "" }, attrs: { "aria-label": "Back to chats" } },
         h("span", { attrs: { "aria-hidden": "true" }, text: "←" })),
-      this.title,
-      h("div", { class: "chat-actions" }, this.copyNote, this.copyButton, this.membersButton));
+      h("div", { class: "chat-heading" }, this.title, this.here),
+      h("div", { class: "chat-actions" }, this.copyNote, this.copyButton, this.settingsButton, this.membersButton));
     this.el = h("section", { class: "chat", attrs: { "aria-labelledby": `title-${uri}` } },
       header,
       h("div", { class: "chat-body" },
@@ -58,13 +72,58 @@ export class ChatView {
     if (window.matchMedia("(min-width: 1100px)").matches) this.toggleDetails(true);
   }
 
-  setChat(chat, members) {
-    this.title.textContent = chatTitle(chat);
-    if (members) this.setMembers(members);
+  get direct() {
+    return Boolean(this.chat && this.chat.kind === "direct");
+  }
+
+  /** The other person of a direct chat (from the members), or null. */
+  get peer() {
+    return this.direct ? (this.members || []).find((m) => m.id !== this.me.id) || null : null;
+  }
+
+  /** The chat as the server has it now (and its members, when fetched); my role in it. */
+  setChat(chat, members, role = this.role) {
+    this.chat = chat;
+    this.role = role;
+    if (members) this.members = members;
+    this.title.textContent = chatName(chat, this.peer);
+    this.copyButton.hidden = this.direct || (chat.join === "invite" && !RUNS.has(role));
+    this.settingsButton.hidden = this.direct || !RUNS.has(role);
+    this.renderInvite();
+    if (this.members) this.setMembers(this.members);
   }
 
   setTitle(title) {
-    this.title.textContent = chatTitle({ title });
+    if (this.chat) this.setChat({ ...this.chat, title });
+  }
+
+  setRole(role) {
+    if (this.chat) this.setChat(this.chat, null, role);
+  }
+
+  /** The details' invite part: the link (anyone may share it), or how an invite-only chat takes people. */
+  renderInvite() {
+    const chat = this.chat;
+    if (!chat || this.direct) {
+      replaceChildren(this.invitePart);
+      return;
+    }
+    const runs = RUNS.has(this.role);
+    if (chat.join !== "invite") {
+      if (this.linkField.parentNode?.parentNode !== this.invitePart) {
+        replaceChildren(this.invitePart,
+          h("h2", { class: "small-heading", text: "Invite" }),
+          labelled("Invite link", this.linkField, "Anyone signed in who has this link can join.").wrap);
+      }
+      return;
+    }
+    replaceChildren(this.invitePart,
+      h("h2", { class: "small-heading", text: "Invite" }),
+      h("p", { class: "hint invite-only", text: runs
+        ? "Only people with an invite can join. Make one in the settings."
+        : "Only people with an invite can join. Ask an admin for one." }),
+      runs ? h("button", { type: "button", class: "ghost small-button", text: "Manage invites",
+        on: { click: () => this.handlers.onSettings("invites") } }) : null);
   }
 
   /** The names of the members with these ids, e.g. for who reacted. */
@@ -83,14 +142,29 @@ export class ChatView {
   setMembers(members) {
     this.members = members;
     this.membersButton.textContent = `Members (${members.length})`;
-    replaceChildren(this.memberList, ...members.map((m) => {
-      const name = m.display_name || m.username;
-      return h("li", {},
-        h("span", { class: "avatar", text: initials(name), attrs: { "aria-hidden": "true" }, style: { "--hue": hue(m.id) } }),
-        h("span", { class: "member-name" }, name,
-          m.id === this.me.id ? h("span", { class: "muted", text: " (you)" }) : null),
-        h("span", { class: "muted small handle", text: `@${m.username}` }));
-    }));
+    if (this.chat) this.title.textContent = chatName(this.chat, this.peer);
+    this.renderPresence();
+  }
+
+  /** Redraw who is online: the member list's dots and words, and "N here" (a direct chat: the other person). */
+  renderPresence() {
+    const members = this.members || [];
+    const presenceOf = this.handlers.presenceOf;
+    renderMembers(this.memberList, members, {
+      me: this.me, presenceOf, roles: !this.direct,
+      buttons: (m) => (this.direct || m.id === this.me.id ? []
+        : [memberButton("Message", `Message ${memberName(m)}`, `message-${m.id}`, () => this.handlers.onMessage(m))]),
+    });
+    if (!this.chat) return;
+    const peer = this.peer;
+    if (this.direct) {
+      this.here.textContent = peer ? seenText(presenceOf(peer.id)) : "";
+      this.here.classList.toggle("online", Boolean(peer && presenceOf(peer.id).online));
+    } else {
+      const n = members.filter((m) => presenceOf(m.id).online).length;
+      this.here.textContent = members.length ? `${n} here` : "";
+      this.here.classList.toggle("online", n > 0);
+    }
   }
 
   hasMember(userId) {
@@ -104,12 +178,13 @@ export class ChatView {
   }
 
   async copyInvite() {
-    const link = chatLink(this.uri);
-    try {
-      if (!navigator.clipboard || !window.isSecureContext) throw new Error("no clipboard");
-      await navigator.clipboard.writeText(link);
-      this.flash("Invite link copied");
-    } catch {
+    if (this.chat && this.chat.join === "invite") {
+      this.handlers.onSettings("invites"); // the chat's link lets nobody in: an invite does
+      return;
+    }
+    const copied = await copyText(chatLink(this.uri), null, () => {});
+    if (copied) this.flash("Invite link copied");
+    else {
       // Fallback: show the read-only field with the link selected, ready for Ctrl+C.
       this.toggleDetails(true);
       this.linkField.focus();

@@ -1,9 +1,16 @@
-/** Sidebar: "New chat" button and the list of my chats (latest activity first, last message, unread badges). */
+/** Sidebar: "New chat" button and the list of my chats (latest activity first, last message, unread badges, direct chats' presence). */
 import { h, listTime, replaceChildren } from "/js/dom.js";
+import { seenText } from "/js/presence.js";
 import { chatPath } from "/js/router.js";
 
 export function chatTitle(chat) {
   return (chat && chat.title && chat.title.trim()) || "Untitled chat";
+}
+
+/** A chat's name: its title, or for a direct chat the other person's name (`peer`, when known). */
+export function chatName(chat, peer) {
+  if (chat && chat.kind === "direct") return peer ? (peer.display_name || peer.username) : "Direct chat";
+  return chatTitle(chat);
 }
 
 export class ChatListView {
@@ -36,9 +43,11 @@ export class ChatListView {
 
   /**
    * @param {Array<object>} chats  latest activity first
-   * @param {{openUri: string|null, unread: (chat: object) => number, more?: boolean}} opts
+   * @param {{openUri: string|null, unread: (chat: object) => number, more?: boolean,
+   *          nameOf: (chat: object) => string, presenceOf: (chat: object) => object|null}} opts
+   *   `presenceOf` gives a direct chat's other person's {online, lastSeen} (null: not shown).
    */
-  update(chats, { openUri, unread, more = false }) {
+  update(chats, { openUri, unread, more = false, nameOf = chatTitle, presenceOf = () => null }) {
     this.nav.removeAttribute("aria-busy");
     if (!chats.length) {
       replaceChildren(this.nav, h("p", { class: "muted empty",
@@ -56,7 +65,7 @@ export class ChatListView {
         item = this.makeItem(chat);
         this.items.set(chat.uri, item);
       }
-      this.fill(item, chat, chat.uri === openUri, unread(chat));
+      this.fill(item, chat, chat.uri === openUri, unread(chat), nameOf(chat), presenceOf(chat));
       if (this.list.children[index] !== item.li) this.list.insertBefore(item.li, this.list.children[index] || null);
     });
     for (const [uri, item] of this.items) {
@@ -70,6 +79,9 @@ export class ChatListView {
 
   makeItem(chat) {
     const title = h("span", { class: "chat-title" });
+    const dot = h("span", { class: "presence-dot", hidden: true, attrs: { "aria-hidden": "true" } });
+    const seen = h("span", { class: "chat-seen", hidden: true });
+    const head = h("span", { class: "chat-head-line" }, dot, title, seen);
     const preview = h("span", { class: "chat-preview" });
     const when = h("time", { class: "chat-when" });
     const sub = h("span", { class: "chat-sub" }, preview, when);
@@ -77,13 +89,21 @@ export class ChatListView {
     const srCount = h("span", { class: "sr-only" });
     const badge = h("span", { class: "badge" }, count, srCount);
     const link = h("a", { href: chatPath(chat.uri), dataset: { route: "" } },
-      h("span", { class: "chat-text" }, title, sub), badge);
+      h("span", { class: "chat-text" }, head, sub), badge);
     const li = h("li", {}, link);
-    return { li, link, title, preview, when, badge, count, srCount };
+    return { li, link, title, dot, seen, preview, when, badge, count, srCount };
   }
 
-  fill(item, chat, open, unread) {
-    item.title.textContent = chatTitle(chat);
+  fill(item, chat, open, unread, name, presence) {
+    item.title.textContent = name;
+    // A direct chat: a dot while the other person is online, else when they were last seen.
+    item.dot.hidden = !presence;
+    item.seen.hidden = !presence;
+    if (presence) {
+      item.dot.classList.toggle("online", presence.online);
+      item.seen.textContent = presence.online ? "online" : seenText(presence, { short: true });
+      item.seen.classList.toggle("sr-only", presence.online); // the dot says it to the eye
+    }
     this.fillPreview(item, chat);
     if (open) item.link.setAttribute("aria-current", "page");
     else item.link.removeAttribute("aria-current");
