@@ -79,6 +79,8 @@ class ChatEvents(Protocol):
 
     def chat_deleted(self, chat_uri: str) -> None: ...
 
+    def chats_changed(self, user_ids: list[int]) -> None: ...
+
     def tokens_revoked(self, token_hashes: list[str]) -> None: ...
 
 
@@ -97,6 +99,9 @@ class _NoEvents:
         pass
 
     def chat_deleted(self, chat_uri: str) -> None:
+        pass
+
+    def chats_changed(self, user_ids: list[int]) -> None:
         pass
 
     def tokens_revoked(self, token_hashes: list[str]) -> None:
@@ -247,6 +252,7 @@ class ChatService:
         uri = secrets.token_urlsafe(18)
         chat: Chat = await self.store.create_chat(uri, title, user.id, self.now())
         self._chats[uri] = chat
+        self.events.chats_changed([user.id])
         return chat
 
     async def list_chats(self, user: User, limit: int | None = None,
@@ -313,6 +319,7 @@ class ChatService:
         joined: Event | None = await self.store.add_member(chat, user, self.now())
         if joined is not None:
             self.events.event_committed(joined)
+            self.events.chats_changed([user.id])  # the user's other tabs and devices
             chat = await self.chat(uri)  # last_seq is the join's now
         return chat
 
@@ -329,6 +336,7 @@ class ChatService:
             self.events.event_committed(event)
         if events:
             self.events.membership_ended(uri, user.id, "left", events[0].seq)
+            self.events.chats_changed([user.id])
 
     async def user_by_id(self, user_id: int) -> User:
         """A user by id, or NotFound."""

@@ -20,6 +20,7 @@ from chatire.frames import (
     CONTROL,
     EPHEMERAL,
     EVENT_PREFIX,
+    chats_event,
     deleted_event,
     event_payload,
     item_payload,
@@ -458,6 +459,11 @@ class Hub:
     def chat_deleted(self, chat_uri: str) -> None:
         self._announce(deleted_event(chat_uri), durable=True)
 
+    def chats_changed(self, user_ids: list[int]) -> None:
+        """Nudge these users' sockets to fetch their chat list again (never stored)."""
+        if user_ids:
+            self._announce(chats_event(user_ids, self._node))
+
     def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None:
         """A user read a chat up to seq: tell their other sockets, here and on every node."""
         self._announce(read_event(chat_uri, user_id, seq, self._node), origin)
@@ -538,6 +544,13 @@ class Hub:
             for conn in list(self._subs.get(uri, {})):
                 self._drop(conn, uri)
                 conn.send_json({"type": "unsubscribed", "chat": uri, "reason": "deleted"})
+        elif event.get("kind") == "chats":
+            if from_bus and event.get("node") == self._node:
+                return  # our own, back from the bus: its sockets were told already
+            users = set(event.get("users", ()))
+            for conn in list(self._conns):
+                if conn.user is not None and conn.user.id in users:
+                    conn.send_json({"type": "chats_changed"})
         elif event.get("kind") in ("presence", "presence_snapshot"):
             self.presence.heard(event)
         elif event.get("kind") == "revoke":

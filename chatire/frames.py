@@ -52,6 +52,13 @@ def leave_event(chat_uri: str, user_id: int, reason: str = "left",
                    "seq": seq})
 
 
+def chats_event(user_ids: list[int], node: str) -> bytes:
+    """The control event that tells these users' sockets, on every node, that their chat
+    list changed (a chat they did not follow was made, joined, left or deleted);
+    ``node`` names the daemon it comes from, which told its own sockets already."""
+    return encode({"kind": "chats", "users": user_ids, "node": node})
+
+
 def deleted_event(chat_uri: str) -> bytes:
     """The control event that ends every subscription to a deleted chat, on every node."""
     return encode({"kind": "deleted", "chat": chat_uri})

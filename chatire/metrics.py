@@ -224,6 +224,9 @@ class MeteredEvents:
     def chat_deleted(self, chat_uri: str) -> None:
         self._events.chat_deleted(chat_uri)
 
+    def chats_changed(self, user_ids: list[int]) -> None:
+        self._events.chats_changed(user_ids)
+
     def tokens_revoked(self, token_hashes: list[str]) -> None:
         self._events.tokens_revoked(token_hashes)
 

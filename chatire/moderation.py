@@ -76,7 +76,9 @@ class Moderation:
     async def delete(self, user: User, uri: str) -> None:
         """Delete the chat and everything in it (the owner)."""
         chat = await self._admin(user, uri, owner=True)
+        members: list[Member] = await self._store.members(chat.id)
         await self._store.delete_chat(chat)
+        self._chats.events.chats_changed([m.user.id for m in members])
         self._chats.forget(uri)
         self._chats.events.chat_deleted(uri)
 
@@ -105,6 +107,7 @@ class Moderation:
         if subject_role is not None:
             self._chats.events.membership_ended(uri, subject_id, "removed",
                                                 None if event is None else event.seq)
+            self._chats.events.chats_changed([subject_id])
 
     async def unban(self, user: User, uri: str, subject_id: int) -> None:
         chat = await self._admin(user, uri)
@@ -167,6 +170,7 @@ class Moderation:
         chat, joined = await self._store.use_invite(code, user, self._chats.now())
         if joined is not None:
             self._announce([joined])
+            self._chats.events.chats_changed([user.id])
             chat = await self._chats.chat(chat.uri)
         return chat
 
@@ -183,5 +187,7 @@ class Moderation:
             raise Invalid("a direct chat is with somebody else")
         found: tuple[Chat, bool] = await self._store.direct_chat(
             secrets.token_urlsafe(18), user, other, self._chats.now())
+        if found[1]:
+            self._chats.events.chats_changed([user.id, other.id])
         return found
 

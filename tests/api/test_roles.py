@@ -262,3 +262,22 @@ async def test_an_invite_expires_at_its_time(db_url: str) -> None:
     joined, event = await store.use_invite(invite.code, guest, now + timedelta(seconds=1))
     assert joined.uri == chat.uri and event is not None and event.kind == "join"
     await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_chat_list_changes_reach_the_users_sockets(api: Api) -> None:
+    """A chat made, joined or deleted elsewhere: the user's sockets are told to look again
+    (even one that follows no chat)."""
+    alice, bob, carol = await api.user(), await api.user(), await api.user()
+    bob_ws = await Socket.open(api.base_url, bob.token)
+    carol_ws = await Socket.open(api.base_url, carol.token)
+    await alice.call("POST", "/api/direct", {"username": bob.name})
+    assert await bob_ws.next_of("chats_changed", timeout=1.0) == {"type": "chats_changed"}
+    uri = await alice.new_chat()
+    await carol.join(uri)
+    assert await carol_ws.next_of("chats_changed", timeout=1.0) == {"type": "chats_changed"}
+    await alice.call("DELETE", f"/api/chats/{uri}")
+    assert await carol_ws.next_of("chats_changed", timeout=1.0) == {"type": "chats_changed"}
+    assert all(f.get("type") != "chats_changed" for f in bob_ws.frames.pending)
+    for ws in (bob_ws, carol_ws):
+        await ws.close()

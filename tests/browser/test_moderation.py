@@ -396,9 +396,10 @@ def test_message_opens_the_direct_chat_named_after_the_other_person(
     expect(details(ann).get_by_role("button", name=re.compile("^Message"))).to_have_count(0)
     send(ann, "hi Ben, just us")
 
-    # Ben's tab learns of the new chat when it looks again (here: on focus).
-    ben.evaluate("window.dispatchEvent(new Event('focus'))")
-    expect(chat_link(ben, "Ann Lee")).to_have_accessible_name(re.compile("1 unread"))
+    # Ben's tab learns of the new chat live: the server nudges his sockets
+    # (chats_changed), with no focus, no reload and no poll.
+    expect(chat_link(ben, "Ann Lee")).to_have_accessible_name(re.compile("1 unread"),
+                                                             timeout=3000)
     chat_link(ben, "Ann Lee").click()
     expect(ben.locator(".chat-name")).to_have_text("Ann Lee")
     expect(msg(ben, "hi Ben, just us")).to_be_visible()

@@ -387,6 +387,10 @@ export function startShell(root, me, { onSignOut }) {
       markRead(frame.chat, frame.seq, false);
       return;
     }
+    if (frame.type === "chats_changed") {
+      refreshSoon(); // a chat was made, joined, left or deleted elsewhere: fetch the list
+      return;
+    }
     if (frame.type === "presence") {
       if (frame.user) presence.set(frame.chat, frame.user.id, Boolean(frame.online));
       return;
