@@ -127,9 +127,10 @@ class Socket:
         self.protocol.sendMessage(data)
 
     async def next(self, timeout: float = 5.0,
-                   skip: tuple[str, ...] = ("presence",)) -> dict[str, Any]:
-        """The next frame, passing over presence frames (they come whenever a member's
-        sockets come and go; a test that wants them asks with next_of("presence"))."""
+                   skip: tuple[str, ...] = ("presence", "chats_changed")) -> dict[str, Any]:
+        """The next frame, passing over presence frames and chat-list nudges (they come
+        whenever a member's sockets come and go or a list changes; a test that wants them
+        asks with next_of)."""
         while True:
             d = self.frames.get()
             d.addTimeout(timeout, reactor)

@@ -169,7 +169,9 @@ def test_leaving_ends_the_subscription_and_revoking_closes_the_socket() -> None:
     conn = FakeConn(bob)
     run(node.subscribe(conn, bob, chat.uri, None))
     run(node.chats.leave(bob, chat.uri))
-    assert conn.control[-1] == {"type": "unsubscribed", "chat": chat.uri}
+    # The subscription ends; the user's sockets are also told their chat list changed.
+    assert conn.control[-2:] == [{"type": "unsubscribed", "chat": chat.uri},
+                                 {"type": "chats_changed"}]
     assert not node.hub.is_subscribed(conn, chat.uri)
     token, _ = run(node.chats.sign_in("bob", "correct horse", "192.0.2.1"))
     from chatire.auth import token_hash
