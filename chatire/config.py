@@ -50,7 +50,8 @@ class Config:
 #: ``--option`` spellings of PROTOCOL.md, ``-`` for ``_``.
 SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("db", str, "store URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB"),
-    ("bus", str, "bus URL: memory:// or amqp://USER:PASS@HOST:PORT/VHOST"),
+    ("bus", str, "bus URL: memory:// or amqp://USER:PASS@HOST:PORT/VHOST; repeat it (or "
+     "give a comma list) for the nodes of a RabbitMQ cluster"),
     ("max-message-chars", int, "longest message, in characters, after stripping"),
     ("max-body-bytes", int, "largest HTTP request body; past it 413"),
     ("max-frame-bytes", int, "largest WebSocket frame or message; past it close 1009"),

@@ -34,8 +34,45 @@ def preflight(config: Config) -> None:
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise SystemExit(f"chatire: cannot reach the database ({redacted(config.db)}): "
                          f"{first}") from None
+    check_broker(config.bus)
     raise_open_file_limit()
     return_big_blocks()
+
+
+def check_broker(url: str, timeout: float = 5.0) -> None:
+    """Raise SystemExit with the broker's reason if every node refuses us for good (a wrong
+    password, a vhost that is not there): that is a misconfiguration, not an outage. A
+    node that cannot be reached is an outage: the daemon starts and keeps retrying."""
+    if not url.startswith("amqp"):
+        return
+    import pika
+    from pika.exceptions import (
+        AMQPError,
+        ProbableAccessDeniedError,
+        ProbableAuthenticationError,
+    )
+
+    from chatire.bus._amqp_link import parse_url, split_urls
+
+    refused: list[str] = []
+    urls = split_urls(url)
+    for one in urls:
+        params, _ = parse_url(one)
+        params.socket_timeout = params.blocked_connection_timeout = timeout
+        params.connection_attempts, params.retry_delay = 1, 0
+        try:
+            pika.BlockingConnection(params).close()
+            return
+        except (ProbableAuthenticationError, ProbableAccessDeniedError) as e:
+            refused.append(f"{redacted(one)}: {e.__class__.__name__}: "
+                           f"{str(e).strip().splitlines()[0][:200]}")
+        except (AMQPError, OSError) as e:
+            log.warn("preflight: the broker at {url} cannot be reached now ({error}); "
+                     "starting anyway, the bus will keep retrying",
+                     url=redacted(one), error=e.__class__.__name__)
+    if refused and len(refused) == len(urls):
+        raise SystemExit("chatire: the broker refused the bus link (check the user, the "
+                         "password and the vhost of --bus): " + "; ".join(refused))
 
 
 #: glibc's mallopt parameter for the size past which malloc uses mmap.

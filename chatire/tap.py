@@ -57,6 +57,14 @@ class Options(usage.Options):
         print(version_line())
         raise SystemExit(0)
 
+    def opt_bus(self, value: str) -> None:
+        """Bus URL; several (repeated, or a comma list) name the nodes of one cluster."""
+        if "bus" not in self._flagged:  # the first flag replaces the variable's value
+            self._flagged.add("bus")
+            self["bus"] = value
+        else:
+            self["bus"] = f"{self['bus']},{value}"
+
     def opt_listen(self, value: str) -> None:
         """Endpoint string to serve on, e.g. tcp:8000:interface=127.0.0.1 (repeatable)."""
         self._append("listen", value)

@@ -10,8 +10,13 @@ from chatire.interfaces import IBus
 
 
 def bus_from_url(url: str, reactor: IReactorTime) -> IBus:
-    """The bus a ``--bus`` URL names: ``memory://`` or ``amqp://...``."""
-    scheme = urlsplit(url).scheme
+    """The bus a ``--bus`` URL names: ``memory://`` or ``amqp://...`` (several AMQP URLs,
+    separated by commas, for the nodes of one cluster)."""
+    schemes = {urlsplit(part.strip()).scheme for part in url.split(",") if part.strip()}
+    if len(schemes) > 1 or (len(url.split(",")) > 1 and schemes - {"amqp", "amqps"}):
+        raise ValueError("--bus: several URLs must all be amqp:// or amqps:// (the nodes "
+                         "of one RabbitMQ cluster)")
+    scheme = schemes.pop() if schemes else ""
     if scheme == "memory":
         from chatire.bus.memory import MemoryBus
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -16,6 +17,8 @@ from twisted.internet.endpoints import HostnameEndpoint, wrapClientTLS
 from twisted.internet.interfaces import (
     IAddress,
     IDelayedCall,
+    IProtocol,
+    IProtocolFactory,
     IReactorTime,
     IStreamClientEndpoint,
     ITCPTransport,
@@ -23,6 +26,7 @@ from twisted.internet.interfaces import (
 from twisted.internet.protocol import Factory, connectionDone
 from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from chatire._internals.pika import declare_and_bind, pending_error
 from chatire.urls import redacted
@@ -248,16 +252,68 @@ class Link(TwistedProtocolConnection):
             self._lost_waiters.fire(None)
 
 
+def split_urls(url: str) -> list[str]:
+    """The broker URLs of a ``--bus`` value: one, or several separated by commas."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
+class Nodes:
+    """The broker nodes of a cluster, in an order of this daemon's own, and the one in use:
+    a failed connect or set-up moves on to the next."""
+
+    def __init__(self, url: str, shuffle: Callable[[list[Any]], None] | None = None) -> None:
+        self.nodes = [parse_url(one) for one in split_urls(url)]
+        if not self.nodes:
+            raise ValueError("--bus: no AMQP URL given")
+        if shuffle is not None:
+            shuffle(self.nodes)
+        self.index = 0
+
+    @property
+    def params(self) -> Any:
+        return self.nodes[self.index][0]
+
+    @property
+    def where(self) -> str:
+        return f"{self.params.host}:{self.params.port}"
+
+    def failed(self) -> None:
+        """The node in use failed: the next attempt goes to the next one."""
+        self.index = (self.index + 1) % len(self.nodes)
+
+
+@implementer(IStreamClientEndpoint)
+class NodesEndpoint:
+    """An endpoint that connects to the cluster's node in use, and moves on when that
+    connect fails (ClientService retries it with its back-off)."""
+
+    def __init__(self, reactor: IReactorTime, nodes: Nodes, timeout: float) -> None:
+        self._reactor = reactor
+        self._nodes = nodes
+        self._timeout = timeout
+
+    def connect(self, protocolFactory: IProtocolFactory) -> Deferred[IProtocol]:
+        params, tls = self._nodes.nodes[self._nodes.index]
+        d: Deferred[IProtocol] = make_endpoint(self._reactor, params, tls,
+                                               self._timeout).connect(protocolFactory)
+
+        def failed(failure: Failure) -> Failure:
+            self._nodes.failed()
+            return failure
+
+        return d.addErrback(failed)
+
+
 class LinkFactory(Factory):
-    """Builds a fresh Link for each connection ClientService makes."""
+    """Builds a fresh Link for each connection ClientService makes, for the node in use."""
 
     noisy = False
 
-    def __init__(self, params: Any, reactor: IReactorTime, owner: LinkOwner) -> None:
-        self._args = (params, reactor, owner)
+    def __init__(self, nodes: Nodes, reactor: IReactorTime, owner: LinkOwner) -> None:
+        self._nodes, self._reactor, self._owner = nodes, reactor, owner
 
     def buildProtocol(self, addr: IAddress | None) -> Link:
-        return Link(*self._args)
+        return Link(self._nodes.params, self._reactor, self._owner)
 
 
 @attrs.define(eq=False)

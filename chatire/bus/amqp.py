@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -23,11 +24,11 @@ from chatire.bus._amqp_link import (
     EXCHANGE_PREFIX,
     Link,
     LinkFactory,
+    Nodes,
+    NodesEndpoint,
     Outbox,
     Pending,
     exchange_name,
-    make_endpoint,
-    parse_url,
 )
 from chatire.interfaces import BusHandler, IBus
 
@@ -82,8 +83,9 @@ class AMQPBus:
         connect_timeout: float = 10.0,
         clock: IReactorTime | None = None,
     ) -> None:
-        self._params, self._tls = parse_url(url)
-        self._where = f"{self._params.host}:{self._params.port}"
+        # Every daemon tries the cluster's nodes in an order of its own, so a cluster's
+        # daemons spread over its nodes and all of them do not fail over to the same one.
+        self._nodes = Nodes(url, shuffle=random.shuffle)
         self._reactor = reactor
         self._clock = clock if clock is not None else reactor  # for the unbind timers
         self._unbind_delay = unbind_delay
@@ -114,8 +116,8 @@ class AMQPBus:
         if self._service is not None:
             raise RuntimeError("AMQPBus.start() called twice")
         self._on_message, self._on_reconnect = on_message, on_reconnect
-        factory = LinkFactory(self._params, self._reactor, self)
-        endpoint = make_endpoint(self._reactor, self._params, self._tls, self._connect_timeout)
+        factory = LinkFactory(self._nodes, self._reactor, self)
+        endpoint = NodesEndpoint(self._reactor, self._nodes, self._connect_timeout)
         self._service = ClientService(
             endpoint, factory, retryPolicy=self._retry_delay, clock=self._reactor
         )
@@ -206,7 +208,7 @@ class AMQPBus:
         self.connected = True
         self.log.info(
             "AMQP bus up on {where}: queue {queue}, {chats} chats followed",
-            where=self._where, queue=link.queue, chats=len(link.bound),
+            where=self._nodes.where, queue=link.queue, chats=len(link.bound),
         )
         if self._on_reconnect is not None:
             try:
@@ -218,6 +220,8 @@ class AMQPBus:
         if self._closing:
             return
         self._setup_failures += 1
+        where = self._nodes.where
+        self._nodes.failed()  # the next attempt goes to the next node
         if failure.check(DeferredTimeoutError):
             reason = "timed out"
         else:
@@ -225,8 +229,9 @@ class AMQPBus:
         # The daemon retries even a refusal (the operator may fix the broker's side);
         # `refused` lets `chatire check` fail at once instead of waiting it out.
         self.log.warn(
-            "AMQP bus: setting up the link to {where} failed ({reason}); will retry",
-            where=self._where, reason=reason, failures=self._setup_failures,
+            "AMQP bus: setting up the link to {where} failed ({reason}); will retry on "
+            "{next}", where=where, next=self._nodes.where, reason=reason,
+            failures=self._setup_failures,
             refused=refused_for_good(link.close_reason or failure.value),
         )
         self._break(link)
@@ -239,7 +244,8 @@ class AMQPBus:
             return  # already logged, or the set-up failure will be
         self.log.warn(
             "AMQP bus: link to {where} lost ({reason}); reconnecting",
-            where=self._where, reason=repr(link.close_reason or reason.value), queue=link.queue,
+            where=self._nodes.where, reason=repr(link.close_reason or reason.value),
+            queue=link.queue,
         )
 
     def _channel_closed(self, reason: object, link: Link) -> None:
@@ -251,7 +257,7 @@ class AMQPBus:
             return
         self.log.warn(
             "AMQP bus: link to {where} broken ({why}); reconnecting",
-            where=self._where, why=why, queue=link.queue,
+            where=self._nodes.where, why=why, queue=link.queue,
         )
         self._break(link)
 

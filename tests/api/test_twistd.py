@@ -41,6 +41,12 @@ def test_options_in_help_have_protocol_names() -> None:
     (["--bus", "kafka://x"], "--bus: unsupported URL scheme"),
     (["--db", "postgresql://root@127.0.0.1:1/nothing"], "cannot reach the database"),
     (["--db", "sqlite:////nonexistent-dir/x.db"], "cannot write the SQLite database"),
+    # A broker that refuses us for good is a misconfiguration, not an outage: one line.
+    (["--bus", "amqp://guest:guest@127.0.0.1:5672/no-such-vhost-here"],
+     "the broker refused the bus link"),
+    (["--bus", "amqp://guest:not-the-password@127.0.0.1:5672/%2F"],
+     "the broker refused the bus link"),
+    (["--bus", "amqp://guest:guest@127.0.0.1:5672/%2F,memory://"], "must all be amqp"),
 ])
 def test_bad_set_ups_fail_with_one_clear_line(args: list[str], words: str) -> None:
     result = _twistd(*args)

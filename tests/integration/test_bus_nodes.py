@@ -1,0 +1,77 @@
+"""A RabbitMQ cluster's nodes in one --bus: a dead node is passed over for the next, and
+the flags, variables and logs say which node is in use."""
+
+from __future__ import annotations
+
+import random
+import socket
+from typing import Any
+
+import pytest
+import pytest_twisted
+
+from chatire.bus._amqp_link import Nodes
+from chatire.bus.amqp import AMQPBus
+from chatire.config import from_environment
+from chatire.tap import Options
+from chatire.testing import fresh_vhost
+from tests.support.daemons import sleep
+
+
+def _dead_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_nodes_take_turns_in_an_order_of_the_daemons_own() -> None:
+    nodes = Nodes("amqp://a:5672/%2F, amqp://b:5673/%2F,amqp://c:5674/%2F")
+    seen = []
+    for _ in range(4):
+        seen.append(nodes.where)
+        nodes.failed()
+    assert seen == ["a:5672", "b:5673", "c:5674", "a:5672"]
+    orders = {tuple(p.host for p, _ in Nodes("amqp://a/,amqp://b/,amqp://c/",
+                                             shuffle=random.Random(seed).shuffle).nodes)
+              for seed in range(20)}
+    assert len(orders) > 1  # daemons spread over the nodes
+
+
+def test_bus_flags_and_variables_name_several_nodes() -> None:
+    options = Options(environ={"CHATIRE_BUS": "amqp://x/%2F,amqp://y/%2F"})
+    options.parseOptions([])
+    assert options.config.bus == "amqp://x/%2F,amqp://y/%2F"
+    assert from_environment({"CHATIRE_BUS": "amqp://x/%2F,amqp://y/%2F"}).bus == (
+        "amqp://x/%2F,amqp://y/%2F")
+    options = Options(environ={"CHATIRE_BUS": "amqp://x/%2F"})
+    options.parseOptions(["--bus", "amqp://a/%2F", "--bus", "amqp://b/%2F"])
+    assert options.config.bus == "amqp://a/%2F,amqp://b/%2F"  # flags replace the variable
+
+
+@pytest.mark.rabbitmq
+@pytest_twisted.ensureDeferred
+async def test_a_dead_first_node_is_passed_over() -> None:
+    from twisted.internet import reactor
+
+    with fresh_vhost() as url:
+        dead = url.replace(":5672/", f":{_dead_port()}/")
+        bus = AMQPBus(f"{dead},{url}", reactor, retry_policy=lambda attempt: 0.1)
+        bus._nodes.index = 0  # the dead one first, whatever the shuffle chose
+        got: list[Any] = []
+        bus.start(lambda uri, seq, payload, ack: (got.append(payload), ack()), lambda: None)
+        try:
+            for _ in range(100):
+                if bus.connected:
+                    break
+                await sleep(0.05)
+            assert bus.connected and bus._nodes.where.endswith(":5672")
+            bus.follow("nodes-chat")
+            await sleep(0.3)
+            await bus.publish("nodes-chat", 1, b"over the live node")
+            for _ in range(60):
+                if got:
+                    break
+                await sleep(0.05)
+            assert got == [b"over the live node"]
+        finally:
+            await bus.stop()
