@@ -178,13 +178,17 @@ async def test_the_owner_leaving_hands_over_and_the_last_member_deletes(api: Api
 
 
 @pytest_twisted.ensureDeferred
-async def test_deleting_a_chat_ends_every_subscription(api: Api) -> None:
+async def test_deleting_a_chat_ends_every_subscription(api: Api, config: Any) -> None:
+    from tests.api.test_read_state import _every_text
+
     owner, admin, member, _other, uri = await _group(api)
     sockets = [await Socket.open(api.base_url, user.token) for user in (admin, member)]
     for ws in sockets:
         await ws.subscribe(uri)
     await member.post(uri, "soon gone")
+    assert "soon gone" in _every_text(config.db)
     assert (await owner.call("DELETE", f"/api/chats/{uri}"))[0] == 204
+    assert "soon gone" not in _every_text(config.db)  # erased from the store itself
     for ws in sockets:
         ended = await ws.next_of("unsubscribed", timeout=1.0)
         assert ended == {"type": "unsubscribed", "chat": uri, "reason": "deleted"}

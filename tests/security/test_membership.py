@@ -53,6 +53,7 @@ async def _setup(api: Api) -> tuple[Any, Any, Any, str]:
     uri = await alice.new_chat()
     await bob.join(uri)
     await alice.post(uri, "members only")  # seq 2 (bob's join is seq 1)
+    await stranger.new_chat("the stranger's own")  # a member of another chat
     return alice, bob, stranger, uri
 
 
@@ -95,6 +96,14 @@ async def test_every_route_on_a_chat_is_refused_to_a_non_member(make_daemon: Any
     # Joining is the invitation: then the stranger is a member like any other.
     assert (await stranger.call("POST", f"/api/chats/{uri}/members"))[0] == 200
     assert (await stranger.call("GET", f"/api/chats/{uri}/messages"))[0] == 200
+    # Removed and banned: a non-member again, and the link no longer lets them in.
+    status, _ = await alice.call("DELETE", f"/api/chats/{uri}/members/{stranger.id}?ban=1")
+    assert status == 204
+    for (method, path, query), expected in REFUSED.items():
+        status, _ = await stranger.call(method.upper(), fill_path(path, uri) + query,
+                                        BODIES.get((method, path)))
+        assert status == expected, (method, path, "removed")
+    assert (await stranger.call("POST", f"/api/chats/{uri}/members"))[0] == 403
 
 
 #: The frames a non-member may send about a chat, and what each gets.
