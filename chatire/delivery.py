@@ -82,6 +82,7 @@ class Hub:
                                  grace=presence_grace, seen=self._seen)
         self._last_seen_written: dict[int, float] = {}
         self._applied: dict[int, float] = {}  # control events kept in the store, applied
+        self._control_read: float | None = None  # when the store's control events were read
         self._sweeps = 0
 
     # -- lifecycle ------------------------------------------------------------------
@@ -492,10 +493,14 @@ class Hub:
         """Apply the control events other nodes kept in the store that this node has not
         applied yet: the store, not the bus, is what enforces them."""
         now = self._clock.seconds()
+        # From a window before the last read that worked: a store outage longer than the
+        # window loses nothing (the store keeps ten windows).
+        last = self._control_read if self._control_read is not None else now
         try:
-            kept = await self.store.control_since(utc_from_timestamp(now - CONTROL_WINDOW))
+            kept = await self.store.control_since(utc_from_timestamp(last - CONTROL_WINDOW))
         except ChatireError:
             return
+        self._control_read = now
         for event_id, event in kept:
             if event_id not in self._applied:
                 self._applied[event_id] = now
@@ -504,7 +509,7 @@ class Hub:
                 except Exception:
                     log.failure("bad control event in the store")
         for event_id, seen in list(self._applied.items()):
-            if now - seen > 2 * CONTROL_WINDOW:
+            if now - seen > 12 * CONTROL_WINDOW:  # past what the store keeps
                 del self._applied[event_id]
         self._sweeps += 1
         if self._sweeps % 30 == 0:  # about once a minute: forget what every node has seen

@@ -65,3 +65,27 @@ def test_without_the_store_log_the_cut_off_node_would_not_know() -> None:
     run(a.chats.leave(bob, chat.uri))
     clock.advance(10.0)
     assert b.hub.is_subscribed(bob_on_b, chat.uri)
+
+
+def test_a_store_outage_longer_than_the_window_loses_no_control_event() -> None:
+    """Reads resume from the last one that worked, not from a fixed window back."""
+    from twisted.internet.defer import fail
+
+    from chatire.errors import Unavailable
+
+    clock, a, b = _cut_off()
+    alice, bob = a.user("alice"), a.user("bob")
+    chat = a.chat(alice, bob)
+    bob_on_b = FakeConn(bob)
+    run(b.subscribe(bob_on_b, bob, chat.uri, None))
+    clock.advance(2.0)  # b has read the log once
+    b.bus.stop()
+    reading = b.hub.store.control_since
+    b.hub.store.control_since = lambda since: fail(Unavailable("down"))  # type: ignore
+    run(a.chats.leave(bob, chat.uri))
+    for _ in range(60):  # two minutes without the store on b
+        clock.advance(2.0)
+    assert b.hub.is_subscribed(bob_on_b, chat.uri)
+    b.hub.store.control_since = reading  # type: ignore
+    clock.advance(2.0)
+    assert not b.hub.is_subscribed(bob_on_b, chat.uri)
