@@ -459,6 +459,7 @@ class Hub:
 
     def chat_deleted(self, chat_uri: str) -> None:
         self._announce(deleted_event(chat_uri), durable=True)
+        self.bus.remove(chat_uri)  # its exchange goes: nothing is left on the broker
 
     def chats_changed(self, user_ids: list[int]) -> None:
         """Nudge these users' sockets to fetch their chat list again (never stored)."""

@@ -234,3 +234,6 @@ class IBus(Interface):
 
     def unfollow(chat_uri: str) -> None:
         """Stop receiving them (the implementation may do it lazily)."""
+
+    def remove(chat_uri: str) -> None:
+        """The chat was deleted: remove whatever the bus keeps for it (its exchange)."""

@@ -289,6 +289,9 @@ class MeteredBus:
     def unfollow(self, chat_uri: str) -> None:
         self._bus.unfollow(chat_uri)
 
+    def remove(self, chat_uri: str) -> None:
+        self._bus.remove(chat_uri)
+
 
 class MeteredEngine:
     """A store Engine that times every transaction and counts the ones that fail."""

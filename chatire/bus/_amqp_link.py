@@ -178,6 +178,14 @@ class Link(TwistedProtocolConnection):
         d: Deferred[None] = self.chan.queue_unbind(queue=self.queue, exchange=exchange_name(uri))
         return d.addCallback(_ignore)
 
+    def delete_exchange(self, uri: str) -> Deferred[None]:
+        """Delete the chat's exchange (idempotent on RabbitMQ; its bindings go with it)."""
+        assert self.chan is not None
+        self.bound.discard(uri)
+        self.declared.discard(uri)
+        d: Deferred[None] = self.chan.exchange_delete(exchange=exchange_name(uri))
+        return d.addCallback(_ignore)
+
     def _declare(self, uri: str) -> list[Pending]:
         """Declare the exchange; publishes wait in the returned list until DeclareOk.
 

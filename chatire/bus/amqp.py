@@ -95,6 +95,7 @@ class AMQPBus:
         self._outbox = Outbox(outbox_size)
         self._followed: set[str] = set()
         self._unbind_timers: dict[str, IDelayedCall] = {}
+        self._removed: set[str] = set()  # deleted chats whose exchanges are still to go
         self._link: Link | None = None
         self._service: ClientService | None = None
         self._on_message: BusHandler | None = None
@@ -165,6 +166,23 @@ class AMQPBus:
                 self._unbind_delay, self._unbind, chat_uri
             )
 
+    def remove(self, chat_uri: str) -> None:
+        """The chat was deleted: delete its exchange now, or once the link is back."""
+        self._followed.discard(chat_uri)
+        timer = self._unbind_timers.pop(chat_uri, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+        self._removed.add(chat_uri)
+        self._delete_removed()
+
+    def _delete_removed(self) -> None:
+        link = self._link
+        if link is None or link.broken or not link.up:
+            return
+        for uri in sorted(self._removed):
+            link.delete_exchange(uri).addErrback(self._log_rpc_failure, "delete", uri)
+        self._removed.clear()
+
     # -- connection life cycle ------------------------------------------------
 
     def _retry_delay(self, attempt: int) -> float:
@@ -205,6 +223,7 @@ class AMQPBus:
         consuming.addErrback(lambda f: self.log.failure("AMQP consumer loop failed", f))
         for item in self._outbox.take_all():
             link.send(item)
+        self._delete_removed()
         self.connected = True
         self.log.info(
             "AMQP bus up on {where}: queue {queue}, {chats} chats followed",

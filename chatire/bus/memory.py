@@ -60,6 +60,9 @@ class MemoryBus:
     def unfollow(self, chat_uri: str) -> None:
         self._followed.discard(chat_uri)
 
+    def remove(self, chat_uri: str) -> None:
+        self._followed.discard(chat_uri)  # the broker in memory keeps nothing per chat
+
     def deliver(self, chat_uri: str, seq: int, payload: bytes) -> None:
         """Called by the broker: pass on a message of a followed chat."""
         if self._on_message is not None and chat_uri in self._followed:

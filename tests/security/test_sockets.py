@@ -127,6 +127,16 @@ async def test_non_members_and_made_up_chats_declare_nothing_on_the_broker(
             break
         await sleep(0.1)
     assert await _exchanges(vhost) == before | {f"chatire.chat.{uri}"}
+    # Deleting the chat removes its exchange (and with it every daemon's binding).
+    assert (await alice.call("DELETE", f"/api/chats/{uri}"))[0] == 204
+    for _ in range(50):
+        if f"chatire.chat.{uri}" not in await _exchanges(vhost):
+            break
+        await sleep(0.1)
+    assert await _exchanges(vhost) == before
+    assert not [b for b in await _bindings(vhost) if uri in b[0]]
+    await member.close()
+    await ws.close()
 
 
 @pytest_twisted.ensureDeferred
