@@ -47,6 +47,8 @@ class Presence:
         self._users: dict[int, User] = {}
         # Other nodes: node -> (when last heard, the (chat, user) pairs online there)
         self._remote: dict[str, tuple[float, set[tuple[str, int]]]] = {}
+        self._by_chat: dict[str, set[int]] = {}  # users online here, by chat
+        self._remote_by_chat: dict[tuple[str, str], set[int]] = {}  # (node, chat) -> users
         self._snapshots = LoopingCall(self._snapshot)
         self._snapshots.clock = clock
         self._snapshot_interval = snapshot_interval
@@ -71,12 +73,36 @@ class Presence:
         return key in self._local or key in self._leaving
 
     def online(self, chat: str) -> list[int]:
-        """The ids of the users online in a chat, on any node."""
-        ids = {user for (uri, user) in self._local if uri == chat}
-        ids |= {user for (uri, user) in self._leaving if uri == chat}
-        for _, pairs in self._remote.values():
-            ids |= {user for (uri, user) in pairs if uri == chat}
+        """The ids of the users online in a chat, on any node (the chat's own entries
+        only: a subscribe costs the same however many chats the node follows)."""
+        ids = set(self._by_chat.get(chat, ()))
+        for node in self._remote:
+            ids |= self._remote_by_chat.get((node, chat), set())
         return sorted(ids)
+
+    def _index(self, chat: str, user_id: int) -> None:
+        """Keep _by_chat in step with _local and _leaving for one (chat, user)."""
+        key = (chat, user_id)
+        if key in self._local or key in self._leaving:
+            self._by_chat.setdefault(chat, set()).add(user_id)
+        else:
+            users = self._by_chat.get(chat)
+            if users is not None:
+                users.discard(user_id)
+                if not users:
+                    del self._by_chat[chat]
+
+    def _index_remote(self, node: str, added: set[tuple[str, int]],
+                      removed: set[tuple[str, int]]) -> None:
+        """Keep one node's per-chat index in step with what it added and removed."""
+        for chat, user_id in removed:
+            users = self._remote_by_chat.get((node, chat))
+            if users is not None:
+                users.discard(user_id)
+                if not users:
+                    del self._remote_by_chat[(node, chat)]
+        for chat, user_id in added:
+            self._remote_by_chat.setdefault((node, chat), set()).add(user_id)
 
     def is_online(self, chat: str, user_id: int) -> bool:
         return user_id in self.online(chat)
@@ -92,6 +118,7 @@ class Presence:
             return
         count = self._local.get(key, 0)
         self._local[key] = count + 1
+        self._index(chat, user.id)
         if count == 0:
             was = self._elsewhere(key)
             self._announce({"kind": "presence", "node": self._node, "chat": chat,
@@ -109,11 +136,13 @@ class Presence:
         if count == 1:
             del self._local[key]
             self._leaving[key] = self._clock.callLater(self._grace, self._gone, key)
+            self._index(chat, user.id)
 
     def _gone(self, key: tuple[str, int]) -> None:
         """The grace ran out with no socket back: this node no longer has the user."""
         self._leaving.pop(key, None)
         chat, user_id = key
+        self._index(chat, user_id)
         user = self._users.get(user_id)
         if user is None:
             return
@@ -140,35 +169,43 @@ class Presence:
                                    if user in self._users]})
 
     def heard(self, event: dict[str, Any]) -> None:
-        """A presence event or snapshot from the control channel (our own are ignored)."""
+        """A presence event or snapshot from the control channel (our own are ignored).
+
+        An event costs O(1), a snapshot O(that node's pairs): nothing is rescanned.
+        """
         node = event.get("node")
         if not isinstance(node, str) or node == self._node:
             return
         now = self._clock.seconds()
         _, pairs = self._remote.get(node, (now, set()))
-        before = set(pairs)
         if event.get("kind") == "presence":
             user = _user(event["user"])
             self._users.setdefault(user.id, user)
             key = (event["chat"], user.id)
-            (pairs.add if event.get("online") else pairs.discard)(key)
+            online = bool(event.get("online"))
+            added = {key} if online and key not in pairs else set()
+            removed = {key} if not online and key in pairs else set()
+            (pairs.add if online else pairs.discard)(key)
         else:  # a snapshot: that node's whole answer now
-            pairs = set()
+            fresh: set[tuple[str, int]] = set()
             for chat, user_json in event.get("online", ()):
                 user = _user(user_json)
                 self._users.setdefault(user.id, user)
-                pairs.add((chat, user.id))
+                fresh.add((chat, user.id))
+            added, removed = fresh - pairs, pairs - fresh
+            pairs = fresh
         self._remote[node] = (now, pairs)
-        self._compare(before, pairs, node)
+        self._index_remote(node, added, removed)
+        self._compare(added, removed, node)
         self._expire()
 
-    def _compare(self, before: set[tuple[str, int]], after: set[tuple[str, int]],
+    def _compare(self, added: set[tuple[str, int]], removed: set[tuple[str, int]],
                  node: str) -> None:
         """Tell of every (chat, user) whose cluster-wide answer a node's change flipped."""
-        for key in after - before:
+        for key in added:
             if not self._here_now(key) and not self._elsewhere_but(key, node):
                 self._changed(key[0], self._users[key[1]], True)
-        for key in before - after:
+        for key in removed:
             if not self._here_now(key) and not self._elsewhere(key):
                 self._changed(key[0], self._users[key[1]], False)
 
@@ -181,7 +218,8 @@ class Presence:
         for node, (heard, pairs) in list(self._remote.items()):
             if now - heard > self._expiry:
                 del self._remote[node]
-                self._compare(pairs, set(), node)
+                self._index_remote(node, set(), pairs)
+                self._compare(set(), pairs, node)
 
 
 def _user(data: dict[str, Any]) -> User:

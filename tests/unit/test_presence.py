@@ -84,3 +84,30 @@ def test_a_dead_nodes_users_go_offline_within_90_seconds() -> None:
     for _ in range(30):
         clock.advance(1)
     assert _presence(watcher) == [(bob.id, True), (bob.id, False)]
+
+
+def test_the_per_chat_index_follows_events_snapshots_and_expiry() -> None:
+    from chatire.model import User
+    from chatire.presence import Presence
+
+    clock = Clock()
+    told: list[tuple[str, int, bool]] = []
+    here = Presence("here", clock, lambda event: None,
+                    lambda chat, user, online: told.append((chat, user.id, online)))
+    here.start()
+    ann, ben = User(1, "ann", "Ann"), User(2, "ben", "Ben")
+    here.subscribed("c1", ann)
+    here.heard({"kind": "presence", "node": "n2", "chat": "c2", "user": ben.to_json(),
+                "online": True})
+    assert (here.online("c1"), here.online("c2"), here.online("c3")) == ([1], [2], [])
+    here.heard({"kind": "presence_snapshot", "node": "n2",
+                "online": [["c1", ben.to_json()], ["c3", ben.to_json()]]})
+    assert (here.online("c1"), here.online("c2"), here.online("c3")) == ([1, 2], [], [2])
+    assert told[:2] == [("c1", 1, True), ("c2", 2, True)]
+    assert sorted(told[2:]) == [("c1", 2, True), ("c2", 2, False), ("c3", 2, True)]
+    clock.advance(91)  # n2 fell silent: expired
+    assert (here.online("c1"), here.online("c3")) == ([1], [])
+    here.unsubscribed("c1", ann)
+    assert here.online("c1") == [1]  # within the grace
+    clock.advance(16)
+    assert here.online("c1") == []
