@@ -15,34 +15,26 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from chatire.control import NodeControl
 from chatire.errors import ChatireError, Forbidden, Invalid, RateLimited
 from chatire.frames import (
     CONTROL,
     EPHEMERAL,
     EVENT_PREFIX,
-    chats_event,
-    deleted_event,
     event_payload,
     item_payload,
-    leave_event,
     message_payload,
-    read_event,
-    revoke_event,
 )
 from chatire.interfaces import IBus, IStore
 from chatire.jsonin import encode
-from chatire.model import Chat, Event, Message, Timeline, User, utc_from_timestamp
-from chatire.presence import Presence
+from chatire.model import Chat, Event, Message, Timeline, User
+from chatire.presence import LastSeen, Presence
 from chatire.subscription import Ack, PendingCheck, Subscriber, Subscription
 from chatire.typing_gate import TypingGate
 from chatire.waiters import Waiters
 
 log = Logger()
 
-#: Seconds of control events each sweep reads back from the store (a node whose bus and
-#: sweeps both stalled longer than this misses nothing it needs: tokens are checked
-#: again at every authentication, memberships at every subscribe and post).
-CONTROL_WINDOW = 60.0
 
 class Hub:
     """Delivers every committed message to every local subscriber once, in seq order."""
@@ -77,13 +69,10 @@ class Hub:
         self.publish_failures = 0
         self.gap_fills = 0  # fills from the store started (exported by chatire.metrics)
         self._last_failure_log = float("-inf")
-        self._node = secrets.token_hex(8)  # names this node's own control events
-        self.presence = Presence(self._node, clock, self._tell_nodes, self._presence_changed,
-                                 grace=presence_grace, seen=self._seen)
-        self._last_seen_written: dict[int, float] = {}
-        self._applied: dict[int, float] = {}  # control events kept in the store, applied
-        self._control_read: float | None = None  # when the store's control events were read
-        self._sweeps = 0
+        node = secrets.token_hex(8)  # names this node's own control events
+        self.control = NodeControl(self, store, bus, clock, node, self._publish_failed)
+        self.presence = Presence(node, clock, self.control.tell_nodes, self._presence_changed,
+                                 grace=presence_grace, seen=LastSeen(store, clock).left)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -102,26 +91,10 @@ class Hub:
 
     # -- presence --------------------------------------------------------------------
 
-    def _tell_nodes(self, event: dict[str, Any]) -> None:
-        """A presence change or snapshot of this node, to the others (never stored)."""
-        self.bus.publish(CONTROL, EPHEMERAL, encode(event)).addErrback(
-            self._publish_failed, CONTROL)
-
     def _presence_changed(self, uri: str, user: User, online: bool) -> None:
         frame = {"type": "presence", "chat": uri, "user": user.to_json(), "online": online}
         for conn in list(self._subs.get(uri, {})):
             conn.send_json(frame)
-
-    def _seen(self, user_id: int) -> None:
-        """A user left this node: note when they were last seen (once a minute at most)."""
-        now = self._clock.seconds()
-        if now - self._last_seen_written.get(user_id, float("-inf")) < 60.0:
-            return
-        self._last_seen_written[user_id] = now
-        if len(self._last_seen_written) > 100_000:
-            self._last_seen_written.clear()
-        self.store.touch_seen([user_id], utc_from_timestamp(now)).addErrback(
-            lambda f: log.warn("last_seen not written: {error}", error=str(f.value)))
 
     def connections(self) -> list[Subscriber]:
         return list(self._conns)
@@ -311,7 +284,7 @@ class Hub:
                        ack: Callable[[], None]) -> None:
         try:
             if uri == CONTROL:
-                self._control(payload, from_bus=True)
+                self.control.apply(payload, from_bus=True)
             elif seq == EPHEMERAL:
                 self._typed(uri, payload)
             else:
@@ -437,7 +410,7 @@ class Hub:
         return Deferred.fromCoroutine(self._sweep_once())
 
     async def _sweep_once(self) -> None:
-        await self._replay_control()
+        await self.control.replay()
         uris = list(self._subs)
         if not uris:
             return
@@ -451,116 +424,32 @@ class Hub:
                     sub.target = max(sub.target, last_seq)
                     self._catch_up(sub)
 
-    # -- control: revocation and membership ------------------------------------------------
+    # -- control: what ChatService tells the node, applied by chatire.control ------------
 
     def membership_ended(self, chat_uri: str, user_id: int, reason: str = "left",
                          seq: int | None = None) -> None:
-        self._announce(leave_event(chat_uri, user_id, reason, seq), durable=True)
+        self.control.membership_ended(chat_uri, user_id, reason, seq)
 
     def chat_deleted(self, chat_uri: str) -> None:
-        self._announce(deleted_event(chat_uri), durable=True)
-        self.bus.remove(chat_uri)  # its exchange goes: nothing is left on the broker
+        self.control.chat_deleted(chat_uri)
 
     def chats_changed(self, user_ids: list[int]) -> None:
-        """Nudge these users' sockets to fetch their chat list again (never stored)."""
-        if user_ids:
-            self._announce(chats_event(user_ids, self._node))
+        self.control.chats_changed(user_ids)
 
     def read_marked(self, chat_uri: str, user_id: int, seq: int, origin: object) -> None:
-        """A user read a chat up to seq: tell their other sockets, here and on every node."""
-        self._announce(read_event(chat_uri, user_id, seq, self._node), origin)
+        self.control.read_marked(chat_uri, user_id, seq, origin)
 
     def tokens_revoked(self, token_hashes: list[str]) -> None:
-        if token_hashes:
-            self._announce(revoke_event(token_hashes), durable=True)
+        self.control.tokens_revoked(token_hashes)
 
-    def _announce(self, event: bytes, origin: object = None, durable: bool = False) -> None:
-        """Act on a control event here at once, and tell the other nodes: on the bus, and
-        (``durable``: what enforces a sign-out, a leave, a removal or a deletion) in the
-        store, where every node's sweep finds it even if the bus lost it."""
-        self._control(event, origin)
-        self.bus.publish(CONTROL, EPHEMERAL, event).addErrback(self._publish_failed, CONTROL)
-        if durable:
-            now = utc_from_timestamp(self._clock.seconds())
-            self.store.log_control(event.decode(), now).addCallbacks(
-                self._mark_applied,
-                lambda f: log.warn("control event not kept in the store: {error}",
-                                   error=str(f.value)))
+    def subscribers(self, uri: str) -> list[tuple[Subscriber, Subscription]]:
+        """The local subscriptions to a chat, as (connection, subscription)."""
+        return list(self._subs.get(uri, {}).items())
 
-    def _mark_applied(self, event_id: int) -> None:
-        self._applied[event_id] = self._clock.seconds()
-
-    async def _replay_control(self) -> None:
-        """Apply the control events other nodes kept in the store that this node has not
-        applied yet: the store, not the bus, is what enforces them."""
-        now = self._clock.seconds()
-        # From a window before the last read that worked: a store outage longer than the
-        # window loses nothing (the store keeps ten windows).
-        last = self._control_read if self._control_read is not None else now
-        try:
-            kept = await self.store.control_since(utc_from_timestamp(last - CONTROL_WINDOW))
-        except ChatireError:
-            return
-        self._control_read = now
-        for event_id, event in kept:
-            if event_id not in self._applied:
-                self._applied[event_id] = now
-                try:
-                    self._control(event.encode(), from_bus=True)
-                except Exception:
-                    log.failure("bad control event in the store")
-        for event_id, seen in list(self._applied.items()):
-            if now - seen > 12 * CONTROL_WINDOW:  # past what the store keeps
-                del self._applied[event_id]
-        self._sweeps += 1
-        if self._sweeps % 30 == 0:  # about once a minute: forget what every node has seen
-            self.store.prune_control(utc_from_timestamp(now - 10 * CONTROL_WINDOW)).addErrback(
-                lambda f: None)
-
-    def _control(self, payload: bytes, origin: object = None, from_bus: bool = False) -> None:
-        event = json.loads(payload)
-        if event.get("kind") == "read":
-            if from_bus and event.get("node") == self._node:
-                return  # our own, back from the bus: its sockets were told already
-            uri, user_id = event["chat"], event["user"]
-            frame = {"type": "read", "chat": uri, "seq": event["seq"]}
-            for conn in list(self._subs.get(uri, {})):
-                if conn is not origin and conn.user is not None and conn.user.id == user_id:
-                    conn.send_json(frame)
-        elif event.get("kind") == "leave":
-            uri, user_id = event["chat"], event["user"]
-            ended: dict[str, Any] = {"type": "unsubscribed", "chat": uri}
-            if event.get("reason", "left") != "left":  # a leave says nothing more (v1)
-                ended["reason"] = event["reason"]
-            for check in self._checks.get((uri, user_id), ()):
-                check.left = True
-            seq = event.get("seq")
-            for conn, sub in list(self._subs.get(uri, {}).items()):
-                if conn.user is not None and conn.user.id == user_id:
-                    if isinstance(seq, int) and sub.since >= seq:
-                        continue  # made after a later join: this leave is not its end
-                    self._drop(conn, uri)
-                    conn.send_json(ended)
-        elif event.get("kind") == "deleted":
-            uri = event["chat"]
-            for (chat, _), checks in self._checks.items():
-                if chat == uri:
-                    for check in checks:
-                        check.left = True
-            for conn in list(self._subs.get(uri, {})):
-                self._drop(conn, uri)
-                conn.send_json({"type": "unsubscribed", "chat": uri, "reason": "deleted"})
-        elif event.get("kind") == "chats":
-            if from_bus and event.get("node") == self._node:
-                return  # our own, back from the bus: its sockets were told already
-            users = set(event.get("users", ()))
-            for conn in list(self._conns):
-                if conn.user is not None and conn.user.id in users:
-                    conn.send_json({"type": "chats_changed"})
-        elif event.get("kind") in ("presence", "presence_snapshot"):
-            self.presence.heard(event)
-        elif event.get("kind") == "revoke":
-            revoked = set(event["tokens"])
-            for conn in list(self._conns):
-                if conn.token_hash in revoked:
-                    conn.close(4001, "token revoked")
+    def turn_down_checks(self, uri: str, user_id: int | None) -> None:
+        """Subscribes to a chat still waiting for ChatService's word (of one user, or of
+        everyone) will be refused: the membership or the chat ended meanwhile."""
+        for (chat, user), checks in self._checks.items():
+            if chat == uri and (user_id is None or user == user_id):
+                for check in checks:
+                    check.left = True

@@ -8,8 +8,12 @@ from typing import Any
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 
-from chatire.model import User
+from chatire.interfaces import IStore
+from chatire.model import User, utc_from_timestamp
+
+log = Logger()
 
 #: Seconds between a node's snapshots; a node silent for EXPIRY_SNAPSHOTS of them is gone.
 SNAPSHOT_INTERVAL = 30.0
@@ -220,6 +224,26 @@ class Presence:
                 del self._remote[node]
                 self._index_remote(node, set(), pairs)
                 self._compare(set(), pairs, node)
+
+
+class LastSeen:
+    """Writes when a user was last online, as they leave a node: once a minute at most."""
+
+    def __init__(self, store: IStore, clock: IReactorTime, every: float = 60.0) -> None:
+        self._store = store
+        self._clock = clock
+        self._every = every
+        self._written: dict[int, float] = {}
+
+    def left(self, user_id: int) -> None:
+        now = self._clock.seconds()
+        if now - self._written.get(user_id, float("-inf")) < self._every:
+            return
+        self._written[user_id] = now
+        if len(self._written) > 100_000:
+            self._written.clear()
+        self._store.touch_seen([user_id], utc_from_timestamp(now)).addErrback(
+            lambda f: log.warn("last_seen not written: {error}", error=str(f.value)))
 
 
 def _user(data: dict[str, Any]) -> User:
