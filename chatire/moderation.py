@@ -37,13 +37,18 @@ class Moderation:
 
     async def _admin(self, user: User, uri: str, *, owner: bool = False) -> Chat:
         """The group chat if the user runs it (``owner``: owns it); Forbidden otherwise."""
+        return (await self._running(user, uri, owner=owner))[0]
+
+    async def _running(self, user: User, uri: str, *,
+                       owner: bool = False) -> tuple[Chat, str]:
+        """_admin, and the user's role."""
         chat, role = await self._standing(user, uri)
         if chat.kind != "group":
             raise Forbidden("a direct chat has no roles, settings or invites")
         if role != "owner" and (owner or role not in ADMINS):
             raise Forbidden("only the owner may do that" if owner
                             else "only an admin or the owner may do that")
-        return chat
+        return chat, role
 
     def _announce(self, events: list[Event]) -> None:
         for event in events:
@@ -87,19 +92,15 @@ class Moderation:
     async def remove(self, user: User, uri: str, subject_id: int, ban: bool) -> None:
         """Put a member out, and with ``ban`` keep them out: the owner removes anyone else,
         an admin removes members only."""
-        chat = await self._admin(user, uri)
+        chat, actor_role = await self._running(user, uri)
         if subject_id == user.id:
             raise Invalid("to leave a chat, leave it")
-        actor_role = await self._store.membership(chat.id, user.id)
         subject_role: str | None = await self._store.membership(chat.id, subject_id)
         if subject_role is not None and actor_role != "owner" and subject_role != "member":
             raise Forbidden("an admin may remove members only")
-        if subject_role is None:
-            if not ban:
-                raise NotFound("that user is not a member of this chat")
-            subject = await self._chats.user_by_id(subject_id)
-        else:
-            subject = (await self._member(chat, subject_id)).user
+        if subject_role is None and not ban:
+            raise NotFound("that user is not a member of this chat")
+        subject = await self._chats.user_by_id(subject_id)
         event: Event | None = await self._store.remove(chat, user, subject, ban,
                                                        self._chats.now())
         if event is not None:
