@@ -12,6 +12,7 @@ import pytest_twisted
 
 from chatire.config import Config
 from tests.conftest import start_daemon, stop_daemon
+from tests.notify.peers import Inbox, listen_smtp
 from tests.support.client import Api, Socket, User
 from tests.support.receiver import Receiver, settled
 
@@ -214,3 +215,39 @@ async def test_without_allow_private_a_loopback_webhook_gets_nothing(
     assert receiver.requests == []
     failures = strict_daemon.metrics.notification_failures.labels("webhook")._value.get()
     assert failures >= 1
+
+
+@pytest_twisted.async_yield_fixture
+async def relay_daemon(config: Config) -> AsyncIterator[tuple[Any, Inbox]]:
+    inbox, port = listen_smtp()
+    relay = f"smtp://127.0.0.1:{port.getHost().port}"
+    service = await start_daemon(attrs.evolve(config, smtp=relay, mail_from="chat@example.org"))
+    yield service, inbox
+    await stop_daemon(service)
+    await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_mention_reaches_an_email_address_through_the_relay(
+        relay_daemon: tuple[Any, Inbox]) -> None:
+    service, inbox = relay_daemon
+    alice, bob, uri = await _pair(Api(service.base_url))
+    status, body = await bob.call("GET", "/api/me/notifications")
+    assert status == 200 and body["email_enabled"] is True
+    shown = await _settings(bob, delay=0, email="bob@example.org")
+    assert shown["email"] == "bob@example.org"
+    await alice.post(uri, "@bob the report is ready\nsecond line")
+    for _ in range(100):
+        if inbox.mails:
+            break
+        await settled(0.1)
+    [mail] = inbox.mails
+    message = mail.message
+    assert (mail.sender, mail.recipient) == ("chat@example.org", "bob@example.org")
+    assert message["Subject"] == "1 new message in Team"
+    text = message.get_content()
+    assert "@bob the report is ready" in text and "    second line" in text
+    assert f"https://chat.example.org/c/{uri}" in text
+    assert "n_" in message["Message-ID"]
+    await settled(1.5)
+    assert len(inbox.mails) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -241,4 +242,26 @@ async def test_presence_crosses_daemons_as_one(daemons: list[DaemonProcess]) -> 
     assert [f for f in watcher.frames.pending if f.get("type") == "presence"] == []
     for ws in sockets:
         await ws.close()
+    await watcher.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_killed_daemons_users_go_offline_within_90_seconds(
+        daemons: list[DaemonProcess]) -> None:
+    """SIGKILL says nothing to anyone: the other daemon lets its users' presence expire."""
+    a, b = daemons
+    (alice, bob), uri = await _chat_of(Api(a.base_url), 2)
+    watcher = await Socket.open(b.base_url, alice.token)
+    await watcher.subscribe(uri)
+    on_a = await Socket.open(a.base_url, bob.token)
+    await on_a.subscribe(uri)
+    frame = await watcher.next_of("presence", timeout=5.0)
+    assert (frame["user"]["id"], frame["online"]) == (bob.id, True)
+    killed = time.monotonic()
+    await a.stop(signal.SIGKILL)
+    frame = await watcher.next_of("presence", timeout=90.0)
+    assert (frame["user"]["id"], frame["online"]) == (bob.id, False)
+    assert time.monotonic() - killed <= 90
+    _, body = await Api(b.base_url).call("GET", f"/api/chats/{uri}", token=alice.token)
+    assert {m["id"]: m["online"] for m in body["members"]} == {alice.id: True, bob.id: False}
     await watcher.close()
