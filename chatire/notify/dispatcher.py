@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import partial
 from typing import Any, Protocol
 
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -22,10 +22,14 @@ from chatire.notify.payload import Compose
 
 log = Logger()
 
-#: Seconds between looks for due notifications (each daemon: one indexed query).
-INTERVAL = 1.0
-#: Notifications one daemon takes per look (and sends at once).
-BATCH = 20
+#: Seconds between looks for due notifications (each daemon: one indexed query when
+#: nothing is due).
+INTERVAL = 0.5
+#: Notifications one claim takes; a look claims again while claims come back full.
+BATCH = 100
+#: Deliveries one daemon has in flight at most: past it, the rest wait for the next look
+#: (a slow receiver holds one slot for its timeout, not anyone else's turn).
+MAX_IN_FLIGHT = 200
 #: Seconds a claimed notification is held: longer than any attempt takes, so no other
 #: daemon sends it meanwhile; a daemon that dies holding it lets it go then.
 HOLD = 120.0
@@ -87,45 +91,59 @@ class Dispatcher:
         self._counters = counters
         self._webhooks = webhooks
         self._mail = mail
-        self._loop = LoopingCall(self.tick)
+        self._loop = LoopingCall(self._look)
         self._loop.clock = clock
         self._interval = interval
-        self._sending: Deferred[Any] | None = None
+        self._in_flight: set[Deferred[None]] = set()
 
     def start(self) -> None:
         self._loop.start(self._interval, now=False).addErrback(
             lambda f: log.failure("notification loop stopped", f))
 
     def stop(self) -> Deferred[Any]:
-        """Stop looking; fire once the sends in flight are done (the caller bounds it)."""
+        """Stop looking; fire once the deliveries in flight are done (the caller bounds it)."""
         if self._loop.running:
             self._loop.stop()
-        return self._sending if self._sending is not None else succeed(None)
+        return DeferredList(list(self._in_flight), consumeErrors=True)
 
-    def tick(self) -> Deferred[Any] | None:
-        """Look once for due notifications and send them (skipped while a look runs)."""
-        if self._sending is not None:
-            return None
-        self._sending = Deferred.fromCoroutine(self._round())
-        self._sending.addErrback(lambda f: log.failure("notification round failed", f))
+    def tick(self) -> Deferred[None]:
+        """One look, then the deliveries it started (how tests drive the dispatcher)."""
 
-        def done(result: Any) -> Any:
-            self._sending = None
-            return result
+        async def once() -> None:
+            started = await self._look()
+            await DeferredList(started, consumeErrors=True)
 
-        return self._sending.addBoth(done)
+        return Deferred.fromCoroutine(once())
 
-    async def _round(self) -> None:
-        now = self._clock.seconds()
-        try:
-            claimed = await self._store.claim_due(utc_from_timestamp(now),
-                                                  utc_from_timestamp(now + HOLD), BATCH)
-        except ChatireError as e:
-            log.warn("due notifications not read: {error}", error=str(e))
-            return
-        if claimed:
-            await DeferredList([Deferred.fromCoroutine(self._deliver(c)) for c in claimed],
-                               consumeErrors=True)
+    def _look(self) -> Deferred[list[Deferred[None]]]:
+        """Claim what is due while there is room, starting each delivery at once; fires
+        when claiming stops (the loop's next look waits for that, never for a send)."""
+        return Deferred.fromCoroutine(self._claim_while_room())
+
+    async def _claim_while_room(self) -> list[Deferred[None]]:
+        started: list[Deferred[None]] = []
+        while True:
+            room = min(BATCH, MAX_IN_FLIGHT - len(self._in_flight))
+            if room <= 0:
+                return started  # a slow receiver holds a slot, never the others' turn
+            now = self._clock.seconds()
+            try:
+                claimed = await self._store.claim_due(
+                    utc_from_timestamp(now), utc_from_timestamp(now + HOLD), room)
+            except ChatireError as e:
+                log.warn("due notifications not read: {error}", error=str(e))
+                return started
+            for one in claimed:
+                d = Deferred.fromCoroutine(self._deliver(one))
+                self._in_flight.add(d)
+                d.addErrback(lambda f: log.failure("notification delivery failed", f))
+                d.addBoth(self._landed, d)
+                started.append(d)
+            if len(claimed) < room:
+                return started
+
+    def _landed(self, result: Any, d: Deferred[None]) -> None:
+        self._in_flight.discard(d)
 
     async def _deliver(self, claimed: Claimed) -> None:
         try:

@@ -12,6 +12,7 @@ import pytest
 import pytest_twisted
 from prometheus_client import generate_latest
 from twisted.internet import defer, reactor
+from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 
 from chatire.metrics import Metrics
@@ -181,3 +182,32 @@ async def test_a_notification_failing_for_a_day_is_dropped_and_counted(
     world.clock.advance(GIVE_UP)
     await dispatcher.tick()
     assert len(receiver.requests) == attempts  # gone
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_receiver_that_never_answers_holds_nobody_elses_notification(
+        store: SQLStore, receiver: Receiver) -> None:
+    silent = reactor.listenTCP(0, Factory.forProtocol(Protocol), interface="127.0.0.1")
+    world = World(store, receiver)
+    await world.setup()
+    now = utc_from_timestamp(START - 10)
+    carol = await store.create_user("carol", "x", "Carol", now)
+    chat = world.chats[0]
+    await store.add_member(chat, carol, now)
+    await store.append_messages(chat, [Post(world.alice.id, "for carol too", None)], now)
+    await store.save_notify_settings(carol.id, NotifySettings(
+        "all", 0, Webhook(f"http://127.0.0.1:{silent.getHost().port}/", None), None))
+    await store.add_due(chat.id, [(new_id(), carol.id, 4, utc_from_timestamp(START))], now)
+    dispatcher = Dispatcher(store, world.clock, composer(lambda: "https://chat.example.org"),
+                            online=lambda uri, user: False, counters=world.metrics,
+                            webhooks=WebhookClient(reactor, allow_private=True, timeout=2.0),
+                            mail=None)
+    dispatcher.start()
+    try:
+        world.clock.advance(1.0)  # one look: both claimed, both started
+        [got] = await receiver.wait_for(1, timeout=1.5)  # well before carol's times out
+        assert got.json["user"]["username"] == "bob"
+    finally:
+        await dispatcher.stop()  # carol's attempt ends at its timeout
+        await silent.stopListening()
+    assert world.counted('chatire_notification_failures_total{channel="webhook"}') == 1
