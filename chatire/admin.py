@@ -56,10 +56,11 @@ def options_table() -> str:
 
 
 def _store(args: argparse.Namespace, reactor: Any) -> Any:
-    """The daemon's store (chatire.daemon), of --db."""
+    """The daemon's store (chatire.daemon), of --db; each host has --timeout to answer."""
     from chatire.daemon import open_store
 
-    return open_store(attrs.evolve(_DEFAULTS, db=args.db), reactor)
+    return open_store(attrs.evolve(_DEFAULTS, db=args.db, db_connect_timeout=args.timeout),
+                      reactor)
 
 
 def _chats(store: Any, reactor: Any) -> Any:
@@ -76,9 +77,19 @@ async def _within(d: Deferred[Any], seconds: float, reactor: Any, what: str) -> 
         raise CommandFailed(f"{what}: no answer within {seconds:g} s") from None
 
 
+def _connect_timeout(args: argparse.Namespace) -> float:
+    """--timeout for each host of the --db URL: the store tries a host list in turn."""
+    if not args.db.startswith(("postgresql:", "postgres:")):
+        return float(args.timeout)
+    from chatire.store.pgtargets import targets
+    from chatire.store.postgres import connection_url
+
+    return float(args.timeout) * len(targets(connection_url(args.db)[0]))
+
+
 async def _started(store: Any, args: argparse.Namespace, reactor: Any) -> None:
     """Connect and migrate, as the daemon does at start."""
-    await _within(store.start(), args.timeout, reactor, f"cannot reach the database "
+    await _within(store.start(), _connect_timeout(args), reactor, f"cannot reach the database "
                   f"({redacted(args.db)})")
 
 
@@ -86,7 +97,7 @@ async def migrate(args: argparse.Namespace, reactor: Any, password: str | None) 
     from chatire.store.schema import migrate as apply
 
     store = _store(args, reactor)
-    await _within(store.engine.connect(), args.timeout, reactor,
+    await _within(store.engine.connect(), _connect_timeout(args), reactor,
                   f"cannot reach the database ({redacted(args.db)})")
     try:
         before = await store.engine.run(schema_version)
@@ -219,7 +230,7 @@ async def check(args: argparse.Namespace, reactor: Any, password: str | None) ->
         if missing is not None:
             raise CommandFailed(f"no SQLite database at {missing} (run `chatire migrate`)")
         store = _store(args, reactor)
-        await _within(store.engine.connect(), args.timeout, reactor, "no answer")
+        await _within(store.engine.connect(), _connect_timeout(args), reactor, "no answer")
         try:
             version = await _within(store.engine.run(schema_version), args.timeout, reactor,
                                     "no answer")

@@ -8,6 +8,8 @@ from typing import Any
 import attrs
 
 DEFAULT_LISTEN = "tcp:8000:interface=127.0.0.1"
+#: Seconds one PostgreSQL host has to answer a connect (at start and on each reconnect).
+DEFAULT_DB_CONNECT_TIMEOUT = 10.0
 
 
 @attrs.frozen
@@ -16,6 +18,7 @@ class Config:
 
     listen: tuple[str, ...] = (DEFAULT_LISTEN,)
     db: str = "sqlite:///chatire.db"
+    db_connect_timeout: float = DEFAULT_DB_CONNECT_TIMEOUT
     bus: str = "memory://"
     max_message_chars: int = 4000
     max_body_bytes: int = 65536
@@ -54,6 +57,9 @@ class Config:
 #: ``--option`` spellings of PROTOCOL.md, ``-`` for ``_``.
 SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
     ("db", str, "store URL: sqlite:///PATH or postgresql://USER@HOST:PORT/DB"),
+    ("db-connect-timeout", float, "seconds a PostgreSQL host has to accept a connection, at "
+     "start and on every reconnect; past it the next host of the URL's list is tried; "
+     "0 waits for ever"),
     ("bus", str, "bus URL: memory:// or amqp://USER:PASS@HOST:PORT/VHOST; repeat it (or "
      "give a comma list) for the nodes of a RabbitMQ cluster"),
     ("max-message-chars", int, "longest message, in characters, after stripping"),

@@ -51,7 +51,7 @@ DAEMON, TRIMMER = "chatire", "trimmer"
 
 def open_store(config: Config, reactor: Any, metrics: Metrics | None = None) -> SQLStore:
     """The store of ``--db`` (not started); its transactions timed into ``metrics`` if given."""
-    store = store_from_url(config.db, reactor)
+    store = store_from_url(config.db, reactor, connect_timeout=config.db_connect_timeout)
     if metrics is None:
         return store
     return SQLStore(MeteredEngine(store.engine, metrics))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import resource
 import sqlite3
 
 import psycopg2
+from psycopg2.extensions import make_dsn
 from twisted.logger import Logger
 
 from chatire.config import Config
@@ -29,7 +31,11 @@ def preflight(config: Config) -> None:
             sqlite3.connect(path).close()
         else:
             dsn, _ = connection_url(config.db)
-            psycopg2.connect(dsn, connect_timeout=5).close()
+            # libpq's own deadline, per host of a list (whole seconds, at least 2).
+            timeout = config.db_connect_timeout
+            if timeout > 0:
+                dsn = make_dsn(dsn, connect_timeout=max(1, math.ceil(timeout)))
+            psycopg2.connect(dsn).close()
     except (sqlite3.Error, psycopg2.Error) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else e.__class__.__name__
         raise SystemExit(f"chatire: cannot reach the database ({redacted(config.db)}): "

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from chatire.config import DEFAULT_DB_CONNECT_TIMEOUT
 from chatire.store.sqlstore import SQLStore
 
 
-def store_from_url(url: str, reactor: Any) -> SQLStore:
-    """The store a ``--db`` URL names: ``sqlite:///PATH`` or ``postgresql://...``."""
+def store_from_url(url: str, reactor: Any, *,
+                   connect_timeout: float = DEFAULT_DB_CONNECT_TIMEOUT) -> SQLStore:
+    """The store a ``--db`` URL names: ``sqlite:///PATH`` or ``postgresql://...``
+    (``connect_timeout``: seconds each PostgreSQL host has to answer a connect)."""
     parts = urlsplit(url)
     if parts.scheme == "sqlite":
         from chatire.store.sqlite import SQLiteEngine
@@ -18,7 +21,7 @@ def store_from_url(url: str, reactor: Any) -> SQLStore:
     if parts.scheme in ("postgresql", "postgres"):
         from chatire.store.postgres import PostgresEngine
 
-        return SQLStore(PostgresEngine(url, reactor))
+        return SQLStore(PostgresEngine(url, reactor, connect_timeout=connect_timeout))
     raise ValueError(f"--db: unsupported URL scheme {parts.scheme!r} "
                      "(use sqlite:///PATH or postgresql://...)")
 

@@ -9,13 +9,15 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 import psycopg2
-from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, fail, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from txpostgres import reconnection, txpostgres
 
-from chatire._internals.txpostgres import OWN_TRANSACTIONS, Connection
+from chatire._internals.txpostgres import OWN_TRANSACTIONS
+from chatire.config import DEFAULT_DB_CONNECT_TIMEOUT
 from chatire.errors import Invalid, Unavailable
+from chatire.store.pgconnection import DeadlineConnection
 from chatire.store.sqlstore import REFUSED_TEXT
 
 T = TypeVar("T")
@@ -97,32 +99,29 @@ def split_url(url: str) -> tuple[str, int]:
 #: What pg_stat_activity shows for chatire's connections, unless the URL names its own.
 APPLICATION_NAME = "chatire"
 
+#: TCP keepalives, unless the URL sets its own: an idle pooled connection to a host
+#: that vanished (a failover, a cut link) is found dead within about a minute, not
+#: after the system's two hours.
+KEEPALIVES = (("keepalives", "1"), ("keepalives_idle", "30"), ("keepalives_interval", "10"),
+              ("keepalives_count", "3"))
+
 
 def connection_url(url: str) -> tuple[str, int]:
-    """split_url, plus ``application_name=chatire`` when neither the URL nor PGAPPNAME sets one."""
+    """split_url, plus TCP keepalives and ``application_name=chatire``, each unless the
+    URL sets it (or, for the name, PGAPPNAME does)."""
     dsn, size = split_url(url)
     _, mark, query = dsn.partition("?")
-    named = any(unquote(p.partition("=")[0]) == "application_name" for p in query.split("&"))
-    if named or os.environ.get("PGAPPNAME"):
+    named = {unquote(p.partition("=")[0]) for p in query.split("&")} if mark else set()
+    added = [(key, value) for key, value in KEEPALIVES if key not in named]
+    if "application_name" not in named and not os.environ.get("PGAPPNAME"):
+        added.append(("application_name", APPLICATION_NAME))
+    if not added:
         return dsn, size
-    return dsn + ("&" if mark else "?") + f"application_name={APPLICATION_NAME}", size
+    return dsn + ("&" if mark else "?") + "&".join(f"{k}={v}" for k, v in added), size
 
 
-class _Connection(Connection):
-    """A connection whose socket dying while idle is a lost connection, not an error.
-
-    txpostgres polls an idle connection from ``doRead``; when the server went away
-    (a terminated backend, a restart) the poll raises and the reactor logs an
-    "Unhandled Error" with a traceback. Returned instead, the reactor closes the
-    connection the same way, and the detector reconnects it.
-    """
-
-    def doRead(self) -> Any:
-        try:
-            return super().doRead()
-        except (psycopg2.InterfaceError, psycopg2.OperationalError) as e:
-            log.warn("PostgreSQL connection lost: {error}", error=str(e).strip())
-            return e
+class _Connection(DeadlineConnection):
+    """A connection whose interactions run in chatire's own transactions (PostgresCursor)."""
 
     def transaction(self, interaction: Any, *args: Any, **kwargs: Any) -> Deferred[Any]:
         # txpostgres' own sends BEGIN and COMMIT as statements of their own and logs
@@ -154,13 +153,15 @@ class PostgresEngine:
 
     dialect = "postgresql"
 
-    def __init__(self, url: str, reactor: Any) -> None:
+    def __init__(self, url: str, reactor: Any, *,
+                 connect_timeout: float = DEFAULT_DB_CONNECT_TIMEOUT) -> None:
         self._dsn, size = connection_url(url)
         self._reactor = reactor
 
         def connection(_reactor: Any, cooperator: Any) -> txpostgres.Connection:
             detector = reconnection.DeadConnectionDetector(reactor=reactor)
-            return _Connection(reactor, cooperator, detector=detector)
+            return _Connection(reactor, cooperator, detector=detector,
+                               deadline=connect_timeout)
 
         pool_class = type("Pool", (txpostgres.ConnectionPool,),
                           {"connectionFactory": staticmethod(connection),
@@ -179,6 +180,8 @@ class PostgresEngine:
             error = failure.value
             inner = getattr(error, "subFailure", None)
             reason = inner.value if inner is not None else error
+            if isinstance(reason, CancelledError):  # the caller's own timeout: it says why
+                raise CancelledError() from None
             raise Unavailable(f"cannot connect to PostgreSQL: {str(reason).strip()}")
 
         d.addCallbacks(started, failed)

@@ -87,18 +87,32 @@ def test_a_bad_pool_is_refused(bad: str) -> None:
         split_url(f"postgresql:///chatire?pool={bad}")
 
 
+KEEPALIVES = "keepalives=1&keepalives_idle=30&keepalives_interval=10&keepalives_count=3"
+
+
 def test_application_name_is_added_only_when_absent(monkeypatch: pytest.MonkeyPatch) -> None:
     from chatire.store.postgres import connection_url
 
     monkeypatch.delenv("PGAPPNAME", raising=False)
     assert connection_url("postgresql:///chatire?pool=2") == (
-        "postgresql:///chatire?application_name=chatire", 2)
+        f"postgresql:///chatire?{KEEPALIVES}&application_name=chatire", 2)
     assert connection_url("postgresql://u@h/d?sslmode=require") == (
-        "postgresql://u@h/d?sslmode=require&application_name=chatire", 4)
+        f"postgresql://u@h/d?sslmode=require&{KEEPALIVES}&application_name=chatire", 4)
     own = "postgresql:///d?application_name=mine"
-    assert connection_url(own) == (own, 4)
+    assert connection_url(own) == (f"{own}&{KEEPALIVES}", 4)
     monkeypatch.setenv("PGAPPNAME", "from-env")
-    assert connection_url("postgresql:///d") == ("postgresql:///d", 4)
+    assert connection_url("postgresql:///d") == (f"postgresql:///d?{KEEPALIVES}", 4)
+
+
+def test_keepalives_are_added_only_where_the_url_sets_none() -> None:
+    from chatire.store.postgres import connection_url
+
+    url = ("postgresql://u@h/d?keepalives_idle=77&keepalives=0&keepalives_count=9"
+           "&keepalives_interval=2&application_name=a")
+    assert connection_url(url) == (url, 4)
+    assert connection_url("postgresql://u@h/d?keepalives_idle=77&application_name=a") == (
+        "postgresql://u@h/d?keepalives_idle=77&application_name=a&keepalives=1"
+        "&keepalives_interval=10&keepalives_count=3", 4)
 
 
 @pytest_twisted.ensureDeferred

@@ -138,6 +138,29 @@ def test_check_fails_with_one_line_per_unreachable_service(tmp_path: Path) -> No
     assert "secret" not in result.stdout + result.stderr  # no password in messages
 
 
+@pytest.mark.postgres
+def test_check_gives_each_host_of_a_list_its_timeout() -> None:
+    """A silent first host (it takes the connection and never answers) costs one --timeout;
+    the second host answers; a silent host alone fails with the reason, in time."""
+    import socket
+    import time
+
+    with fresh_database() as url, socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshakes; nobody ever answers
+        port = silent.getsockname()[1]
+        name = url.rsplit("/", 1)[1]
+        started = time.monotonic()
+        result = chatire("check", "--db", f"postgresql://root@127.0.0.1:{port},127.0.0.1:5432/"
+                         f"{name}", "--timeout", "1")
+        assert time.monotonic() - started < 10
+        assert f"reachable, schema at version 0 of {LATEST}" in result.stdout, result
+        result = chatire("check", "--db", f"postgresql://root@127.0.0.1:{port}/{name}",
+                         "--timeout", "1")
+        assert f"127.0.0.1:{port}: no answer within 1 s" in result.stdout, result
+        assert "Traceback" not in result.stderr and "canceller" not in result.stderr
+
+
 @pytest.mark.rabbitmq
 def test_check_fails_at_once_when_the_broker_refuses(tmp_path: Path) -> None:
     """A wrong password or an unknown vhost is final: no waiting out --timeout."""

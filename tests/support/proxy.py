@@ -82,7 +82,8 @@ class Proxy:
 
     ``stall()`` stops forwarding in both directions without closing anything
     (new connections are accepted and held); ``resume()`` lets it all flow again;
-    ``cut()`` aborts every connection (and, until ``restore()``, new ones).
+    ``cut()`` aborts every connection (and, until ``restore()``, new ones); ``refuse()``
+    only the new ones.
     """
 
     def __init__(self, reactor: Any, host: str, port: int) -> None:
@@ -126,6 +127,10 @@ class Proxy:
         for half in list(self.pairs):
             half.abort()
         self.held.clear()
+
+    def refuse(self) -> None:
+        """Abort every new connection at once (open ones go on) until ``restore()``."""
+        self.cut_off = True
 
     def restore(self) -> None:
         self.cut_off = False
