@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,8 +36,10 @@ class FaultFigures:
 
     at: float  # seconds after sending began
     what: str
+    part: str  # "bus" (a broker node) or "store" (the database)
     down: float  # from the first to the last /healthz answer with the part down, plus one turn
     back: float  # until the last of those (plus one turn), from the operator's step if any
+    fixed: bool  # whether an operator's step (a promotion) ended the fault
     refused: int  # HTTP posts refused with 503
     refused_for: float  # from the first refused HTTP post's answer to the last
     unclear: int  # HTTP posts with no clear answer
@@ -56,7 +59,8 @@ def fault_figures(f: Fault, began: float, watch: HealthWatch, posters: Sequence[
     refused = [a.answered for a in answers if a.clear and not a.ok]
     delays = [v.close_delay for v in f.victims if v.close_delay is not None]
     return FaultFigures(
-        at=f.start - began, what=f.what, down=down, back=back, refused=len(refused),
+        at=f.start - began, what=f.what, part=f.part, down=down, back=back,
+        fixed=f.fixed is not None, refused=len(refused),
         refused_for=max(refused) - min(refused) if refused else 0.0,
         unclear=sum(1 for a in answers if not a.clear), revocations=len(f.victims),
         signouts_refused=sum(v.refusals for v in f.victims),
@@ -103,12 +107,13 @@ COLUMNS = ("date (UTC)", "commit", "posts", "acknowledged", "posts refused", "re
 LATEST = """
 The latest run's faults, at seconds after sending began: "down", from the first to the last
 `/healthz` answer (asked every 0.2 s) saying the bus (broker) or the store (database) was
-down on a daemon; "back after", from the node's stop or from the promotion to the end of
-that; "refused for", from the first refused HTTP post to the last; "closed within", the
-slowest socket close after an acknowledged sign-out.
+down on a daemon (a broker node takes several seconds to stop before it closes its
+connections: the daemons' links go down then); "back after promotion", from the
+promotion to the end of that; "refused for", from the first refused HTTP post to the
+last; "closed within", the slowest socket close after an acknowledged sign-out.
 
 """
-FAULT_COLUMNS = ("at (s)", "fault", "down (s)", "back after (s)", "posts refused (HTTP)",
+FAULT_COLUMNS = ("at (s)", "fault", "down (s)", "back after promotion (s)", "posts refused (HTTP)",
                  "refused for (s)", "unclear", "sign-outs", "sign-outs refused",
                  "closed within (s)")
 
@@ -132,13 +137,26 @@ class Run:
     victims: list[Victim]
     enforced: int  # sign-outs whose socket closed 4001 in time, the token refused after
     seconds: float
-    clean_logs: bool  # no traceback in the daemons' logs
+    tracebacks: list[str]  # the exception line of each traceback in the daemons' logs
+
+    def failures(self) -> list[str]:
+        """Why the run failed; empty if it passed."""
+        r, why = self.report, []
+        if not r.clean:
+            why.append("the history checker: " + r.summary().split(" | ")[0])
+        if r.ok != r.sends:
+            why.append(f"{r.sends - r.ok} posts never acknowledged")
+        if self.unclear:
+            why.append(f"{self.unclear} operations without a clear answer")
+        if self.enforced != len(self.victims):
+            why.append(f"{len(self.victims) - self.enforced} sign-outs not enforced")
+        for line, count in sorted(Counter(self.tracebacks).items()):
+            why.append(f"{count} tracebacks in the daemons' logs: `{line}`")
+        return why
 
     @property
     def passed(self) -> bool:
-        r = self.report
-        return (r.clean and r.ok == r.sends and self.unclear == 0 and self.clean_logs
-                and self.enforced == len(self.victims))
+        return not self.failures()
 
     @property
     def posts_refused(self) -> int:
@@ -160,8 +178,8 @@ class Run:
 
     def row(self) -> str:
         r = self.report
-        broker = max((f.down for f in self.faults if "broker" in f.what), default=0.0)
-        database = max((f.back for f in self.faults if "primary" in f.what), default=0.0)
+        broker = max((f.down for f in self.faults if f.part == "bus"), default=0.0)
+        database = max((f.back for f in self.faults if f.part == "store"), default=0.0)
         cells = [f"{datetime.now(UTC):%Y-%m-%d %H:%M}", source_commit(), r.sends, r.ok,
                  self.posts_refused, self.refusals, f"{r.changes} ({self.changes_refused})",
                  self.unclear, r.receipts, r.lost, r.duplicated, r.reordered,
@@ -173,10 +191,15 @@ class Run:
     def latest(self) -> str:
         lines = []
         for f in self.faults:
-            lines.append(f"| {f.at:.1f} | {f.what} | {f.down:.1f} | {f.back:.1f} | {f.refused} | "
+            back = f"{f.back:.1f}" if f.fixed else "—"
+            lines.append(f"| {f.at:.1f} | {f.what} | {f.down:.1f} | {back} | {f.refused} | "
                          f"{f.refused_for:.1f} | {f.unclear} | {f.revocations} | "
                          f"{f.signouts_refused} | {_seconds(f.closed_within)} |")
-        return LATEST + _table_head(FAULT_COLUMNS) + "\n".join(lines) + "\n"
+        text = LATEST + _table_head(FAULT_COLUMNS) + "\n".join(lines) + "\n"
+        failures = self.failures()
+        if failures:
+            text += "\nThe latest run failed: " + "; ".join(failures) + ".\n"
+        return text
 
 
 def write_section(doc: Path, run: Run, notes: Sequence[str], **settings: float) -> None:
