@@ -44,6 +44,7 @@ class FaultFigures:
     refused_for: float  # from the first refused HTTP post's answer to the last
     unclear: int  # HTTP posts with no clear answer
     revocations: int
+    in_outage: int  # sign-outs acknowledged while /healthz said that part was down
     signouts_refused: int  # sign-outs refused with 503 (and retried)
     closed_within: float | None  # the slowest sign-out's socket close, from its 204
 
@@ -58,11 +59,14 @@ def fault_figures(f: Fault, began: float, watch: HealthWatch, posters: Sequence[
     answers = [a for p in posters for a in p.answers if f.start <= a.answered < f.end]
     refused = [a.answered for a in answers if a.clear and not a.ok]
     delays = [v.close_delay for v in f.victims if v.close_delay is not None]
+    in_outage = sum(1 for v in f.victims if seen is not None and v.revoked_at is not None
+                    and seen[0] <= v.revoked_at <= seen[1] + watch.interval)
     return FaultFigures(
         at=f.start - began, what=f.what, part=f.part, down=down, back=back,
         fixed=f.fixed is not None, refused=len(refused),
         refused_for=max(refused) - min(refused) if refused else 0.0,
         unclear=sum(1 for a in answers if not a.clear), revocations=len(f.victims),
+        in_outage=in_outage,
         signouts_refused=sum(v.refusals for v in f.victims),
         closed_within=max(delays, default=None))
 
@@ -110,11 +114,14 @@ The latest run's faults, at seconds after sending began: "down", from the first 
 down on a daemon (a broker node takes several seconds to stop before it closes its
 connections: the daemons' links go down then); "back after promotion", from the
 promotion to the end of that; "refused for", from the first refused HTTP post to the
-last; "closed within", the slowest socket close after an acknowledged sign-out.
+last; "in the outage", the sign-outs acknowledged while a `/healthz` said the bus or the
+store was down (a broker node's are made once daemon a's bus is down: the sign-out
+reaches the sockets of the daemon whose link is down through the store alone); "closed
+within", the slowest socket close after an acknowledged sign-out.
 
 """
 FAULT_COLUMNS = ("at (s)", "fault", "down (s)", "back after promotion (s)", "posts refused (HTTP)",
-                 "refused for (s)", "unclear", "sign-outs", "sign-outs refused",
+                 "refused for (s)", "unclear", "sign-outs", "in the outage", "sign-outs refused",
                  "closed within (s)")
 
 
@@ -123,7 +130,7 @@ def _table_head(columns: Sequence[str]) -> str:
 
 
 def _seconds(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}"
+    return "—" if value is None else f"{value:.2f}"
 
 
 @attrs.frozen
@@ -192,8 +199,9 @@ class Run:
         lines = []
         for f in self.faults:
             back = f"{f.back:.1f}" if f.fixed else "—"
+            outage = f.in_outage if f.part == "bus" else "—"  # (a sign-out needs the store)
             lines.append(f"| {f.at:.1f} | {f.what} | {f.down:.1f} | {back} | {f.refused} | "
-                         f"{f.refused_for:.1f} | {f.unclear} | {f.revocations} | "
+                         f"{f.refused_for:.1f} | {f.unclear} | {f.revocations} | {outage} | "
                          f"{f.signouts_refused} | {_seconds(f.closed_within)} |")
         text = LATEST + _table_head(FAULT_COLUMNS) + "\n".join(lines) + "\n"
         failures = self.failures()

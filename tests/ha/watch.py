@@ -79,6 +79,16 @@ class HealthWatch:
         finally:
             self._busy.discard(i)
 
+    async def until_down(self, part: str, daemon: int, since: float,
+                         timeout: float = 30.0) -> None:
+        """Wait until a /healthz asked after ``since`` says ``part`` is down on ``daemon``."""
+        end = time.monotonic() + timeout
+        while not any(s.t >= since and s.daemon == daemon and not getattr(s, f"{part}_ok")
+                      for s in self.samples[-20:]):
+            if time.monotonic() > end:
+                raise AssertionError(f"daemon {daemon}'s {part} never went down")
+            await sleep(0.05)
+
     def down_between(self, part: str, since: float, until: float,
                      ) -> tuple[float, float] | None:
         """The times of the first and the last answer in [since, until) in which ``part``
