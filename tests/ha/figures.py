@@ -85,8 +85,9 @@ postgresql://postgres@127.0.0.1:P1,127.0.0.1:P2/chatire?target_session_attrs=rea
 Then {clients} clients (members of 2 chats each, {chats} chats, one WebSocket each, on
 either daemon) send and change messages at ~{rate:.0f}/s, and one member per daemon posts
 over HTTP every {interval:.2f} s, while the run: stops the broker node daemon a uses
-(`rabbitmqctl stop`) and starts it again {broker_down:.0f} s later; stops the node both
-daemons then use, and starts it again; stops the primary with `pg_ctl stop -m immediate`
+(`rabbitmqctl stop`) and starts it again once stopped, at least {broker_down:.0f} s after
+the stop began; does the same to the node both daemons then use; stops the primary with
+`pg_ctl stop -m immediate`
 (a crash) and promotes the standby {promote:.0f} s later. The daemons are given nothing
 else: they move to the other node and to the promoted server by themselves. During each
 outage {victims} users with a socket open on one daemon sign out on the other (retried
