@@ -7,7 +7,7 @@ LISTEN ?= tcp:8000:interface=127.0.0.1
 DB ?= sqlite:///chatire.db
 BUS ?= memory://
 
-.PHONY: run test lint typecheck pytest services browser tools bench soak docs clean
+.PHONY: run test lint typecheck pytest services browser tools bench soak ha docs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,12 @@ docs: $(STAMP) browser
 
 soak: $(STAMP) services
 	$(PY) -m pytest -q tests/soak --soak
+
+# Failover on servers of its own (a RabbitMQ cluster, a PostgreSQL primary + standby, from
+# Debian's packages under a temporary directory: never the machine's); adds its figures
+# to docs/reliability.md. Not part of `make test`.
+ha: $(STAMP)
+	$(PY) -m pytest -q -s tests/ha --ha
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

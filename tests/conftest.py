@@ -103,9 +103,10 @@ def tree_stays_clean(request: pytest.FixtureRequest) -> Iterator[None]:
     if before is None or after is None:
         return
     # `make docs` asks for the screenshot on purpose (CHATIRE_SCREENSHOT), and `make soak`
-    # adds its row to docs/reliability.md (--soak).
+    # and `make ha` add their rows to docs/reliability.md (--soak, --ha).
     wanted = {Path(p).resolve() for p in [os.environ.get("CHATIRE_SCREENSHOT")] if p}
-    if request.config.getoption("soak", default=False):
+    if (request.config.getoption("soak", default=False)
+            or request.config.getoption("ha", default=False)):
         wanted.add((repo / "docs" / "reliability.md").resolve())
     changed = {entry for entry in after - before
                if Path(repo, entry[3:]).resolve() not in wanted}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from chatire.config import from_environment
 from chatire.tap import Options
 from chatire.testing import fresh_vhost
 from tests.support.daemons import sleep
+from tests.support.proxy import Proxy
 
 
 def _dead_port() -> int:
@@ -56,7 +58,7 @@ async def test_a_dead_first_node_is_passed_over() -> None:
     with fresh_vhost() as url:
         dead = url.replace(":5672/", f":{_dead_port()}/")
         bus = AMQPBus(f"{dead},{url}", reactor, retry_policy=lambda attempt: 0.1)
-        bus._nodes.index = 0  # the dead one first, whatever the shuffle chose
+        bus._nodes = Nodes(f"{dead},{url}")  # the dead one first: not shuffled
         got: list[Any] = []
         bus.start(lambda uri, seq, payload, ack: (got.append(payload), ack()), lambda: None)
         try:
@@ -65,6 +67,7 @@ async def test_a_dead_first_node_is_passed_over() -> None:
                     break
                 await sleep(0.05)
             assert bus.connected and bus._nodes.where.endswith(":5672")
+            assert bus._nodes.index == 1  # (moved on from the dead one)
             bus.follow("nodes-chat")
             await sleep(0.3)
             await bus.publish("nodes-chat", 1, b"over the live node")
@@ -75,3 +78,48 @@ async def test_a_dead_first_node_is_passed_over() -> None:
             assert got == [b"over the live node"]
         finally:
             await bus.stop()
+
+
+@pytest.mark.rabbitmq
+@pytest_twisted.ensureDeferred
+async def test_a_cut_link_moves_to_the_next_node_and_loses_nothing() -> None:
+    """The first node is reached through a TCP proxy; cutting it (which then refuses
+    every new connection) moves the bus to the second URL, and a publish made while
+    the link was down arrives there."""
+    from twisted.internet import reactor
+
+    with fresh_vhost() as url:
+        proxy = Proxy(reactor, "127.0.0.1", 5672)
+        port = await proxy.start()
+        via = url.replace(":5672/", f":{port}/")
+        bus = AMQPBus(f"{via},{url}", reactor, retry_policy=lambda attempt: 0.1)
+        bus._nodes = Nodes(f"{via},{url}")  # the proxied one first: not shuffled
+        got: list[bytes] = []
+        bus.start(lambda uri, seq, payload, ack: (got.append(payload), ack()), lambda: None)
+        try:
+            assert await _until(lambda: bus.connected)
+            assert bus._nodes.where == f"127.0.0.1:{port}" and proxy.connections == 1
+            bus.follow("cut-chat")
+            await sleep(0.3)
+            await bus.publish("cut-chat", 1, b"through the proxy")
+            assert await _until(lambda: len(got) == 1)
+            proxy.cut()
+            assert await _until(lambda: not bus.connected)
+            during = bus.publish("cut-chat", 2, b"while the link was down")
+            assert await _until(lambda: bus.connected)
+            assert bus._nodes.where == "127.0.0.1:5672"
+            await during
+            assert await _until(lambda: len(got) == 2)
+            assert got == [b"through the proxy", b"while the link was down"]
+        finally:
+            await bus.stop()
+            await proxy.stop()
+
+
+async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Wait until ``condition()`` holds; whether it did within ``timeout`` seconds."""
+    for _ in range(int(timeout / 0.05)):
+        if condition():
+            return True
+        await sleep(0.05)
+    return condition()
