@@ -108,6 +108,15 @@ async def test_a_members_level_for_one_chat(api: Api) -> None:
 
 
 @pytest_twisted.ensureDeferred
+async def test_invite_links_use_the_public_url(api: Api) -> None:
+    alice = await api.user()
+    uri = await alice.new_chat()
+    status, body = await alice.call("POST", f"/api/chats/{uri}/invites", {})
+    assert status == 201
+    assert body["invite"]["url"] == f"https://chat.example.org/i/{body['invite']['code']}"
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_mention_reaches_the_webhook_signed(api: Api, receiver: Receiver) -> None:
     alice, bob, uri = await _pair(api)
     await _settings(bob, delay=0, webhook={"url": receiver.url, "secret": "k3y"})

@@ -88,6 +88,8 @@ async def test_on_sqlite_a_killed_daemon_sends_it_itself_after_a_restart(
         await daemon.start()
         [got] = await receiver.wait_for(1, timeout=15)
         assert got.json["messages"][0]["message"] == "before the crash"
+        # No --public-url: links point at the daemon's first listener.
+        assert got.json["chat"]["url"] == f"{daemon.base_url}/c/{uri}"
         await sleep(2)
         assert len(receiver.requests) == 1
     finally:
