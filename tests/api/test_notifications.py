@@ -260,3 +260,32 @@ async def test_a_mention_reaches_an_email_address_through_the_relay(
     assert "n_" in message["Message-ID"]
     await settled(1.5)
     assert len(inbox.mails) == 1
+
+
+def _queries(service: Any, name: str) -> int:
+    """Store transactions of one kind the daemon ran (its own metrics, by function)."""
+    for metric in service.metrics.store_latency.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count") and sample.labels.get("query") == name:
+                return int(sample.value)
+    return 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_costs_one_roster_read_and_one_insert_whatever_the_members(
+        api: Api, daemon: Any, receiver: Receiver) -> None:
+    alice = await api.user("alice")
+    uri = await alice.new_chat("Big")
+    members = [await api.user() for _ in range(24)]
+    for i, member in enumerate(members):
+        await member.join(uri)
+        if i % 6 == 0:  # 4 of them can be reached
+            await _settings(member, level="all", delay=3600, webhook={"url": receiver.url})
+    rosters, inserts = _queries(daemon, "roster"), _queries(daemon, "add_due")
+    for i in range(40):
+        await alice.post(uri, f"burst {i}")
+    assert _queries(daemon, "roster") - rosters == 1  # then kept
+    assert _queries(daemon, "add_due") - inserts == 1  # the four bursts open at once
+    # A member's own posts are not due for them, and an open burst takes no query more.
+    await members[0].post(uri, "me too")
+    assert _queries(daemon, "add_due") - inserts == 1
