@@ -261,10 +261,14 @@ class AMQPBus:
             self.connected = False
         if not link.up or link.broken or self._closing:
             return  # already logged, or the set-up failure will be
+        where = self._nodes.where
+        # A node that drops a working link is often on its way down (a broker stops by
+        # closing its connections first): the next attempt goes to the next node.
+        self._nodes.failed()
         self.log.warn(
-            "AMQP bus: link to {where} lost ({reason}); reconnecting",
-            where=self._nodes.where, reason=repr(link.close_reason or reason.value),
-            queue=link.queue,
+            "AMQP bus: link to {where} lost ({reason}); reconnecting to {next}",
+            where=where, next=self._nodes.where,
+            reason=repr(link.close_reason or reason.value), queue=link.queue,
         )
 
     def _channel_closed(self, reason: object, link: Link) -> None:
