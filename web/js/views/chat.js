@@ -101,7 +101,7 @@ export class ChatView {
       this.levelSelect, this.levelNote, this.levelError);
     // In the header: a struck bell while the chat is muted.
     this.mutedTag = h("span", { class: "muted-tag", hidden: true, title: "Muted" },
-      h("span", { attrs: { "aria-hidden": "true" }, text: "🔕" }), h("span", { class: "sr-only", text: "muted" }));
+      h("span", { class: "bell-icon off", attrs: { "aria-hidden": "true" } }), h("span", { class: "sr-only", text: "muted" }));
   }
 
   /**
@@ -118,9 +118,10 @@ export class ChatView {
     this.mutedTag.hidden = !(known && level === "none");
   }
 
-  /** A level change the server refused: say why (the select is back at the saved level). */
+  /** A level change the server refused, or the level could not be loaded: say why. */
   levelFailed(text) {
     this.levelError.textContent = text;
+    if (text && this.levelSelect.disabled) this.levelNote.textContent = "";
   }
 
   get direct() {

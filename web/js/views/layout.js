@@ -13,7 +13,7 @@ export function renderLayout(root, user) {
   const notifications = h("button", {
     type: "button", class: "ghost notify-open", attrs: { "aria-haspopup": "dialog" },
   }, h("span", { class: "full-label", text: "Notifications" }),
-  h("span", { class: "short-label", text: "🔔", attrs: { "aria-hidden": "true" } }));
+  h("span", { class: "short-label", attrs: { "aria-hidden": "true" } }, h("span", { class: "bell-icon" })));
   const signOut = h("button", { type: "button", class: "ghost", text: "Sign out" });
   const sidebar = h("div", { class: "sidebar" });
   const main = h("div", { class: "pane" });
