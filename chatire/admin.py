@@ -16,7 +16,7 @@ from twisted.internet.task import react
 from twisted.logger import ILogObserver, LogLevel, formatEvent, globalLogPublisher
 
 from chatire import version_line
-from chatire.config import MULTI_OPTIONS, SCALAR_OPTIONS, Config, attribute
+from chatire.config import FLAG_OPTIONS, MULTI_OPTIONS, SCALAR_OPTIONS, Config, attribute
 from chatire.errors import NotFound
 from chatire.urls import redacted
 
@@ -44,6 +44,8 @@ def options_table() -> str:
         default = getattr(_DEFAULTS, attribute(name))
         shown = ", ".join(f"`{d}`" for d in default) if default else "(none)"
         entries.append((name, shown, help_text))
+    for name, help_text in FLAG_OPTIONS:
+        entries.append((name, "off", help_text + "; a flag (`=1` in the environment)"))
     for name, default, help_text in sorted(entries):
         env = "CHATIRE_" + attribute(name).upper()
         rows.append(f"| `--{name}` | `{env}` | {default} | {help_text.replace('|', '/')} |")

@@ -23,6 +23,7 @@ from chatire.health import LIVE, Readiness
 from chatire.limits import public_config
 from chatire.model import Event, User, item_json
 from chatire.moderation import Moderation
+from chatire.notify.preferences import Preferences
 from chatire.presence import Presence
 from chatire.ratelimit import whole_seconds
 from chatire.schemas import validate
@@ -88,6 +89,8 @@ class ChatireAPI:
     timeline: TimelineService | None = None
     moderation: Moderation | None = None
     presence: Presence | None = None
+    notifications: Preferences | None = None
+    public_url: str = ""  # --public-url: the base of invite links (else the request's)
     router = Klein()
 
     def __attrs_post_init__(self) -> None:
@@ -100,6 +103,12 @@ class ChatireAPI:
     def _rules(self) -> Moderation:
         assert self.moderation is not None
         return self.moderation
+
+    @property
+    def _notify(self) -> Preferences:
+        if self.notifications is None:
+            raise NotFound("notifications are not served here")
+        return self.notifications
 
     @property
     def _timeline(self) -> TimelineService:
@@ -120,6 +129,10 @@ class ChatireAPI:
         if not raw:  # no body at all is {}; white space alone is not JSON
             raw = b"{}"
         return validate(schema, jsonin.loads(raw))
+
+    def _base(self, request: IRequest) -> str:
+        """The base of links handed out: --public-url, else what the client used."""
+        return self.public_url.rstrip("/") or _origin(request)
 
     def _client(self, request: IRequest) -> str:
         return client_address(request, self.trusted_proxies)
@@ -282,13 +295,13 @@ class ChatireAPI:
         body = self._body(request, "NewInvite")
         invite = await self._rules.create_invite(user, uri, body.get("expires_in"),
                                                  body.get("max_uses"))
-        return _respond(request, 201, {"invite": invite.to_json(_origin(request))})
+        return _respond(request, 201, {"invite": invite.to_json(self._base(request))})
 
     @router.route("/api/chats/<string:uri>/invites", methods=["GET"])
     async def list_invites(self, request: IRequest, uri: str) -> bytes:
         user = await self._user(request)
         found = await self._rules.invites(user, uri)
-        base = _origin(request)
+        base = self._base(request)
         return _respond(request, 200, {"invites": [i.to_json(base) for i in found]})
 
     @router.route("/api/chats/<string:uri>/invites/<string:code>", methods=["DELETE"])
@@ -352,6 +365,40 @@ class ChatireAPI:
         body = self._body(request, "ReadMark")
         await self._timeline.mark_read(user, uri, body["seq"])
         return _respond(request, 204, None)
+
+    # -- notifications ----------------------------------------------------------------
+
+    @router.route("/api/me/notifications", methods=["GET"])
+    async def notify_settings(self, request: IRequest) -> bytes:
+        user = await self._user(request)
+        settings = await self._notify.get(user)
+        return _respond(request, 200, {"notifications": settings.to_json(),
+                                       "email_enabled": self._notify.email_enabled})
+
+    @router.route("/api/me/notifications", methods=["PUT"])
+    async def change_notify_settings(self, request: IRequest) -> bytes:
+        user = await self._user(request)
+        body = self._body(request, "NotifySettings")
+        settings = await self._notify.put(user, body)
+        return _respond(request, 200, {"notifications": settings.to_json(),
+                                       "email_enabled": self._notify.email_enabled})
+
+    @router.route("/api/me/notifications/test", methods=["POST"])
+    async def test_notification(self, request: IRequest) -> bytes:
+        user = await self._user(request)
+        return _respond(request, 200, {"results": await self._notify.test(user)})
+
+    @router.route("/api/chats/<string:uri>/notifications", methods=["GET"])
+    async def chat_notify_level(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        return _respond(request, 200, {"level": await self._notify.chat_level(user, uri)})
+
+    @router.route("/api/chats/<string:uri>/notifications", methods=["PUT"])
+    async def set_chat_notify_level(self, request: IRequest, uri: str) -> bytes:
+        user = await self._user(request)
+        body = self._body(request, "ChatNotifyLevel")
+        level = await self._notify.set_chat_level(user, uri, body["level"])
+        return _respond(request, 200, {"level": level})
 
     # -- service ------------------------------------------------------------------
 

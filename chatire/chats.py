@@ -54,6 +54,9 @@ from chatire.text import Text, check
 
 log = Logger()
 
+#: A committed post as its poster is told of it: the message, and whether it is new.
+Confirmed = tuple[Message, bool]
+
 USERNAME = re.compile(f"[A-Za-z0-9_.-]{{1,{MAX_USERNAME_CHARS}}}")
 #: What a chat uri the server issues looks like (secrets.token_urlsafe): anything
 #: else names no chat, whatever the store or the bus would make of it.
@@ -68,7 +71,7 @@ def is_chat_uri(uri: object) -> bool:
 class ChatEvents(Protocol):
     """Who hears what ChatService did (the Hub, which delivers it live)."""
 
-    def message_committed(self, message: Message) -> None: ...
+    def message_committed(self, message: Message) -> Deferred[None] | None: ...
 
     def event_committed(self, event: Event) -> None: ...
 
@@ -85,8 +88,8 @@ class ChatEvents(Protocol):
 
 
 class _NoEvents:
-    def message_committed(self, message: Message) -> None:
-        pass
+    def message_committed(self, message: Message) -> Deferred[None] | None:
+        return None
 
     def event_committed(self, event: Event) -> None:
         pass
@@ -393,10 +396,15 @@ class ChatService:
         """Refuse posts from now on (Unavailable); fire once the ones taken are settled."""
         return self._appender.close()
 
-    def _committed(self, appended: Appended) -> tuple[Message, bool]:
+    def _committed(self, appended: Appended) -> Confirmed | Deferred[Confirmed]:
+        """Tell the daemon's parts of a new message; confirmed once they kept what they
+        must (the notifications it makes due)."""
+        message = appended.message
         if appended.created:
-            self.events.message_committed(appended.message)
-        return appended.message, appended.created
+            kept = self.events.message_committed(message)
+            if kept is not None:
+                return kept.addCallback(lambda _: (message, True))
+        return message, appended.created
 
     async def post(self, user: User, uri: str, text: str, client_id: str | None,
                    reply_to: int | None = None) -> tuple[Message, bool]:

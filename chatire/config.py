@@ -44,6 +44,10 @@ class Config:
     max_subscriptions: int = 1000
     typing_interval: float = 3.0
     presence_grace: float = 15.0
+    smtp: str = ""
+    mail_from: str = ""
+    public_url: str = ""
+    webhook_allow_private: bool = False
 
 
 #: (name, type, help) of every option that takes one value; the names are the
@@ -84,6 +88,18 @@ SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
      "relayed in that time, the rest are dropped; 0 relays every one"),
     ("presence-grace", float, "seconds a user stays online in a chat after their last "
      "socket left it (a reload shows no change)"),
+    ("smtp", str, "mail relay for e-mail notifications: smtp://[USER:PASS@]HOST:PORT "
+     "(STARTTLS when offered) or smtps://...; none: e-mail is off"),
+    ("mail-from", str, "sender address of notification e-mails (default: chatire@ the "
+     "relay's host)"),
+    ("public-url", str, "the base of links in notifications and invites, e.g. "
+     "https://chat.example.org (default: the first --listen)"),
+)
+
+#: Options that are on when given, off by default (``CHATIRE_*=1`` in the environment).
+FLAG_OPTIONS: tuple[tuple[str, str], ...] = (
+    ("webhook-allow-private", "let webhooks reach loopback, private, link-local and "
+     "multicast addresses (refused by default)"),
 )
 
 #: Options that may be given more than once.
@@ -133,15 +149,34 @@ def raw_environment(environ: Mapping[str, str]) -> dict[str, str | list[str]]:
         raw = environ.get(environment_variable(option))
         if raw:
             values[option] = [part.strip() for part in raw.split(",") if part.strip()]
+    for option, _ in FLAG_OPTIONS:
+        raw = environ.get(environment_variable(option))
+        if raw is not None:
+            values[option] = raw
     return values
+
+
+def flag_value(option: str, raw: str) -> bool:
+    """A flag's value from its environment variable: 1/true/yes or 0/false/no/empty."""
+    text = raw.strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"--{option}: expected 1 or 0, got {raw!r}")
 
 
 def from_environment(environ: Mapping[str, str]) -> Config:
     """Build a Config from ``CHATIRE_*`` variables; repeatable ones split on commas."""
     kinds = {option: kind for option, kind, _ in SCALAR_OPTIONS}
+    flags = {option for option, _ in FLAG_OPTIONS}
     values: dict[str, Any] = {}
     for option, raw in raw_environment(environ).items():
-        values[option] = parse_value(option, kinds[option], raw) if isinstance(raw, str) else raw
+        if option in flags:
+            values[option] = flag_value(option, str(raw))
+        else:
+            values[option] = (parse_value(option, kinds[option], raw) if isinstance(raw, str)
+                              else raw)
     return from_mapping(values)
 
 

@@ -50,6 +50,15 @@ class NodeControl:
         self._applied: dict[int, float] = {}  # events kept in the store, applied here
         self._read: float | None = None  # when the store's events were last read
         self._reads = 0
+        self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
+
+    def handle(self, kind: str, handler: Callable[[dict[str, Any]], None]) -> None:
+        """Let another part of the node act on one kind of event (never stored)."""
+        self._handlers[kind] = handler
+
+    def announce(self, event: dict[str, Any]) -> None:
+        """An event of a kind some part handles: acted on here at once, and on every node."""
+        self._announce(encode(event))
 
     # -- what ChatService tells the Hub ---------------------------------------------------
 
@@ -165,6 +174,8 @@ class NodeControl:
             for conn in hub.connections():
                 if conn.user is not None and conn.user.id in users:
                     conn.send_json({"type": "chats_changed"})
+        elif kind in self._handlers:
+            self._handlers[kind](event)
         elif kind in ("presence", "presence_snapshot"):
             hub.presence.heard(event)
         elif kind == "revoke":

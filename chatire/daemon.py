@@ -34,6 +34,8 @@ from chatire.metrics import (
     MetricsResource,
 )
 from chatire.moderation import Moderation
+from chatire.notify.planner import Planner
+from chatire.notify.service import PublicURL, build_notifications
 from chatire.service import ChatireService, default_web_root
 from chatire.site import make_site
 from chatire.store import store_from_url
@@ -98,7 +100,12 @@ def _daemon(config: Config, reactor: Any, bus: IBus | None) -> ChatireService:
     hub = Hub(store, publishing, reactor, lambda payload: metrics.stamp(prepare(payload), payload),
               max_subscriptions=config.max_subscriptions, typing_interval=config.typing_interval,
               presence_grace=config.presence_grace)
-    chats = chat_service(config, store, reactor, MeteredEvents(hub, metrics))
+    planner = Planner(store, reactor)
+    chats = chat_service(config, store, reactor,
+                         MeteredEvents(hub, metrics, also=planner.message_committed))
+    public_url = PublicURL(config.public_url)
+    notifications = build_notifications(config, reactor, store, planner, chats, hub.control,
+                                        hub.presence, metrics, public_url)
     timeline = TimelineService(chats, store, reactor)
     # Counted into this daemon's metrics, and in the access log when it closes.
     socket_class = cast(type[ChatSocket], type(
@@ -115,7 +122,8 @@ def _daemon(config: Config, reactor: Any, bus: IBus | None) -> ChatireService:
                      max_body_bytes=config.max_body_bytes,
                      trusted_proxies=trusted_networks(config.trusted_proxy),
                      timeline=timeline, moderation=Moderation(chats, store),
-                     presence=hub.presence)
+                     presence=hub.presence, notifications=notifications.preferences,
+                     public_url=config.public_url)
     drain = Drain()
     site = make_site(drain.wrap(api.resource()), config.max_body_bytes,
                      site_class=AccessLogSite, request_timeout=config.request_timeout,
@@ -128,7 +136,8 @@ def _daemon(config: Config, reactor: Any, bus: IBus | None) -> ChatireService:
                                          healthz=ReadyResource(readiness)))
     return ChatireService(config=config, reactor=reactor, metrics=metrics, store=store, bus=bus,
                           publishing=publishing, hub=hub, chats=chats, sockets=sockets,
-                          api=api, drain=drain, site=site, metrics_site=metrics_site)
+                          api=api, drain=drain, site=site, metrics_site=metrics_site,
+                          notifications=notifications, public_url=public_url)
 
 
 def _websocket_resource(factory: ChatSocketFactory) -> Any:

@@ -22,6 +22,9 @@ from chatire.model import (
     Timeline,
     User,
 )
+from chatire.notify.due import Claimed, Delivery, Roster
+from chatire.notify.payload import Compose
+from chatire.notify.settings import NotifySettings
 
 # ruff: noqa: N805  (zope interfaces declare methods without self)
 
@@ -204,6 +207,43 @@ class IStore(Interface):
 
     def last_seqs(chat_uris: list[str]) -> Deferred[dict[str, int]]:
         """Fire with ``{uri: last_seq}`` for the chats that exist."""
+
+
+class INotifyStore(Interface):
+    """What notifications keep: settings, per-chat levels, and the due rows
+    (one per member per chat per burst) that daemons claim, send and delete."""
+
+    def notify_settings(user_id: int) -> Deferred[NotifySettings]:
+        """The user's settings (the defaults if they set none)."""
+
+    def save_notify_settings(user_id: int, settings: NotifySettings) -> Deferred[None]:
+        """Replace the user's settings."""
+
+    def chat_level(chat_id: int, user_id: int) -> Deferred[tuple[bool, str | None]]:
+        """Whether the user is a member, and their level for the chat (None: default)."""
+
+    def set_chat_level(chat_id: int, user_id: int, level: str | None) -> Deferred[bool]:
+        """Set the member's level for the chat; fire with whether they are a member."""
+
+    def roster(chat_uri: str) -> Deferred[Roster | None]:
+        """The chat's members who can be reached (a channel, a level but none)."""
+
+    def add_due(chat_id: int, rows: list[tuple[str, int, int, datetime]],
+                now: datetime) -> Deferred[None]:
+        """Open a burst per (id, user id, first seq, due at) unless one is open."""
+
+    def claim_due(now: datetime, hold_until: datetime, limit: int) -> Deferred[list[Claimed]]:
+        """Take due rows no other daemon holds, holding them until ``hold_until``."""
+
+    def prepare_due(due_id: int, online: bool, compose: Compose) -> Deferred[Delivery | None]:
+        """The notification of a claimed row (content fixed on first use), or None and
+        the row deleted when nothing is due any more."""
+
+    def finish_due(due_id: int) -> Deferred[None]:
+        """Delete a delivered (or dropped) notification."""
+
+    def retry_due(due_id: int, at: datetime, sent: frozenset[str]) -> Deferred[None]:
+        """Schedule another attempt; ``sent`` names the channels that took it already."""
 
 
 #: ``handler(chat_uri, seq, payload, ack)``: a message arrived from the bus.

@@ -79,6 +79,15 @@ class Metrics:
         self.store_errors = Counter("chatire_store_errors",
                                     "Store transactions that failed (not a refusal)", ["query"],
                                     registry=r)
+        self.notifications = Counter(
+            "chatire_notifications_sent", "Notifications a channel took (a 2xx from the "
+            "webhook, the relay accepted the mail)", ["channel"], registry=r)
+        self.notification_failures = Counter(
+            "chatire_notification_failures", "Notification attempts that failed (retried)",
+            ["channel"], registry=r)
+        self.notifications_dropped = Counter(
+            "chatire_notifications_dropped", "Notifications given up on after a day of "
+            "failed attempts", registry=r)
         # chatire_build_info{version="..."} 1: which release each daemon runs.
         Info("chatire_build", "The chatire release this daemon runs",
              registry=r).info({"version": __version__})
@@ -105,6 +114,17 @@ class Metrics:
             ("chatire_gap_fills", "Store fetches started to bring a subscription up to date "
              "(a live gap, a sweep, or a resume with after)", gap_fills),
         ]))
+
+    # -- notifications (chatire.notify.dispatcher.Counters) ----------------------------
+
+    def notification_sent(self, channel: str) -> None:
+        self.notifications.labels(channel).inc()
+
+    def notification_failed(self, channel: str) -> None:
+        self.notification_failures.labels(channel).inc()
+
+    def notification_dropped(self) -> None:
+        self.notifications_dropped.inc()
 
     # -- hooks ----------------------------------------------------------------------
 
@@ -203,13 +223,16 @@ class MetricsOnly(Resource):
 class MeteredEvents:
     """ChatEvents that count committed messages and pass everything on."""
 
-    def __init__(self, events: Any, metrics: Metrics) -> None:
+    def __init__(self, events: Any, metrics: Metrics,
+                 also: Callable[[Message], Deferred[None] | None] | None = None) -> None:
         self._events = events
         self._metrics = metrics
+        self._also = also  # another reader of committed messages (notifications)
 
-    def message_committed(self, message: Message) -> None:
+    def message_committed(self, message: Message) -> Deferred[None] | None:
         self._metrics.posted.inc()
         self._events.message_committed(message)
+        return None if self._also is None else self._also(message)
 
     def event_committed(self, event: Event) -> None:
         self._events.event_committed(event)

@@ -259,6 +259,25 @@ def build() -> Spec:
             "Mark the chat read up to a seq (never lowers; capped at last_seq)",
             {"204": {"description": "Noted"}}, body="ReadMark", errors=("403", "404"),
             params=[_URI])},
+        "/api/me/notifications": {
+            "get": _operation("My notification settings (the secret never shown)",
+                              {"200": _json(_NOTIFY_REPLY)}),
+            "put": _operation("Change my notification settings (any subset)",
+                              {"200": _json(_NOTIFY_REPLY)}, body="NotifySettings"),
+        },
+        "/api/me/notifications/test": {"post": _operation(
+            "Send a test notification through my channels now",
+            {"200": _json(_reply(["results"], results={
+                "type": "object", "additionalProperties": {"type": "string"}}))},
+            errors=("429",))},
+        "/api/chats/{uri}/notifications": {
+            "get": _operation("My level for this chat (null: my default)",
+                              {"200": _json(_LEVEL_REPLY)}, errors=("403", "404"),
+                              params=[_URI]),
+            "put": _operation("Set my level for this chat (null: back to my default)",
+                              {"200": _json(_LEVEL_REPLY)}, body="ChatNotifyLevel",
+                              errors=("403", "404"), params=[_URI]),
+        },
         "/api/config": {"get": _operation(
             "The protocol version and the limits this daemon applies now",
             {"200": _json(_ref("Config"))}, auth=False)},
@@ -283,6 +302,16 @@ def build() -> Spec:
         },
         "security": [{"bearer": []}],
     }
+
+
+_LEVEL = {"type": ["string", "null"], "enum": ["all", "mentions", "none", None]}
+_LEVEL_REPLY = _reply(["level"], level=_LEVEL)
+_NOTIFY_REPLY = _reply(["notifications", "email_enabled"], email_enabled={"type": "boolean"},
+                       notifications=_reply(
+                           ["level", "delay", "webhook", "email"],
+                           level={"type": "string"}, delay={"type": "integer"},
+                           email={"type": ["string", "null"]},
+                           webhook={"type": ["object", "null"]}))
 
 
 def _health() -> Spec:

@@ -23,6 +23,7 @@ from chatire.limits import (
     MAX_USERNAME_CHARS,
     MIN_PASSWORD_CHARS,
 )
+from chatire.notify.settings import LEVELS, MAX_DELAY, MAX_SECRET_CHARS, MAX_URL_CHARS
 
 Schema = dict[str, Any]
 
@@ -38,6 +39,16 @@ PASSWORD: Schema = {**PLAIN, "minLength": MIN_PASSWORD_CHARS, "maxLength": MAX_P
 CHAT_URI: Schema = PLAIN
 SEQ: Schema = {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}
 CLIENT_ID: Schema = {**PLAIN, "minLength": 1, "maxLength": MAX_CLIENT_ID_CHARS}
+
+
+#: A DNS name: labels of letters, digits and inner hyphens, dot-separated.
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST = rf"{_LABEL}(?:\.{_LABEL})*"
+_PORT = r"(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
+#: A webhook URL: http(s), a host name or IPv4 address, a port, then printable ASCII.
+WEBHOOK_URL = rf"^https?://{_HOST}(?::{_PORT})?(?:[/?#][!-~]*)?$"
+#: An e-mail address as notifications take it: plain ASCII, one @, a DNS domain.
+EMAIL = rf"^[A-Za-z0-9._%+-]{{1,64}}@{_HOST}$"
 
 
 def _object(required: list[str], **properties: Schema) -> Schema:
@@ -65,6 +76,17 @@ REQUESTS: dict[str, Schema] = {
         {"type": "integer", "minimum": 1, "maximum": MAX_INVITE_USES}, {"type": "null"}]}),
     "DirectChat": _object(["username"], username=USERNAME),
     "ReadMark": _object(["seq"], seq=SEQ),
+    "NotifySettings": _object(
+        [], level={"type": "string", "enum": list(LEVELS)},
+        delay={"type": "integer", "minimum": 0, "maximum": MAX_DELAY},
+        webhook={"anyOf": [{"type": "null"}, {**_object(
+            ["url"], url={"type": "string", "pattern": WEBHOOK_URL,
+                          "maxLength": MAX_URL_CHARS},
+            secret={"anyOf": [{"type": "null"}, {**PLAIN, "maxLength": MAX_SECRET_CHARS}]})}]},
+        email={"anyOf": [{"type": "null"}, {"type": "string", "pattern": EMAIL,
+                                             "maxLength": 254}]}),
+    "ChatNotifyLevel": _object(["level"], level={"anyOf": [
+        {"type": "null"}, {"type": "string", "enum": list(LEVELS)}]}),
 }
 
 FRAMES: dict[str, Schema] = {

@@ -25,6 +25,7 @@ from chatire.drain import Drain
 from chatire.interfaces import IBus, IStore
 from chatire.logs import quiet_accept_errors
 from chatire.metrics import MeteredBus, Metrics
+from chatire.notify.service import Notifications, PublicURL
 from chatire.ws import CLOSE_GOING_AWAY, ChatSocketFactory
 
 log = Logger()
@@ -56,6 +57,8 @@ class ChatireService(Service):
     drain: Drain
     site: Site
     metrics_site: Site
+    notifications: Notifications
+    public_url: PublicURL
     ports: list[IListeningPort] = attrs.field(factory=list, init=False)
     ready: Deferred[None] = attrs.field(factory=Deferred, init=False)
 
@@ -72,6 +75,8 @@ class ChatireService(Service):
             quiet_accept_errors(port, self.reactor)
             self.ports.append(port)
             address = port.getHost()
+            if len(self.ports) == 1:
+                self.public_url.learn(address, secure=description.startswith("ssl:"))
             log.info("chatire listening on {description} ({address})",
                      description=description, address=address)
         for description in self.config.metrics_listen:
@@ -79,6 +84,7 @@ class ChatireService(Service):
             self.ports.append(port)
             log.info("chatire serving /metrics on {description} ({address})",
                      description=description, address=port.getHost())
+        self.notifications.start()
 
     def _fatal(self, failure: Failure) -> None:
         log.critical("chatire could not start: {error}", error=str(failure.value))
@@ -120,6 +126,9 @@ class ChatireService(Service):
             log.warn("chatire stopping: {count} HTTP requests unanswered at the deadline",
                      count=self.drain.in_flight)
         self.drain.close_connections()
+        # A notification being sent is let finish (one not finished is sent again later).
+        if not await _within(self.notifications.stop(), min(left(), 2.0), clock):
+            log.warn("chatire stopping: notifications still being sent at the deadline")
         # Read marks still in their coalescing window are written, not lost.
         if not await _within(self.sockets.timeline.flush(), min(left(), 2.0), clock):
             log.warn("chatire stopping: read marks not written at the deadline")

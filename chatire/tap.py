@@ -12,10 +12,12 @@ from twisted.python import usage
 
 from chatire import version_line
 from chatire.config import (
+    FLAG_OPTIONS,
     MULTI_OPTIONS,
     SCALAR_OPTIONS,
     Config,
     attribute,
+    flag_value,
     parse_value,
     raw_environment,
 )
@@ -35,6 +37,7 @@ class Options(usage.Options):
         [name, None, getattr(_DEFAULTS, attribute(name)), help_text, None]
         for name, _, help_text in SCALAR_OPTIONS
     ]
+    optFlags = [[name, None, help_text] for name, help_text in FLAG_OPTIONS]
 
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         super().__init__()
@@ -99,6 +102,10 @@ def to_config(options: dict[str, Any]) -> Config:
         given = tuple(options.get(name) or ())
         if given:
             values[attribute(name)] = given
+    for name, _ in FLAG_OPTIONS:
+        raw = options.get(name)
+        if raw is not None:
+            values[attribute(name)] = raw if isinstance(raw, bool) else flag_value(name, str(raw))
     config = attrs.evolve(_DEFAULTS, **values)
     check(config)
     return config
@@ -115,6 +122,15 @@ def check(config: Config) -> None:
     store_from_url(config.db, reactor)
     bus_from_url(config.bus, reactor)
     trusted_networks(config.trusted_proxy)
+    if config.smtp:
+        from chatire.notify.mail import parse_smtp_url
+
+        try:
+            parse_smtp_url(config.smtp)
+        except ValueError as e:
+            raise ValueError(f"--smtp: {e}") from None
+    if config.public_url and not config.public_url.startswith(("http://", "https://")):
+        raise ValueError("--public-url: must start with http:// or https://")
     if config.log_format not in ("text", "json"):
         raise ValueError("--log-format: text or json")
     for name in ("max_message_chars", "max_body_bytes", "max_frame_bytes", "max_connections"):

@@ -244,6 +244,34 @@ MIGRATIONS: tuple[tuple[str | dict[str, str], ...], ...] = (
             event TEXT NOT NULL)""",
         "CREATE INDEX control_log_at ON control_log (at)",
     ),
+    (  # notifications for members who are away (chatire.notify): settings per user, a
+       # level per membership, and the due notifications, one row per member per chat
+       # per burst: it collects while ``payload`` is null, then is sent, retried with
+       # the same ``nid`` and deleted once delivered. ``due_at`` is also the claim: a
+       # daemon that takes a row moves it past the time its sending may take.
+        """CREATE TABLE notify_settings (
+            user_id {bigint} PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+            level TEXT NOT NULL,
+            delay {bigint} NOT NULL,
+            webhook_url TEXT,
+            webhook_secret TEXT,
+            email TEXT)""",
+        "ALTER TABLE members ADD COLUMN notify TEXT",
+        """CREATE TABLE notify_due (
+            id {id},
+            nid TEXT NOT NULL UNIQUE,
+            user_id {bigint} NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            chat_id {bigint} NOT NULL REFERENCES chats (id) ON DELETE CASCADE,
+            first_seq {bigint} NOT NULL,
+            created_at {time} NOT NULL,
+            due_at {time} NOT NULL,
+            attempts {bigint} NOT NULL DEFAULT 0,
+            payload TEXT,
+            sent TEXT NOT NULL DEFAULT '')""",
+        "CREATE UNIQUE INDEX notify_due_open ON notify_due (user_id, chat_id) "
+        "WHERE payload IS NULL",
+        "CREATE INDEX notify_due_at ON notify_due (due_at)",
+    ),
 )
 
 #: Any constant: the advisory lock that keeps two daemons from migrating at once.

@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from chatire.errors import Forbidden
-from chatire.interfaces import IStore
+from chatire.interfaces import INotifyStore, IStore
 from chatire.model import (
     Appended,
     Chat,
@@ -24,7 +24,10 @@ from chatire.model import (
     Timeline,
     User,
 )
-from chatire.store import append, moderation, queries, timeline
+from chatire.notify.due import Claimed, Delivery, Roster
+from chatire.notify.payload import Compose
+from chatire.notify.settings import NotifySettings
+from chatire.store import append, moderation, notify, queries, timeline
 from chatire.store.schema import migrate
 
 T = TypeVar("T")
@@ -45,7 +48,7 @@ class Engine(Protocol):
     def run(self, txn: Callable[..., Awaitable[T]], *args: Any) -> Deferred[T]: ...
 
 
-@implementer(IStore)
+@implementer(IStore, INotifyStore)
 class SQLStore:
     """The store: chat data in PostgreSQL or SQLite, one transaction a call."""
 
@@ -220,6 +223,41 @@ class SQLStore:
 
     def last_seqs(self, chat_uris: list[str]) -> Deferred[dict[str, int]]:
         return self.engine.run(queries.last_seqs, chat_uris)
+
+    # -- notifications (INotifyStore) ---------------------------------------------
+
+    def notify_settings(self, user_id: int) -> Deferred[NotifySettings]:
+        return self.engine.run(notify.notify_settings, user_id)
+
+    def save_notify_settings(self, user_id: int, settings: NotifySettings) -> Deferred[None]:
+        return self.engine.run(notify.save_notify_settings, user_id, settings)
+
+    def chat_level(self, chat_id: int, user_id: int) -> Deferred[tuple[bool, str | None]]:
+        return self.engine.run(notify.chat_level, chat_id, user_id)
+
+    def set_chat_level(self, chat_id: int, user_id: int, level: str | None) -> Deferred[bool]:
+        return self.engine.run(notify.set_chat_level, chat_id, user_id, level)
+
+    def roster(self, chat_uri: str) -> Deferred[Roster | None]:
+        return self.engine.run(notify.roster, chat_uri)
+
+    def add_due(self, chat_id: int, rows: list[tuple[str, int, int, datetime]],
+                now: datetime) -> Deferred[None]:
+        return self.engine.run(notify.add_due, chat_id, rows, now)
+
+    def claim_due(self, now: datetime, hold_until: datetime,
+                  limit: int) -> Deferred[list[Claimed]]:
+        return self.engine.run(notify.claim_due, now, hold_until, limit)
+
+    def prepare_due(self, due_id: int, online: bool,
+                    compose: Compose) -> Deferred[Delivery | None]:
+        return self.engine.run(notify.prepare_due, due_id, online, compose)
+
+    def finish_due(self, due_id: int) -> Deferred[None]:
+        return self.engine.run(notify.finish_due, due_id)
+
+    def retry_due(self, due_id: int, at: datetime, sent: frozenset[str]) -> Deferred[None]:
+        return self.engine.run(notify.retry_due, due_id, at, sent)
 
 
 def run_sync(coroutine: Awaitable[T]) -> T:

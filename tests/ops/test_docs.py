@@ -19,7 +19,7 @@ from twisted.internet.threads import deferToThreadPool
 from chatire import errors, ws
 from chatire.admin import options_table
 from chatire.api import ChatireAPI
-from chatire.config import MULTI_OPTIONS, SCALAR_OPTIONS
+from chatire.config import FLAG_OPTIONS, MULTI_OPTIONS, SCALAR_OPTIONS
 from chatire.schemas import FRAMES
 from chatire.tap import Options
 from tests.support.client import Api, User
@@ -42,11 +42,12 @@ def test_every_daemon_option_is_documented_once() -> None:
     documented = re.findall(r"^\| `--([a-z-]+)` \|", DOC.read_text(), re.MULTILINE)
     assert len(documented) == len(set(documented))
     options = Options()
-    in_twistd = {p[0] for p in options.optParameters} | {
+    in_twistd = {p[0] for p in options.optParameters} | {p[0] for p in options.optFlags} | {
         name.removeprefix("opt_").replace("_", "-") for name in dir(options)
         if name.startswith("opt_") and name not in ("opt_help", "opt_version")}
     assert set(documented) == in_twistd
-    assert in_twistd == {n for n, *_ in SCALAR_OPTIONS} | {n for n, _ in MULTI_OPTIONS}
+    assert in_twistd == ({n for n, *_ in SCALAR_OPTIONS} | {n for n, _ in MULTI_OPTIONS}
+                         | {n for n, _ in FLAG_OPTIONS})
 
 
 def _served_routes() -> set[str]:
@@ -105,7 +106,8 @@ def test_the_protocol_doc_names_every_close_and_error_code() -> None:
 def test_the_protocol_doc_names_every_daemon_option() -> None:
     # Read from chatire.config, so an option added there must be added to the doc too.
     text = PROTOCOL.read_text()
-    options = [name for name, *_ in SCALAR_OPTIONS] + [name for name, _ in MULTI_OPTIONS]
+    options = ([name for name, *_ in SCALAR_OPTIONS] + [name for name, _ in MULTI_OPTIONS]
+               + [name for name, _ in FLAG_OPTIONS])
     missing = sorted(name for name in options if f"`--{name}`" not in text)
     assert not missing, f"docs/protocol.md does not mention {missing}"
 

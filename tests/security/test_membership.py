@@ -33,6 +33,8 @@ REFUSED = {
     ("post", "/api/chats/{uri}/invites", ""): 403,
     ("get", "/api/chats/{uri}/invites", ""): 403,
     ("delete", "/api/chats/{uri}/invites/{code}", ""): 403,
+    ("get", "/api/chats/{uri}/notifications", ""): 403,
+    ("put", "/api/chats/{uri}/notifications", ""): 403,
 }
 #: Operations on a uri a non-member may call, and why.
 ALLOWED = {
@@ -44,6 +46,7 @@ ALLOWED = {
 BODIES = {("post", "/api/chats/{uri}/messages"): {"message": "let me in", "client_id": "s1"},
           ("patch", "/api/chats/{uri}/messages/{seq}"): {"message": "mine now"},
           ("put", "/api/chats/{uri}/read"): {"seq": 1},
+          ("put", "/api/chats/{uri}/notifications"): {"level": "all"},
           ("patch", "/api/chats/{uri}"): {"title": "mine"},
           ("put", "/api/chats/{uri}/members/{user_id}/role"): {"role": "admin"}}
 

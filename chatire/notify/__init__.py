@@ -1,0 +1,1 @@
+"""Notifications for members who are away: who is due, when, and how they are reached."""

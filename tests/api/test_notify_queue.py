@@ -1,0 +1,183 @@
+"""The due rows as a durable queue, on both stores, time driven by a Clock and webhooks sent
+to a real receiver: the same id on every retry, no double sends between daemons, a claim
+held by a dead daemon let go, the drop after a day counted in /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import pytest_twisted
+from prometheus_client import generate_latest
+from twisted.internet import defer, reactor
+from twisted.internet.task import Clock
+
+from chatire.metrics import Metrics
+from chatire.model import Post, utc_from_timestamp
+from chatire.notify.dispatcher import GIVE_UP, HOLD, Dispatcher, retry_delay
+from chatire.notify.payload import composer
+from chatire.notify.planner import new_id
+from chatire.notify.settings import NotifySettings, Webhook
+from chatire.notify.webhook import WebhookClient
+from chatire.store import store_from_url
+from chatire.store.sqlstore import SQLStore
+from tests.support.receiver import Receiver
+
+START = 1_800_000_000.0
+
+
+@pytest_twisted.async_yield_fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    hook = await Receiver().start()
+    yield hook
+    await hook.stop()
+
+
+@pytest_twisted.async_yield_fixture
+async def store(db_url: str) -> AsyncIterator[SQLStore]:
+    opened = store_from_url(db_url, reactor)
+    await opened.start()
+    yield opened
+    await opened.stop()
+
+
+class World:
+    """A chat of alice and bob; bob's webhook is the receiver; notifications due at START."""
+
+    def __init__(self, store: SQLStore, receiver: Receiver) -> None:
+        self.store = store
+        self.receiver = receiver
+        self.clock = Clock()
+        self.clock.advance(START)
+        self.metrics = Metrics(self.clock, process=False)
+
+    async def setup(self, chats: int = 1) -> None:
+        now = utc_from_timestamp(START - 10)
+        self.alice = await self.store.create_user("alice", "x", "Alice", now)
+        self.bob = await self.store.create_user("bob", "x", "Bob", now)
+        await self.store.save_notify_settings(
+            self.bob.id, NotifySettings("all", 0, Webhook(self.receiver.url, "k"), None))
+        self.chats = []
+        for i in range(chats):
+            chat = await self.store.create_chat(f"chat{i:04d}", f"Chat {i}", self.alice.id, now)
+            await self.store.add_member(chat, self.bob, now)
+            await self.store.append_messages(chat, [Post(self.alice.id, f"hello {i}", None)], now)
+            roster = await self.store.roster(chat.uri)
+            assert roster is not None and [e.username for e in roster.entries] == ["bob"]
+            await self.store.add_due(roster.chat_id, [(new_id(), self.bob.id, 1,
+                                                       utc_from_timestamp(START))], now)
+            self.chats.append(chat)
+
+    def dispatcher(self, online: Any = None) -> Dispatcher:
+        return Dispatcher(self.store, self.clock, composer(lambda: "https://chat.example.org"),
+                          online=online or (lambda uri, user: False), counters=self.metrics,
+                          webhooks=WebhookClient(reactor, allow_private=True), mail=None)
+
+    def counted(self, name: str) -> float:
+        for line in generate_latest(self.metrics.registry).decode().splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"{name} not in /metrics")
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_failed_delivery_is_retried_with_the_same_id_and_then_left_alone(
+        store: SQLStore, receiver: Receiver) -> None:
+    world = World(store, receiver)
+    await world.setup()
+    receiver.statuses = [500]
+    dispatcher = world.dispatcher()
+    await dispatcher.tick()
+    assert len(receiver.requests) == 1
+    world.clock.advance(retry_delay(0) - 1)
+    await dispatcher.tick()  # not due yet
+    assert len(receiver.requests) == 1
+    world.clock.advance(1)
+    await dispatcher.tick()
+    first, second = receiver.requests
+    assert first.body == second.body and first.json["id"] == second.json["id"]
+    assert second.signed_by("k")
+    for _ in range(5):
+        world.clock.advance(HOLD)
+        await dispatcher.tick()
+    assert len(receiver.requests) == 2
+    assert world.counted('chatire_notifications_sent_total{channel="webhook"}') == 1
+    assert world.counted('chatire_notification_failures_total{channel="webhook"}') == 1
+
+
+def test_retries_wait_longer_each_time_and_at_most_an_hour() -> None:
+    delays = [retry_delay(n) for n in range(12)]
+    assert delays[0] <= 10 and delays == sorted(delays) and delays[-1] == 3600
+
+
+@pytest_twisted.ensureDeferred
+async def test_two_daemons_never_send_one_notification_twice(
+        store: SQLStore, receiver: Receiver, db_url: str) -> None:
+    world = World(store, receiver)
+    await world.setup(chats=30)
+    other = store_from_url(db_url, reactor)
+    await other.start()
+    try:
+        first = world.dispatcher()
+        second = World(other, receiver)
+        second.clock = world.clock
+        two = second.dispatcher()
+        for _ in range(3):  # both look at once, again and again
+            await defer.gatherResults([first.tick() or defer.succeed(None),
+                                       two.tick() or defer.succeed(None)])
+        ids = receiver.ids()
+        assert len(ids) == 30 and len(set(ids)) == 30
+        assert {r.json["chat"]["uri"] for r in receiver.requests} == {
+            c.uri for c in world.chats}
+    finally:
+        await other.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_claim_held_by_a_daemon_that_died_is_let_go_after_the_hold(
+        store: SQLStore, receiver: Receiver) -> None:
+    world = World(store, receiver)
+    await world.setup()
+    now = utc_from_timestamp(START)
+    # A daemon claimed it and died before sending.
+    [_] = await store.claim_due(now, now + timedelta(seconds=HOLD), 20)
+    dispatcher = world.dispatcher()
+    await dispatcher.tick()
+    assert receiver.requests == []  # held
+    world.clock.advance(HOLD)
+    await dispatcher.tick()
+    [got] = await receiver.wait_for(1)
+    assert got.json["messages"][0]["message"] == "hello 0"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_member_online_at_due_time_is_not_notified(
+        store: SQLStore, receiver: Receiver) -> None:
+    world = World(store, receiver)
+    await world.setup()
+    await world.dispatcher(online=lambda uri, user: True).tick()
+    world.clock.advance(HOLD * 2)
+    await world.dispatcher().tick()
+    assert receiver.requests == []  # the burst ended when bob was seen here
+
+
+@pytest.mark.parametrize("status", [500, 302, 404])
+@pytest_twisted.ensureDeferred
+async def test_a_notification_failing_for_a_day_is_dropped_and_counted(
+        store: SQLStore, receiver: Receiver, status: int) -> None:
+    world = World(store, receiver)
+    await world.setup()
+    receiver.statuses = [status] * 1000
+    dispatcher = world.dispatcher()
+    await dispatcher.tick()
+    while world.clock.seconds() - START < GIVE_UP + 3600:
+        world.clock.advance(retry_delay(10))
+        await dispatcher.tick()
+    attempts = len(receiver.requests)
+    assert 20 <= attempts <= 40 and len(set(receiver.ids())) == 1
+    assert world.counted("chatire_notifications_dropped_total") == 1
+    world.clock.advance(GIVE_UP)
+    await dispatcher.tick()
+    assert len(receiver.requests) == attempts  # gone
