@@ -9,12 +9,12 @@ function escape(text) {
 }
 
 /**
- * A global regex for `@username` as a whole word: not after a name character or another `@`,
- * and not followed by a name character (a `.` or `-` that ends the name, as in "@bob." at
- * the end of a sentence, does not count as one).
+ * A global regex for `@username` as a whole word, the server's rule (chatire/notify/mentions.py):
+ * not after a name character or another `@`, not followed by a name character other than a
+ * `.` that ends the name (as in "@bob." at the end of a sentence).
  */
 export function mentionPattern(username) {
-  return new RegExp(`(?<![${NAME_CHAR}@])@${escape(username)}(?![A-Za-z0-9_]|[.\\-][A-Za-z0-9_])`, "gi");
+  return new RegExp(`(?<![${NAME_CHAR}@])@${escape(username)}(?![A-Za-z0-9_-])(?!\\.[A-Za-z0-9_-])`, "gi");
 }
 
 const patterns = new Map();

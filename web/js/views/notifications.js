@@ -193,8 +193,7 @@ export class NotificationsDialog {
     if (mode === "set") {
       const replace = button("Replace secret", "replace");
       replaceChildren(this.secretPart,
-        h("p", { class: "secret-note" }, h("span", { class: "secret-badge", attrs: { "aria-hidden": "true" }, text: "🔒" }),
-          " A secret is set."),
+        h("p", { class: "secret-note", text: "A secret is set." }),
         h("div", { class: "inline-actions" }, replace, button("Remove secret", "remove", "ghost small-button danger-text")));
       if (focus) replace.focus();
     } else if (mode === "remove") {
