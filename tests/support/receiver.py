@@ -70,8 +70,10 @@ class Receiver:
         return f"http://127.0.0.1:{self._port.getHost().port}/hook"
 
     async def stop(self) -> None:
-        if self._port is not None:
-            await self._port.stopListening()
+        """Stop listening (again: nothing to do)."""
+        port, self._port = self._port, None
+        if port is not None:
+            await port.stopListening()
 
     async def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
         """The requests once at least ``count`` arrived (fails after ``timeout``)."""

@@ -138,6 +138,16 @@ export const api = {
   useInvite: (code) => request("POST", `/api/invites/${enc(code)}`),
   /** The direct chat with `username` (made on the first ask from either side): `{chat}`. */
   direct: (username) => request("POST", "/api/direct", { username }),
+  /** My notification settings: `{notifications: Settings, email_enabled}` (the secret is never sent back). */
+  notifications: () => request("GET", "/api/me/notifications"),
+  /** Change some of my notification settings (`{level?, delay?, webhook?, email?}`): `{notifications}`. */
+  setNotifications: (changes) => request("PUT", "/api/me/notifications", changes),
+  /** Send a test through each channel set: `{results: {webhook?, email?}}`; 429 when asked too often. */
+  testNotifications: () => request("POST", "/api/me/notifications/test", {}),
+  /** My level for one chat: `{level}`, null meaning my default. */
+  chatNotifications: (uri) => request("GET", `/api/chats/${enc(uri)}/notifications`),
+  /** Set my level for one chat ("all", "mentions", "none", or null for my default): `{level}`. */
+  setChatNotifications: (uri, level) => request("PUT", `/api/chats/${enc(uri)}/notifications`, { level }),
   /** `query`: {after?, before?, limit?} */
   messages: (uri, query = {}) => {
     const params = new URLSearchParams();

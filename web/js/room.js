@@ -31,7 +31,7 @@ export class ChatRoom {
    *          markRead: (uri, seq) => void, follow: (uri) => void, chatInfo: (uri) => object|null,
    *          isMember: (uri) => Promise<boolean|null>, presence: Presence, peers: Peers,
    *          openDirect: (user) => Promise<void>, deleteChat: (uri) => Promise<void>,
-   *          onChat: (chat) => void}} ctx
+   *          onChat: (chat) => void, levels: Levels}} ctx
    */
   constructor(uri, ctx) {
     this.uri = uri;
@@ -54,6 +54,7 @@ export class ChatRoom {
       onReachBottom: () => this.markSeen(),
       onSettings: (focus) => this.openSettings(focus),
       onMessage: (member) => this.message(member),
+      onLevel: (level) => this.setLevel(level),
       presenceOf: (id) => ctx.presence.of(uri, id),
       actions: {
         canEdit: (m) => m.user.id === me.id && !m.deleted,
@@ -69,6 +70,37 @@ export class ChatRoom {
         onJump: (seq) => this.jumpTo(seq),
       },
     });
+    // My notification level here: shown in the details, followed as it changes (here or the default).
+    this.onLevels = (event) => {
+      if (event.detail.chat === uri || event.detail.chat === null) this.showLevel();
+    };
+    ctx.levels.addEventListener("change", this.onLevels);
+    this.showLevel();
+  }
+
+  showLevel() {
+    this.view.setLevel(this.ctx.levels.own(this.uri), this.ctx.levels.defaultLevel);
+  }
+
+  /** Ask for my level here (once the chat is known to be mine). */
+  async loadLevel() {
+    try {
+      await this.ctx.levels.load(this.uri);
+    } catch (err) {
+      if (!this.closed) this.view.levelFailed(`Could not load the notification setting: ${describe(err)}`);
+    }
+  }
+
+  /** The level select changed: save it; on a refusal, show the saved one again and why. */
+  async setLevel(level) {
+    this.view.levelFailed("");
+    try {
+      await this.ctx.levels.save(this.uri, level);
+    } catch (err) {
+      if (this.closed) return;
+      this.showLevel();
+      this.view.levelFailed(`Could not change the notifications: ${describe(err)}`);
+    }
   }
 
   async open() {
@@ -80,6 +112,7 @@ export class ChatRoom {
       const readSeq = self && typeof self.read_seq === "number" ? self.read_seq : listed.read_seq;
       this.member = true;
       this.ctx.follow(this.uri);
+      this.loadLevel();
       const t = this.timeline;
       if (t.loaded && info.chat.last_seq - (t.resumeSeq ?? 0) > STALE_AFTER) t.reset();
       if (!t.loaded) {
@@ -158,6 +191,7 @@ export class ChatRoom {
 
   close() {
     this.closed = true;
+    this.ctx.levels.removeEventListener("change", this.onLevels);
     clearTimeout(this.gapTimer);
     this.settings?.close();
     this.view.destroy();
@@ -193,7 +227,8 @@ export class ChatRoom {
     if (frame.type === "message" && this.timeline.has(frame.seq)) {
       this.view.clearTyping(frame.user.id);
       if (!this.view.hasMember(frame.user.id)) this.refreshMembers();
-      if (frame.user.id !== this.ctx.me.id && !attentive() && out.changes.length) chime();
+      if (frame.user.id !== this.ctx.me.id && !attentive() && out.changes.length
+          && this.ctx.levels.effectiveNow(this.uri) !== "none") chime(); // a muted chat stays quiet
     }
     this.markSeen();
     if (this.timeline.hasGap) this.scheduleGapFill();

@@ -9,6 +9,9 @@ import { ReadSender } from "/js/read.js";
 import { Presence } from "/js/presence.js";
 import { Peers } from "/js/peers.js";
 import { chime, setTitleCount } from "/js/notify.js";
+import * as desktop from "/js/desktop.js";
+import { Levels } from "/js/levels.js";
+import { mentions } from "/js/mentions.js";
 import { ChatRoom } from "/js/room.js";
 import { renderLayout } from "/js/views/layout.js";
 import { bindStatus } from "/js/views/status.js";
@@ -16,6 +19,7 @@ import { ChatListView, chatName } from "/js/views/chatlist.js";
 import { joinPage } from "/js/views/joinpage.js";
 import { openNewChatDialog } from "/js/views/newchat.js";
 import { Toast, endedPane, endedText } from "/js/views/notice.js";
+import { NotificationsDialog } from "/js/views/notifications.js";
 
 /** Chats asked for at a time; more are loaded as the list scrolls to its end. */
 const PAGE = 50;
@@ -42,6 +46,8 @@ export function startShell(root, me, { onSignOut }) {
   const list = new ChatListView(layout.sidebar, { onNewChat: newChat, onMore: loadMore, me });
   const toast = new Toast(root);
   const presence = new Presence(me.id);
+  const levels = new Levels();
+  let panel = null; // the notifications dialog, while open
   const peers = new Peers(me, {
     onPeer: () => renderList(),
     onMembers: (uri, members) => presence.members(uri, members),
@@ -68,7 +74,7 @@ export function startShell(root, me, { onSignOut }) {
     markRead: (uri, seq) => markRead(uri, seq, true),
     follow: (uri) => follow(uri),
     chatInfo: (uri) => find(uri),
-    presence, peers,
+    presence, peers, levels,
     openDirect: (user) => openDirect(user),
     deleteChat: (uri) => deleteChat(uri),
     onChat: (chat) => noteChat(chat),
@@ -251,7 +257,34 @@ export function startShell(root, me, { onSignOut }) {
     }
     if (frame.seq > (chat.last_seq || 0)) chat.last_seq = frame.seq;
     renderList();
-    if (counted && !(room && room.uri === chat.uri)) chime(); // the open chat chimes for itself
+    if (counted) announce(frame, chat, !(room && room.uri === chat.uri)); // the open chat chimes for itself
+  }
+
+  /**
+   * A new message by someone else: the chime (`sound`) and, while the tab is hidden, a desktop
+   * notification, as my level for the chat says (muted: neither; mentions: a notification
+   * only when it mentions me).
+   */
+  async function announce(frame, chat, sound) {
+    const level = await levels.effective(chat.uri);
+    if (stopped || level === "none") return;
+    if (sound) chime();
+    if (level === "all" || mentions(frame.message, me.username)) {
+      desktop.show(frame, chatName(chat, peers.get(chat.uri)), () => navigate(chatPath(chat.uri)));
+    }
+  }
+
+  /** The account's notifications dialog (one at a time). */
+  function openNotifications() {
+    if (panel) return;
+    panel = new NotificationsDialog({
+      levels,
+      onClosed: () => {
+        panel = null;
+        if (layout.notifications.isConnected) layout.notifications.focus();
+      },
+    });
+    panel.open();
   }
 
   /**
@@ -304,6 +337,7 @@ export function startShell(root, me, { onSignOut }) {
     socket.subscriptions.delete(uri); // the server ended it: nothing to unsubscribe
     store.peek(uri)?.reset();
     presence.forget(uri);
+    levels.forget(uri);
     if (open) {
       open.close();
       room = null;
@@ -466,6 +500,7 @@ export function startShell(root, me, { onSignOut }) {
   }, SEEN_EVERY_MS);
   const stopRoutes = onRoute(showRoute);
 
+  layout.notifications.addEventListener("click", openNotifications);
   layout.signOut.addEventListener("click", async () => {
     layout.signOut.disabled = true;
     layout.signOut.textContent = "Signing out…";
@@ -488,11 +523,13 @@ export function startShell(root, me, { onSignOut }) {
     document.removeEventListener("visibilitychange", onVisible);
     room?.close();
     room = null;
+    panel?.close();
     socket.stop();
     setTitleCount(0);
   }
 
   socket.start();
+  levels.loadDefault();
   refreshChats();
   showRoute(current());
   // Signing in replaced the form that had the focus: give it to the page's main content.

@@ -1,5 +1,5 @@
 /** The chat pane: header (name, who is here, settings, members, invite link), message log, typing line, alerts, composer. */
-import { h, labelled, replaceChildren } from "/js/dom.js";
+import { h, labelled, replaceChildren, uid } from "/js/dom.js";
 import { seenText } from "/js/presence.js";
 import { chatLink } from "/js/router.js";
 import { chatName } from "/js/views/chatlist.js";
@@ -9,6 +9,14 @@ import { MessageLog } from "/js/views/messages.js";
 import { Composer } from "/js/views/composer.js";
 
 const TYPING_SHOW_MS = 4000;
+/** The per-chat level select: value ("" is my default) and words. */
+const LEVEL_CHOICES = [["", "Default"], ["all", "All messages"], ["mentions", "Mentions only"], ["none", "Mute"]];
+const LEVEL_WORDS = { all: "all messages", mentions: "mentions only", none: "muted" };
+const LEVEL_HINTS = {
+  all: "You hear of every new message here while you are away.",
+  mentions: "You hear only of messages that mention you.",
+  none: "Nothing from this chat: no sound, no notifications.",
+};
 const RUNS = new Set(["owner", "admin"]);
 
 export class ChatView {
@@ -16,6 +24,7 @@ export class ChatView {
    * @param {string} uri
    * @param {{me: object, onLoadOlder, onRetry, onDiscard, onSend, onTyping, onReachBottom, actions,
    *          onSettings: (focus: string) => void, onMessage: (member) => void,
+   *          onLevel: (level: string|null) => void,
    *          presenceOf: (userId: number) => {online, lastSeen}}} handlers
    */
   constructor(uri, handlers) {
@@ -46,9 +55,11 @@ export class ChatView {
     this.copyNote = h("span", { class: "copy-note small", attrs: { "aria-live": "polite" } });
     this.linkField = h("input", { type: "text", readOnly: true, value: chatLink(uri), class: "invite-field" });
     this.linkField.addEventListener("focus", () => this.linkField.select());
+    this.buildLevel();
     this.memberList = h("ul", { class: "members" });
     this.invitePart = h("div", { class: "invite-part" });
     this.details = h("aside", { id: `details-${uri}`, class: "details", hidden: true, attrs: { "aria-label": "Chat details" } },
+      this.levelPart,
       this.invitePart,
       h("h2", { class: "small-heading", text: "Members" }),
       this.memberList);
@@ -56,12 +67,15 @@ export class ChatView {
     this.log = new MessageLog(handlers);
     this.typing = h("p", { class: "typing small", attrs: { "aria-live": "polite" } });
     this.alertLine = h("p", { class: "form-error chat-alert small", attrs: { role: "alert" } });
-    this.composer = new Composer({ onSend: handlers.onSend, onTyping: handlers.onTyping });
+    this.composer = new Composer({
+      onSend: handlers.onSend, onTyping: handlers.onTyping,
+      mentionable: () => (this.members || []).filter((m) => m.id !== this.me.id),
+    });
 
     const header = h("header", { class: "chat-head" },
       h("a", { href: "/", class: "back ghost button", dataset: { route: "" }, attrs: { "aria-label": "Back to chats" } },
         h("span", { attrs: { "aria-hidden": "true" }, text: "←" })),
-      h("div", { class: "chat-heading" }, this.title, this.here),
+      h("div", { class: "chat-heading" }, h("div", { class: "chat-title-row" }, this.title, this.mutedTag), this.here),
       h("div", { class: "chat-actions" }, this.copyNote, this.copyButton, this.settingsButton, this.membersButton));
     this.el = h("section", { class: "chat", attrs: { "aria-labelledby": `title-${uri}` } },
       header,
@@ -70,6 +84,44 @@ export class ChatView {
         this.details));
     this.title.id = `title-${uri}`;
     if (window.matchMedia("(min-width: 1100px)").matches) this.toggleDetails(true);
+  }
+
+  /** The chat's own notification level: a select in the details (Default / All / Mentions / Mute). */
+  buildLevel() {
+    const headingId = uid("level");
+    this.levelSelect = h("select", {
+      name: "level", class: "level-select", disabled: true,
+      attrs: { "aria-labelledby": headingId, "aria-describedby": `${headingId}-note` },
+      on: { change: () => this.handlers.onLevel(this.levelSelect.value || null) },
+    }, ...LEVEL_CHOICES.map(([value, text]) => h("option", { value, text })));
+    this.levelNote = h("p", { id: `${headingId}-note`, class: "hint level-note", attrs: { role: "status" } });
+    this.levelError = h("p", { class: "form-error small", attrs: { role: "alert" } });
+    this.levelPart = h("div", { class: "level-part" },
+      h("h2", { id: headingId, class: "small-heading", text: "Notifications" }),
+      this.levelSelect, this.levelNote, this.levelError);
+    // In the header: a struck bell while the chat is muted.
+    this.mutedTag = h("span", { class: "muted-tag", hidden: true, title: "Muted" },
+      h("span", { class: "bell-icon off", attrs: { "aria-hidden": "true" } }), h("span", { class: "sr-only", text: "muted" }));
+  }
+
+  /**
+   * Show my level for the chat: `own` ("all", "mentions", "none", null for my default, or
+   * undefined while not known) and my default level.
+   */
+  setLevel(own, defaultLevel) {
+    const known = own !== undefined;
+    this.levelSelect.disabled = !known;
+    if (known) this.levelSelect.value = own || "";
+    this.levelSelect.options[0].textContent = `Default (${LEVEL_WORDS[defaultLevel] || defaultLevel})`;
+    const level = own || defaultLevel;
+    this.levelNote.textContent = known ? LEVEL_HINTS[level] || "" : "Loading…";
+    this.mutedTag.hidden = !(known && level === "none");
+  }
+
+  /** A level change the server refused, or the level could not be loaded: say why. */
+  levelFailed(text) {
+    this.levelError.textContent = text;
+    if (text && this.levelSelect.disabled) this.levelNote.textContent = "";
   }
 
   get direct() {

@@ -1,12 +1,17 @@
-/** Message box: Enter sends, Shift+Enter breaks the line, live character counter, the daemon's limit, and what it replies to. */
+/** Message box: Enter sends, Shift+Enter breaks the line, `@` offers members, live character counter, the daemon's limit, and what it replies to. */
 import { limits } from "/js/config.js";
 import { h, charCount, keepChars, uid } from "/js/dom.js";
+import { MentionBox } from "/js/views/mentionbox.js";
 
 const TYPING_EVERY_MS = 3000;
 
 export class Composer {
-  /** @param {{onSend: (text: string, replyTo: number|null) => void, onTyping: () => void}} handlers */
-  constructor({ onSend, onTyping }) {
+  /**
+   * @param {{onSend: (text: string, replyTo: number|null) => void, onTyping: () => void,
+   *          mentionable?: () => Array<object>}} handlers
+   *   `mentionable` gives the members `@` offers (the chat's, without me).
+   */
+  constructor({ onSend, onTyping, mentionable = () => [] }) {
     this.onSend = onSend;
     this.onTyping = onTyping;
     this.lastTyping = 0;
@@ -29,8 +34,10 @@ export class Composer {
         type: "button", class: "ghost reply-cancel", title: "Cancel reply",
         attrs: { "aria-label": "Cancel reply" }, on: { click: () => this.clearReply(true) },
       }, h("span", { attrs: { "aria-hidden": "true" }, text: "×" })));
+    this.mentions = new MentionBox(this.input, { candidates: mentionable });
     this.form = h("form", { class: "composer", noValidate: true },
       this.reply,
+      this.mentions.el,
       h("label", { htmlFor: this.input.id, class: "composer-label small", text: "Message" }),
       h("div", { class: "composer-row" }, this.input, this.button),
       h("div", { class: "composer-foot small" },
@@ -48,6 +55,7 @@ export class Composer {
       }
     });
     this.input.addEventListener("keydown", (event) => {
+      if (this.mentions.onKey(event)) return; // the open list of members takes its keys first
       if (event.key === "Escape" && this.replyTo !== null) {
         event.preventDefault();
         this.clearReply(true);
@@ -95,6 +103,7 @@ export class Composer {
     const text = this.input.value.trim();
     const replyTo = this.replyTo;
     this.input.value = "";
+    this.mentions.close();
     this.lastTyping = 0;
     this.clearReply();
     this.update();

@@ -1,14 +1,19 @@
-/** The signed-in frame: skip link, top bar (brand, connection, sound, account), chat list and pane in <main>. */
+/** The signed-in frame: skip link, top bar (brand, connection, sound, notifications, account), chat list and pane in <main>. */
 import { h, replaceChildren } from "/js/dom.js";
 import { muted, setMuted } from "/js/notify.js";
 
 /**
  * Build the frame inside `root` and return its parts.
  * @returns {{status: HTMLElement, sidebar: HTMLElement, main: HTMLElement, body: HTMLElement,
- *            signOut: HTMLButtonElement}}
+ *            signOut: HTMLButtonElement, notifications: HTMLButtonElement}}
  */
 export function renderLayout(root, user) {
   const status = h("div", { class: "conn" });
+  // My notification settings (a dialog); narrow screens show a bell.
+  const notifications = h("button", {
+    type: "button", class: "ghost notify-open", attrs: { "aria-haspopup": "dialog" },
+  }, h("span", { class: "full-label", text: "Notifications" }),
+  h("span", { class: "short-label", attrs: { "aria-hidden": "true" } }, h("span", { class: "bell-icon" })));
   const signOut = h("button", { type: "button", class: "ghost", text: "Sign out" });
   const sidebar = h("div", { class: "sidebar" });
   const main = h("div", { class: "pane" });
@@ -24,6 +29,7 @@ export function renderLayout(root, user) {
     status,
     h("div", { class: "account" },
       soundToggle(),
+      notifications,
       h("span", { class: "me", title: `@${user.username}` },
         h("span", { class: "avatar", attrs: { "aria-hidden": "true" }, text: initials(user.display_name || user.username) }),
         h("span", { class: "me-name", text: user.display_name || user.username })),
@@ -31,7 +37,7 @@ export function renderLayout(root, user) {
   );
   root.setAttribute("data-screen", "app");
   replaceChildren(root, skip, header, body);
-  return { status, sidebar, main, body, signOut };
+  return { status, sidebar, main, body, signOut, notifications };
 }
 
 /** The chime's on/off switch (a toggle button), remembered by this browser. */

@@ -1,6 +1,7 @@
 /** One message of the log: bubble (author, time, quoted reply, text, "edited"), reaction chips and its action toolbar. */
 import { h, linkify, shortTime } from "/js/dom.js";
 import { lineText } from "/js/events.js";
+import { markMentions, mentions } from "/js/mentions.js";
 import { initials, hue } from "/js/views/layout.js";
 
 /** Parts of a message's <li> that belong to the log (day separator, unread divider), not to the message. */
@@ -40,15 +41,19 @@ export function fillMessage(li, message, view) {
   li.classList.toggle("deleted", message.deleted);
   li.classList.toggle("edited", Boolean(message.edited_at) && !message.deleted);
   const name = nameOf(message.user);
+  // Someone else's message that mentions me: marked (a bar and bold words, not only colour).
+  const forMe = message.user.id !== view.me.id && !message.deleted && mentions(message.message, view.me.username);
+  li.classList.toggle("mention-me", forMe);
   // The author's name is there for screen readers on every message, mine included.
   const bubble = h("div", { class: "bubble" },
     h("div", { class: "meta" },
       h("span", { class: "author", text: name }),
-      h("time", { dateTime: message.created_at, title: new Date(message.created_at).toLocaleString(), text: shortTime(message.created_at) })),
+      h("time", { dateTime: message.created_at, title: new Date(message.created_at).toLocaleString(), text: shortTime(message.created_at) }),
+      forMe ? h("span", { class: "mention-tag", text: "mentions you" }) : null),
     message.reply_to && !message.deleted ? quoteButton(message.reply_to, view) : null,
     message.deleted
       ? h("p", { class: "text gone", text: "message deleted" })
-      : h("p", { class: "text" }, ...linkify(message.message)),
+      : h("p", { class: "text" }, ...(forMe ? markMentions(linkify(message.message), view.me.username) : linkify(message.message))),
     message.edited_at && !message.deleted
       ? h("span", { class: "edited-tag", text: "edited", title: `Edited ${new Date(message.edited_at).toLocaleString()}` })
       : null,
