@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--short", action="store_true", help="the short version (make bench)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    p.add_argument("--only", default="", help="comma-separated: run only the items whose "
+                   "label is one or starts with one and a space (fanout,ingest production); "
+                   "implies --no-docs")
     p.add_argument("--json", type=Path, default=REPO / "build" / "bench-results.json")
 
     p = sub.add_parser("report", help="rewrite docs/benchmarks.md from a saved `all` run")
@@ -94,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario == "all":
         from bench.suite import run_all
 
+        only = tuple(word.strip() for word in args.only.split(",") if word.strip())
         return run_all(short=args.short, workers=args.workers,
-                             write_docs=not args.no_docs, json_path=args.json)
+                       write_docs=not (args.no_docs or only), json_path=args.json, only=only)
     started = time.monotonic()
     if args.scenario == "fanout":
         result = scenarios.fanout(args.setup, args.rooms, args.subscribers, args.rate,

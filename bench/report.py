@@ -46,6 +46,7 @@ def environment() -> dict[str, Any]:
         "kernel": platform.release(), "python": platform.python_version(),
         "commit": _git("rev-parse", "--short", "HEAD") + (" (+ local changes)" if dirty else ""),
         "load_before": os.getloadavg()[0],
+        "daemon_tree": os.environ.get("BENCH_DAEMON_TREE", ""),  # an A/B run's other tree
     }
 
 

@@ -78,13 +78,18 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
     return items
 
 
-def run_all(*, short: bool, workers: int, write_docs: bool, json_path: Path) -> int:
-    """Run the plan; a failed item is recorded and the others still run."""
+def run_all(*, short: bool, workers: int, write_docs: bool, json_path: Path,
+            only: tuple[str, ...] = ()) -> int:
+    """Run the plan (or the items whose label is, or starts with, one of the words of
+    ``only``: "ingest production" is not "ingest production-2"); a failed item is
+    recorded and the others still run."""
     started = time.monotonic()
     environment = report.environment()
     results: list[dict[str, Any]] = []
     failures = 0
     for label, run in plan(short, workers):
+        if only and not any(label == word or label.startswith(word + " ") for word in only):
+            continue
         log(f"[{time.monotonic() - started:5.0f} s] {label}")
         try:
             results.append(asdict(run()))
