@@ -62,10 +62,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=50, help="timed pages at each position")
     p.add_argument("--runs", type=int, default=2, help="resumes from seq 0")
 
+    p = sub.add_parser("notify", help="notifications: planning on the post path, dispatch")
+    _common(p)
+    p.add_argument("--part", choices=("planning", "dispatch", "both"), default="both")
+    p.add_argument("--rooms", type=int, default=100, help="chats of each planning variant")
+    p.add_argument("--members", type=int, default=50, help="members of each chat")
+    p.add_argument("--window", type=int, default=8, help="unanswered sends per sender")
+    p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--runs", type=int, default=3, help="runs of each planning variant")
+    p.add_argument("--due", type=int, default=2000, help="due rows the dispatch sends")
+    p.add_argument("--explain-rows", type=int, default=100_000,
+                   help="rows present when the claim is EXPLAINed (0: not done)")
+
     p = sub.add_parser("all", help="every scenario on every set-up; rewrites the docs")
     p.add_argument("--short", action="store_true", help="the short version (make bench)")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    p.add_argument("--only", default="", help="comma-separated: run only the items whose "
+                   "label is one or starts with one and a space (fanout,ingest production); "
+                   "implies --no-docs")
     p.add_argument("--json", type=Path, default=REPO / "build" / "bench-results.json")
 
     p = sub.add_parser("report", help="rewrite docs/benchmarks.md from a saved `all` run")
@@ -82,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.scenario == "all":
         from bench.suite import run_all
 
+        only = tuple(word.strip() for word in args.only.split(",") if word.strip())
         return run_all(short=args.short, workers=args.workers,
-                             write_docs=not args.no_docs, json_path=args.json)
+                       write_docs=not (args.no_docs or only), json_path=args.json, only=only)
     started = time.monotonic()
     if args.scenario == "fanout":
         result = scenarios.fanout(args.setup, args.rooms, args.subscribers, args.rate,
@@ -97,6 +113,22 @@ def main(argv: list[str] | None = None) -> int:
                                 args.cycles)
     elif args.scenario == "timeline":
         result = scenarios.timeline(args.setup, args.events, args.repeats, args.runs)
+    elif args.scenario == "notify":
+        from bench import notify
+
+        results = []
+        if args.part in ("planning", "both"):
+            results.append(notify.planning(args.setup, args.rooms, args.members, args.window,
+                                           args.duration, args.runs, args.workers))
+        if args.part in ("dispatch", "both"):
+            results.append(notify.dispatch(args.setup, args.due,
+                                           explain_rows=args.explain_rows))
+        print(json.dumps([{"part": r.params["part"], "summary": r.summary,
+                           "daemons": [asdict(d) for d in r.daemons]} for r in results],
+                         indent=1))
+        if args.json:
+            args.json.write_text(json.dumps([asdict(r) for r in results], indent=1))
+        return 0
     else:
         result = scenarios.ingest(args.setup, args.rooms, args.senders_per_room, args.window,
                                   args.duration, args.runs, args.workers)

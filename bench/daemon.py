@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -86,11 +87,17 @@ def count_messages(db_url: str) -> tuple[int, int]:
 
 
 class Daemon(BlockingDaemon):
-    """One `twistd -n chatire` child process on a free port, from DAEMON_TREE."""
+    """One `twistd -n chatire` child process on a free port, from DAEMON_TREE; with
+    ``metrics``, its /metrics on a second port of its own (``--metrics-listen``)."""
 
     def __init__(self, workdir: Path, db: str, bus: str, name: str,
-                 options: tuple[str, ...] = ()) -> None:
+                 options: tuple[str, ...] = (), metrics: bool = False) -> None:
         port = free_port()
+        self.metrics_url = ""
+        if metrics:
+            metrics_port = free_port()
+            options += ("--metrics-listen", f"tcp:{metrics_port}:interface=127.0.0.1")
+            self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         super().__init__(workdir, db, bus, *options, name=name, port=port,
                          listen=f"tcp:{port}:interface=127.0.0.1:backlog=4096",
                          logfile=workdir / f"{name}.log", env=_extra_env(), tree=DAEMON_TREE)
@@ -100,6 +107,17 @@ class Daemon(BlockingDaemon):
 
     def rss_kib(self) -> int:
         return proc_rss_kib(self.pid)
+
+    def samples(self) -> dict[str, float]:
+        """Every sample of its /metrics now, keyed ``name{label="value",...}``."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        with urllib.request.urlopen(self.metrics_url, timeout=10) as reply:
+            text = reply.read().decode("utf-8")
+        return {sample.name + "{" + ",".join(f'{k}="{v}"' for k, v in
+                                             sorted(sample.labels.items())) + "}": sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples}
 
 
 @dataclass
@@ -113,8 +131,11 @@ class Deployment:
 
 
 @contextmanager
-def deployment(setup: str, *, options: tuple[str, ...] = ()) -> Iterator[Deployment]:
-    """Start the daemons of a set-up on fresh storage; stop them all by PID afterwards."""
+def deployment(setup: str, *, options: tuple[str, ...] = (),
+               metrics: bool = False) -> Iterator[Deployment]:
+    """Start the daemons of a set-up on fresh storage; stop them all by PID afterwards.
+
+    ``metrics``: each daemon also serves /metrics (Daemon.samples)."""
     store, bus_kind, count = SETUPS[setup]
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chatire-bench-")))
@@ -126,7 +147,7 @@ def deployment(setup: str, *, options: tuple[str, ...] = ()) -> Iterator[Deploym
             db += f"?pool={pool}" if pool else ""
         bus = "memory://" if bus_kind == "memory" else stack.enter_context(
             fresh_vhost(AMQP_BASE + "/%2F", "chatire-bench"))
-        daemons = [Daemon(workdir, db, bus, f"daemon{i}", BASE_OPTIONS + options)
+        daemons = [Daemon(workdir, db, bus, f"daemon{i}", BASE_OPTIONS + options, metrics)
                    for i in range(count)]
         try:
             for daemon in daemons:

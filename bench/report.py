@@ -46,6 +46,7 @@ def environment() -> dict[str, Any]:
         "kernel": platform.release(), "python": platform.python_version(),
         "commit": _git("rev-parse", "--short", "HEAD") + (" (+ local changes)" if dirty else ""),
         "load_before": os.getloadavg()[0],
+        "daemon_tree": os.environ.get("BENCH_DAEMON_TREE", ""),  # an A/B run's other tree
     }
 
 
@@ -215,6 +216,96 @@ def _tables(results: list[dict[str, Any]]) -> list[str]:
                    f"{'yes' if s['all_stored'] else '**no**'} | {_num(s['rtt_p50'], 1)} | "
                    f"{_num(s['rtt_p99'], 1)} | {s['daemon_cpu_percent']} | {_rss(r)} |")
     out += _timeline_table(results)
+    out += _notify_tables(results)
+    return out
+
+
+def _part(r: dict[str, Any]) -> str:
+    """planning or dispatch (a failed item has no params: its label says)."""
+    return str(r.get("params", {}).get("part") or r["label"].split()[2])
+
+
+def _notify_tables(results: list[dict[str, Any]]) -> list[str]:
+    runs = [r for r in results if r["scenario"] == "notify"]
+    if not runs:
+        return []
+    out = ["", "## Notifications", "",
+           "**Planning on the post path.** Ingest as above (closed-loop senders, window 8, "
+           "one a chat) into chats whose members all have level `all`, a 3,600 s delay and "
+           "a webhook (*reachable*: bursts open, nothing falls due during the run), against "
+           "as many chats whose members have no channel (*unreachable*: the planner has "
+           "nobody to plan for); one deployment, the two sets interleaved run by run (ABBA). "
+           "Members are written straight into the store; users, chats and settings go "
+           "through the API. Store transactions are counted from the daemon's `/metrics` "
+           "(`chatire_store_query_seconds_count{query=...}`), their mean time includes the "
+           "wait for a pool connection. Daemon us/msg is daemon CPU per committed message.",
+           "", "| run | set-up | chats x members | variant | committed msg/s | send→sent p50 ms "
+           "| p99 ms | daemon us/msg | roster reads | due-row inserts | all in the store |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in runs:
+        if _part(r) != "planning":
+            continue
+        s = r["summary"]
+        if "error" in s:
+            out.append(f"| `{r['label']}` | {r['setup']} | failed: {s['error']} "
+                       "| | | | | | | | |")
+            continue
+        p = r["params"]
+        for variant, v in s["variants"].items():
+            out.append(f"| `{r['label']}` | {r['setup']} | {p['rooms']} x {p['members']} | "
+                       f"{variant} | {_num(v['commit_rate'])} | {_num(v['rtt_p50'], 1)} | "
+                       f"{_num(v['rtt_p99'], 1)} | {_num(v['daemon_us_per_message'])} | "
+                       f"{v['roster']} | {v['add_due']} | "
+                       f"{'yes' if v['all_stored'] and not v['errors'] else '**no**'} |")
+        q = s["queries"]
+        roster, add = q.get("roster") or {}, q.get("add_due") or {}
+        out += ["", f"`{r['label']}`, the whole scenario (warm-up included, where the "
+                f"reachable chats' bursts opened): {s['messages']:,} messages measured; "
+                f"{roster.get('count', 0)} roster reads (mean {roster.get('mean_ms', 0)} ms), "
+                f"{add.get('count', 0)} due-row inserts (mean {add.get('mean_ms', 0)} ms) "
+                f"writing {s['due_rows']:,} rows (chats x (members - the sender): "
+                f"{s['expected_due_rows']:,}); webhook posts during the runs: "
+                f"{s['webhook_posts']}; reachable / unreachable committed rate: "
+                f"{s['rate_ratio']:.2f}."]
+    out += ["", "**Dispatch.** K members (written straight into the store, one due row each, "
+            "already past its time, a webhook to a receiver on loopback: aiohttp in a process "
+            "of its own, answering 200 and counting ids) and 1 or 2 daemons: time from the "
+            "rows' commit until the receiver had every id, notifications a second (overall, "
+            "and over the middle 80 %), duplicates (copies of an id beyond the first), the "
+            "notifications each daemon sent, and daemon CPU per notification (less what the "
+            "daemons use idle).", "",
+            "| run | set-up | due rows | delivered | duplicates | failures | rows left | "
+            "first after s | all after s | notifications/s (steady) | sent per daemon | "
+            "claims | daemon CPU ms a notification |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    claims = []
+    for r in runs:
+        if _part(r) != "dispatch":
+            continue
+        s = r["summary"]
+        if "error" in s:
+            out.append(f"| `{r['label']}` | {r['setup']} | failed: {s['error']} "
+                       "| | | | | | | | | | |")
+            continue
+        out.append(f"| `{r['label']}` | {r['setup']} | {r['params']['due']:,} | "
+                   f"{s['delivered']:,} | {s['duplicates']} | {s['failures']} | "
+                   f"{s['rows_left']} | {_num(s['first_s'], 2)} | {_num(s['all_s'], 1)} | "
+                   f"{_num(s['per_s'], 1)} ({_num(s['steady_per_s'], 1)}) | "
+                   f"{' / '.join(str(n) for n in s['sent_per_daemon'])} | "
+                   f"{s['queries'].get('claim_due', 0)} | "
+                   f"{_num(s['daemon_ms_per_notification'], 2)} |")
+        if "claim" in s:
+            claims.append((r, s["claim"]))
+    for r, c in claims:
+        out += ["", f"**The claim** (`chatire.store.notify.claim_due`, run as the daemon runs "
+                f"it) over {c['rows']:,} committed rows of which {c['due']:,} due, after "
+                f"`ANALYZE` (in `{r['label']}`): {c['median_ms']:.2f} ms median over "
+                f"{c['repeats']} claims of {r['params']['batch']}, with the commit (slowest "
+                f"{c['max_ms']:.2f} ms); index scan on `notify_due_at`: "
+                f"{'yes' if c['index_scan'] else '**no**'}, sequential scan: "
+                f"{'**yes**' if c['seq_scan'] else 'no'}. The update's plan (EXPLAIN ANALYZE, "
+                f"BUFFERS; execution {_num(c['explain_ms'], 2)} ms):", "", "```",
+                *c["plan"], "```"]
     return out
 
 
