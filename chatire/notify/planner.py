@@ -111,7 +111,13 @@ class Planner:
         if not rows:
             return
         self._prune(now)
-        await self._store.add_due(roster.chat_id, rows, utc_from_timestamp(now))
+        try:
+            await self._store.add_due(roster.chat_id, rows, utc_from_timestamp(now))
+        except BaseException:
+            # Not stored: the next post in this chat opens these bursts again.
+            for _, user_id, _, _ in rows:
+                self._open.pop((uri, user_id), None)
+            raise
 
     def _prune(self, now: float) -> None:
         if len(self._open) > 4 * MAX_ROSTERS:
