@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
                    "label is one or starts with one and a space (fanout,ingest production); "
                    "implies --no-docs")
     p.add_argument("--json", type=Path, default=REPO / "build" / "bench-results.json")
+    p.add_argument("--rerun", type=Path, help="with --only: replace those items in this saved "
+                   "run (e.g. build/bench-results.json) and rewrite the docs from it")
 
     p = sub.add_parser("report", help="rewrite docs/benchmarks.md from a saved `all` run")
     p.add_argument("--json", type=Path, default=REPO / "build" / "bench-results.json")
@@ -99,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
 
         only = tuple(word.strip() for word in args.only.split(",") if word.strip())
         return run_all(short=args.short, workers=args.workers,
-                       write_docs=not (args.no_docs or only), json_path=args.json, only=only)
+                       write_docs=not (args.no_docs or (only and not args.rerun)),
+                       json_path=args.json, only=only, rerun=args.rerun)
     started = time.monotonic()
     if args.scenario == "fanout":
         result = scenarios.fanout(args.setup, args.rooms, args.subscribers, args.rate,

@@ -398,33 +398,38 @@ class _Cursor:
 def claim_plan(db: str, rows: int, due_every: int = 100, repeats: int = 20) -> dict[str, Any]:
     """``rows`` committed due rows, none due before an hour from now (the daemons leave them
     alone), one in ``due_every`` due at the moment this claims as of: the plan of
-    chatire.store.notify.claim_due and its time (with its commit) over ``repeats`` claims;
-    the rows and their users are deleted afterwards."""
+    chatire.store.notify.claim_due and its time (with its commit) over ``repeats`` claims.
+
+    The rows are for the users there are, in chats made for them (one open row per member
+    per chat); rows and chats are deleted afterwards. (Not for new users: deleting a user
+    looks for their rows by ``user_id`` alone, which no index of notify_due serves, so
+    deleting 100,000 of them scans the table 100,000 times.)"""
     conn = psycopg2.connect(db.split("?")[0])
-    prefix = "p" + secrets.token_hex(4) + "_"
+    prefix = "p" + secrets.token_hex(4)
     try:
         cur = conn.cursor()
-        cur.execute("SELECT array_agg(id ORDER BY id) FROM chats")
-        chat_ids = cur.fetchone()[0]
-        base = datetime.now(UTC) + timedelta(hours=1)
+        cur.execute("SELECT array_agg(id ORDER BY id) FROM users")
+        users = cur.fetchone()[0]
         period = 3600
+        base = datetime.now(UTC) + timedelta(hours=1)
         started = time.monotonic()
-        cur.execute("""WITH u AS (
-                           INSERT INTO users (username, display_name, password_hash, created_at)
-                           SELECT %s || i, %s || i, '!', now() FROM generate_series(1, %s) i
-                           RETURNING id)
+        cur.execute("""WITH c AS (
+                           INSERT INTO chats (uri, title, owner_id, created_at, last_activity_at)
+                           SELECT %s || i, 'claim plan', %s, now(), now()
+                             FROM generate_series(1, %s) i RETURNING id)
                        INSERT INTO notify_due (nid, user_id, chat_id, first_seq, created_at,
                                                due_at)
-                       SELECT 'n_' || %s || u.id, u.id, (%s::bigint[])[1 + u.id %% %s], 1,
-                              now(), %s + (u.id %% %s) * interval '1 second'
-                         FROM u""",
-                    (prefix, prefix, rows, prefix, chat_ids, len(chat_ids), base, period))
+                       SELECT 'n_' || %s || '_' || c.id || '_' || u.id, u.id, c.id, 1, now(),
+                              %s + ((c.id * 7919 + u.id) %% %s) * interval '1 second'
+                         FROM c, unnest(%s::bigint[]) u(id) LIMIT %s""",
+                    (prefix, users[0], -(-rows // len(users)), prefix, base, period, users,
+                     rows))
         conn.commit()
         conn.autocommit = True
         cur.execute("ANALYZE notify_due")  # as autovacuum would, after this many rows
         conn.autocommit = False
         loaded = time.monotonic() - started
-        # As of this moment, one row in due_every is due.
+        # As of this moment, about one row in due_every is due.
         at = base + timedelta(seconds=period / due_every)
         cur.execute("SELECT count(*), count(*) FILTER (WHERE due_at <= %s) FROM notify_due",
                     (at,))
@@ -446,7 +451,8 @@ def claim_plan(db: str, rows: int, due_every: int = 100, repeats: int = 20) -> d
         conn.rollback()
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute("DELETE FROM users WHERE username LIKE %s", (prefix + "%",))  # cascades
+            cur.execute("DELETE FROM notify_due WHERE nid LIKE %s", (f"n\\_{prefix}\\_%",))
+            cur.execute("DELETE FROM chats WHERE uri LIKE %s", (prefix + "%",))
         conn.close()
     plan = explaining.plan
     executed = next((float(m.group(1)) for line in plan

@@ -396,6 +396,8 @@ def write(env: dict[str, Any], results: list[dict[str, Any]]) -> None:
         f"- commit: {env['commit']}",
         f"- load average when it started: {env['load_before']:.2f} (the machine is shared "
         "with other test runs, so the figures are noisy; each is a median of several runs)",
+        *[f"- rerun alone afterwards: `{r['label']}` ({r['date']}, commit {r['commit']}, load "
+          f"average {r['load_before']:.2f})" for r in env.get("reruns", [])],
         "- daemon: `twistd chatire --send-rate 0`, one process each, stopped by PID; the "
         "generator (picows on uvloop, 2 processes) runs on the same 2 cores",
         "",

@@ -79,10 +79,14 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
 
 
 def run_all(*, short: bool, workers: int, write_docs: bool, json_path: Path,
-            only: tuple[str, ...] = ()) -> int:
+            only: tuple[str, ...] = (), rerun: Path | None = None) -> int:
     """Run the plan (or the items whose label is, or starts with, one of the words of
     ``only``: "ingest production" is not "ingest production-2"); a failed item is
-    recorded and the others still run."""
+    recorded and the others still run.
+
+    ``rerun``: a saved run whose items of the same labels are replaced by these, each
+    named in its environment's ``reruns`` (date, load); the docs are then rewritten
+    from it."""
     started = time.monotonic()
     environment = report.environment()
     results: list[dict[str, Any]] = []
@@ -103,6 +107,9 @@ def run_all(*, short: bool, workers: int, write_docs: bool, json_path: Path,
         results[-1]["label"] = label
     environment["seconds"] = round(time.monotonic() - started)
     environment["short"] = short
+    if rerun is not None:
+        environment, results = _replace(json.loads(rerun.read_text()), environment, results)
+        json_path = rerun
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps({"environment": environment, "results": results}, indent=1))
     log(f"results in {json_path} ({environment['seconds']} s)")
@@ -110,3 +117,15 @@ def run_all(*, short: bool, workers: int, write_docs: bool, json_path: Path,
         report.write(environment, results)
         log("docs/benchmarks.md and docs/bench-latency.png rewritten")
     return 1 if failures else 0
+
+
+def _replace(saved: dict[str, Any], environment: dict[str, Any],
+             results: list[dict[str, Any]]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The saved run with these results in place of its items of the same labels."""
+    fresh = {r["label"]: r for r in results}
+    merged = [fresh.pop(r["label"], r) for r in saved["results"]] + list(fresh.values())
+    env = saved["environment"]
+    env.setdefault("reruns", []).extend(
+        {"label": label, "date": environment["date"], "commit": environment["commit"],
+         "load_before": environment["load_before"]} for label in (r["label"] for r in results))
+    return env, merged
