@@ -23,7 +23,9 @@ from chatire.limits import (
     MAX_USERNAME_CHARS,
     MIN_PASSWORD_CHARS,
 )
-from chatire.notify.settings import LEVELS, MAX_DELAY, MAX_SECRET_CHARS, MAX_URL_CHARS
+from chatire.notify.mail import MAX_ADDRESS_CHARS
+from chatire.notify.settings import LEVELS, MAX_DELAY, MAX_SECRET_CHARS
+from chatire.notify.webhook import MAX_URL_CHARS
 
 Schema = dict[str, Any]
 
@@ -84,7 +86,7 @@ REQUESTS: dict[str, Schema] = {
                           "maxLength": MAX_URL_CHARS},
             secret={"anyOf": [{"type": "null"}, {**PLAIN, "maxLength": MAX_SECRET_CHARS}]})}]},
         email={"anyOf": [{"type": "null"}, {"type": "string", "pattern": EMAIL,
-                                             "maxLength": 254}]}),
+                                             "maxLength": MAX_ADDRESS_CHARS}]}),
     "ChatNotifyLevel": _object(["level"], level={"anyOf": [
         {"type": "null"}, {"type": "string", "enum": list(LEVELS)}]}),
 }

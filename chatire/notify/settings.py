@@ -13,7 +13,6 @@ DEFAULT_DELAY = 60
 #: The longest delay a user may choose: a day (notifications are dropped after one).
 MAX_DELAY = 86400
 MAX_SECRET_CHARS = 256
-MAX_URL_CHARS = 2048
 
 
 @attrs.frozen
