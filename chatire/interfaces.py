@@ -235,12 +235,14 @@ class INotifyStore(Interface):
     def claim_due(now: datetime, hold_until: datetime, limit: int) -> Deferred[list[Claimed]]:
         """Take due rows no other daemon holds, holding them until ``hold_until``."""
 
-    def prepare_due(due_id: int, online: bool, compose: Compose) -> Deferred[Delivery | None]:
-        """The notification of a claimed row (content fixed on first use), or None and
-        the row deleted when nothing is due any more."""
+    def prepare_due(claims: list[tuple[int, bool]],
+                    compose: Compose) -> Deferred[list[Delivery]]:
+        """The notifications of claimed rows, given as (row id, member online), in one
+        transaction (content fixed on first use); the rows with nothing due any more are
+        deleted and left out."""
 
-    def finish_due(due_id: int) -> Deferred[None]:
-        """Delete a delivered (or dropped) notification."""
+    def finish_due(due_ids: list[int]) -> Deferred[None]:
+        """Delete delivered (or dropped) notifications, in one statement."""
 
     def retry_due(due_id: int, at: datetime, sent: frozenset[str]) -> Deferred[None]:
         """Schedule another attempt; ``sent`` names the channels that took it already."""

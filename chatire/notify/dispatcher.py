@@ -8,7 +8,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred, DeferredList
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
@@ -30,6 +30,9 @@ BATCH = 100
 #: Deliveries one daemon has in flight at most: past it, the rest wait for the next look
 #: (a slow receiver holds one slot for its timeout, not anyone else's turn).
 MAX_IN_FLIGHT = 200
+#: Seconds a delivered notification's row may wait to be deleted with others in one
+#: statement (the finish of BATCH rows waits for none).
+FINISH_EVERY = 0.005
 #: Seconds a claimed notification is held: longer than any attempt takes, so no other
 #: daemon sends it meanwhile; a daemon that dies holding it lets it go then.
 HOLD = 120.0
@@ -76,9 +79,11 @@ class Dispatcher:
     The rows are the durable queue: a claim moves a row's due time HOLD ahead in
     the same statement that finds it (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the
     single writer on SQLite), so two daemons never take the same one, and one that
-    dies with it lets it go when the hold ends. A row is deleted only after every
-    channel took it (a 2xx from the webhook, the relay's acceptance); until then it
-    is retried with growing delays under the same id, and dropped after a day.
+    dies with it lets it go when the hold ends. The rows of one claim are prepared in
+    one transaction. A row is deleted only after every channel took it (a 2xx from
+    the webhook, the relay's acceptance), with the others delivered within
+    FINISH_EVERY, in one statement; until then it is retried with growing delays
+    under the same id, and dropped after a day.
     """
 
     def __init__(self, store: INotifyStore, clock: IReactorTime, compose: Compose, *,
@@ -95,35 +100,47 @@ class Dispatcher:
         self._loop.clock = clock
         self._interval = interval
         self._in_flight: set[Deferred[None]] = set()
+        self._holding = 0  # rows claimed and not yet settled
+        self._finished: list[int] = []  # delivered, their rows not yet deleted
+        self._flush_call: IDelayedCall | None = None
 
     def start(self) -> None:
         self._loop.start(self._interval, now=False).addErrback(
             lambda f: log.failure("notification loop stopped", f))
 
     def stop(self) -> Deferred[Any]:
-        """Stop looking; fire once the deliveries in flight are done (the caller bounds it)."""
+        """Stop looking; fire once the deliveries in flight are done and their rows
+        deleted (the caller bounds it)."""
         if self._loop.running:
             self._loop.stop()
-        return DeferredList(list(self._in_flight), consumeErrors=True)
+
+        async def drain() -> None:
+            await DeferredList(list(self._in_flight), consumeErrors=True)
+            await self._flush()
+
+        return Deferred.fromCoroutine(drain())
 
     def tick(self) -> Deferred[None]:
-        """One look, then the deliveries it started (how tests drive the dispatcher)."""
+        """One look, then the deliveries it started and their finish (how tests drive
+        the dispatcher)."""
 
         async def once() -> None:
             started = await self._look()
             await DeferredList(started, consumeErrors=True)
+            await self._flush()
 
         return Deferred.fromCoroutine(once())
 
     def _look(self) -> Deferred[list[Deferred[None]]]:
-        """Claim what is due while there is room, starting each delivery at once; fires
-        when claiming stops (the loop's next look waits for that, never for a send)."""
+        """Claim what is due while there is room, starting each delivery once its claim
+        is prepared; fires when claiming stops (the loop's next look waits for that,
+        never for a send)."""
         return Deferred.fromCoroutine(self._claim_while_room())
 
     async def _claim_while_room(self) -> list[Deferred[None]]:
         started: list[Deferred[None]] = []
         while True:
-            room = min(BATCH, MAX_IN_FLIGHT - len(self._in_flight))
+            room = min(BATCH, MAX_IN_FLIGHT - self._holding)
             if room <= 0:
                 return started  # a slow receiver holds a slot, never the others' turn
             now = self._clock.seconds()
@@ -133,27 +150,41 @@ class Dispatcher:
             except ChatireError as e:
                 log.warn("due notifications not read: {error}", error=str(e))
                 return started
-            for one in claimed:
-                d = Deferred.fromCoroutine(self._deliver(one))
-                self._in_flight.add(d)
-                d.addErrback(lambda f: log.failure("notification delivery failed", f))
-                d.addBoth(self._landed, d)
-                started.append(d)
+            if claimed:
+                self._holding += len(claimed)
+                try:
+                    deliveries = await self._prepare(claimed)
+                finally:
+                    self._holding -= len(claimed)
+                for delivery in deliveries:
+                    self._holding += 1
+                    d = Deferred.fromCoroutine(self._deliver(delivery))
+                    self._in_flight.add(d)
+                    d.addErrback(lambda f: log.failure("notification delivery failed", f))
+                    d.addBoth(self._landed, d)
+                    started.append(d)
             if len(claimed) < room:
                 return started
 
+    async def _prepare(self, claimed: list[Claimed]) -> list[Delivery]:
+        """The deliveries of one claim, in one transaction (none if it failed: the rows
+        are held, and the first claim after the hold tries them again)."""
+        claims = [(one.id, bool(self._online(one.chat_uri, one.user_id))) for one in claimed]
+        try:
+            return await self._store.prepare_due(claims, self._compose)
+        except ChatireError as e:
+            log.warn("{count} notifications not prepared: {error}", count=len(claims),
+                     error=str(e))
+            return []
+        except Exception:  # a bug must not stop the loop: the rows wait for their hold
+            log.failure("{count} notifications not prepared", count=len(claims))
+            return []
+
     def _landed(self, result: Any, d: Deferred[None]) -> None:
         self._in_flight.discard(d)
+        self._holding -= 1
 
-    async def _deliver(self, claimed: Claimed) -> None:
-        try:
-            delivery = await self._store.prepare_due(
-                claimed.id, self._online(claimed.chat_uri, claimed.user_id), self._compose)
-        except ChatireError as e:
-            log.warn("notification {id} not prepared: {error}", id=claimed.id, error=str(e))
-            return  # it is held; the next claim after the hold tries again
-        if delivery is None:
-            return
+    async def _deliver(self, delivery: Delivery) -> None:
         sent = set(delivery.sent)
         failed: list[str] = []
         for channel, attempt in self._attempts(delivery):
@@ -192,18 +223,43 @@ class Dispatcher:
     async def _settle(self, delivery: Delivery, failed: list[str],
                       sent: frozenset[str]) -> None:
         now = self._clock.seconds()
-        try:
-            if not failed:
-                await self._store.finish_due(delivery.id)
-            elif now - delivery.created_at.timestamp() >= GIVE_UP:
-                await self._store.finish_due(delivery.id)
-                self._counters.notification_dropped()
-                log.warn("notification {id} dropped after a day of failed attempts",
-                         id=delivery.nid)
-            else:
-                at = utc_from_timestamp(now) + timedelta(seconds=retry_delay(delivery.attempts))
+        if failed and now - delivery.created_at.timestamp() >= GIVE_UP:
+            self._counters.notification_dropped()
+            log.warn("notification {id} dropped after a day of failed attempts",
+                     id=delivery.nid)
+        elif failed:
+            at = utc_from_timestamp(now) + timedelta(seconds=retry_delay(delivery.attempts))
+            try:
                 await self._store.retry_due(delivery.id, at, sent)
+            except ChatireError as e:
+                # The hold ends and it is tried again: at least once, never lost.
+                log.warn("notification {id} outcome not kept: {error}", id=delivery.nid,
+                         error=str(e))
+            return
+        self._finished.append(delivery.id)
+        if len(self._finished) >= BATCH:
+            self._flush_now()
+        elif self._flush_call is None:
+            self._flush_call = self._clock.callLater(FINISH_EVERY, self._flush_now)
+
+    def _flush_now(self) -> None:
+        d = Deferred.fromCoroutine(self._flush())
+        self._in_flight.add(d)
+        d.addErrback(lambda f: log.failure("delivered notifications not deleted", f))
+        d.addBoth(lambda _: self._in_flight.discard(d))
+
+    async def _flush(self) -> None:
+        """Delete the rows delivered since the last flush, in one statement."""
+        if self._flush_call is not None:
+            if self._flush_call.active():
+                self._flush_call.cancel()
+            self._flush_call = None
+        ids, self._finished = self._finished, []
+        if not ids:
+            return
+        try:
+            await self._store.finish_due(ids)
         except ChatireError as e:
-            # The hold ends and it is tried again: at least once, never lost.
-            log.warn("notification {id} outcome not kept: {error}", id=delivery.nid,
-                     error=str(e))
+            # Their holds end and they are sent again: at least once, never lost.
+            log.warn("{count} delivered notifications not deleted: {error}",
+                     count=len(ids), error=str(e))

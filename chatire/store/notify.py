@@ -111,14 +111,19 @@ async def claim_due(cur: Cursor, now: datetime, hold_until: datetime,
     return [Claimed(int(r[0]), int(r[1]), r[2]) for r in cur.fetchall()]
 
 
-async def prepare_due(cur: Cursor, due_id: int, online: bool,
-                      compose: Compose) -> Delivery | None:
-    """The notification of a claimed row, its content fixed on the first attempt; None
-    (and the row gone) when nothing is due any more: read, online, muted, unreachable,
-    or no longer a member."""
+async def prepare_due(cur: Cursor, claims: list[tuple[int, bool]],
+                      compose: Compose) -> list[Delivery]:
+    """The notifications of claimed rows, given as (row id, whether its member is online),
+    in one transaction, each one's content fixed on its first attempt. A row with nothing
+    due any more (read, online, muted, unreachable, no longer a member) is deleted and
+    left out."""
+    if not claims:
+        return []
+    online = dict(claims)
+    marks = ", ".join(["%s"] * len(online))
     lock = " FOR UPDATE OF d" if cur.dialect == "postgresql" else ""
     await cur.execute(
-        f"""SELECT d.nid, d.first_seq, d.created_at, d.attempts, d.payload, d.sent,
+        f"""SELECT d.id, d.nid, d.first_seq, d.created_at, d.attempts, d.payload, d.sent,
                    u.id, u.username, u.display_name, m.read_seq, m.notify,
                    {_SETTINGS_COLUMNS}, c.id, c.uri, c.title, c.created_at, c.last_seq,
                    c.kind, c.join_by
@@ -127,34 +132,48 @@ async def prepare_due(cur: Cursor, due_id: int, online: bool,
               JOIN chats c ON c.id = d.chat_id
               LEFT JOIN members m ON m.chat_id = d.chat_id AND m.user_id = d.user_id
               LEFT JOIN notify_settings s ON s.user_id = d.user_id
-             WHERE d.id = %s{lock}""", (due_id,))
-    row = cur.fetchone()
-    if row is None:
-        return None
-    nid, first_seq, created_at, attempts, payload, sent = row[:6]
-    user = User(int(row[6]), row[7], row[8])
-    read_seq, chat_notify = row[9], row[10]
-    settings = NotifySettings() if row[11] is None else _settings(row[11:16])
+             WHERE d.id IN ({marks}) ORDER BY d.id{lock}""", list(online))
+    deliveries: list[Delivery] = []
+    gone: list[int] = []
+    fixed: list[tuple[str, int]] = []
+    for row in cur.fetchall():
+        due_id = int(row[0])
+        delivery = await _prepare_one(cur, row, online[due_id], compose)
+        if delivery is None:
+            gone.append(due_id)
+            continue
+        if row[5] is None:
+            fixed.append((delivery.payload, due_id))
+        deliveries.append(delivery)
+    await _forget(cur, gone)
+    for payload, due_id in fixed:
+        await cur.execute("UPDATE notify_due SET payload = %s WHERE id = %s",
+                          (payload, due_id))
+    return deliveries
+
+
+async def _prepare_one(cur: Cursor, row: tuple[Any, ...], online: bool,
+                       compose: Compose) -> Delivery | None:
+    """One row of prepare_due's read as a delivery; None when nothing is due any more."""
+    due_id, nid, first_seq, created_at, attempts, payload, sent = row[:7]
+    user = User(int(row[7]), row[8], row[9])
+    read_seq, chat_notify = row[10], row[11]
+    settings = NotifySettings() if row[12] is None else _settings(row[12:17])
     level = chat_notify or settings.level
     if read_seq is None or level == "none" or not settings.reachable:
-        await _forget(cur, due_id)
         return None
     if payload is None:
         if online:
-            await _forget(cur, due_id)
             return None
         owner = User(0, "", "")  # not shown: a notification names the chat only
-        chat = Chat(int(row[16]), row[17], row[18], owner, cur.time(row[19]), int(row[20]),
-                    kind=row[21], join=row[22])
+        chat = Chat(int(row[17]), row[18], row[19], owner, cur.time(row[20]), int(row[21]),
+                    kind=row[22], join=row[23])
         due, more = await _due_messages(cur, chat, user, level,
                                         max(int(first_seq), int(read_seq) + 1))
         if not due:
-            await _forget(cur, due_id)
             return None
         payload = compose(nid, user, chat, due, more)
-        await cur.execute("UPDATE notify_due SET payload = %s WHERE id = %s",
-                          (payload, due_id))
-    return Delivery(due_id, nid, payload, settings.webhook, settings.email,
+    return Delivery(int(due_id), nid, payload, settings.webhook, settings.email,
                     cur.time(created_at), int(attempts),
                     frozenset(s for s in sent.split(",") if s))
 
@@ -183,13 +202,16 @@ async def _due_messages(cur: Cursor, chat: Chat, user: User, level: str,
     return messages[:SHOWN], len(messages) - len(messages[:SHOWN]) + extra
 
 
-async def _forget(cur: Cursor, due_id: int) -> None:
-    await cur.execute("DELETE FROM notify_due WHERE id = %s", (due_id,))
+async def _forget(cur: Cursor, due_ids: list[int], *, alone: bool = False) -> None:
+    if due_ids:
+        marks = ", ".join(["%s"] * len(due_ids))
+        await cur.execute(f"DELETE FROM notify_due WHERE id IN ({marks})", due_ids,
+                          alone=alone)
 
 
-async def finish_due(cur: Cursor, due_id: int) -> None:
-    """A notification was delivered (or dropped): its row goes."""
-    await cur.execute("DELETE FROM notify_due WHERE id = %s", (due_id,), alone=True)
+async def finish_due(cur: Cursor, due_ids: list[int]) -> None:
+    """Notifications were delivered (or dropped): their rows go, in one statement."""
+    await _forget(cur, due_ids, alone=True)
 
 
 async def retry_due(cur: Cursor, due_id: int, at: datetime, sent: frozenset[str]) -> None:

@@ -249,12 +249,12 @@ class SQLStore:
                   limit: int) -> Deferred[list[Claimed]]:
         return self.engine.run(notify.claim_due, now, hold_until, limit)
 
-    def prepare_due(self, due_id: int, online: bool,
-                    compose: Compose) -> Deferred[Delivery | None]:
-        return self.engine.run(notify.prepare_due, due_id, online, compose)
+    def prepare_due(self, claims: list[tuple[int, bool]],
+                    compose: Compose) -> Deferred[list[Delivery]]:
+        return self.engine.run(notify.prepare_due, claims, compose)
 
-    def finish_due(self, due_id: int) -> Deferred[None]:
-        return self.engine.run(notify.finish_due, due_id)
+    def finish_due(self, due_ids: list[int]) -> Deferred[None]:
+        return self.engine.run(notify.finish_due, due_ids)
 
     def retry_due(self, due_id: int, at: datetime, sent: frozenset[str]) -> Deferred[None]:
         return self.engine.run(notify.retry_due, due_id, at, sent)

@@ -13,11 +13,19 @@ import pytest_twisted
 from prometheus_client import generate_latest
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import Factory, Protocol
-from twisted.internet.task import Clock
+from twisted.internet.task import Clock, deferLater
 
-from chatire.metrics import Metrics
+from chatire.metrics import MeteredEngine, Metrics
 from chatire.model import Post, utc_from_timestamp
-from chatire.notify.dispatcher import GIVE_UP, HOLD, Dispatcher, retry_delay
+from chatire.notify.dispatcher import (
+    BATCH,
+    FINISH_EVERY,
+    GIVE_UP,
+    HOLD,
+    INTERVAL,
+    Dispatcher,
+    retry_delay,
+)
 from chatire.notify.payload import composer
 from chatire.notify.planner import new_id
 from chatire.notify.settings import NotifySettings, Webhook
@@ -211,3 +219,55 @@ async def test_a_receiver_that_never_answers_holds_nobody_elses_notification(
         await dispatcher.stop()  # carol's attempt ends at its timeout
         await silent.stopListening()
     assert world.counted('chatire_notification_failures_total{channel="webhook"}') == 1
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_claim_is_prepared_in_one_transaction_and_its_rows_deleted_in_one(
+        store: SQLStore, receiver: Receiver) -> None:
+    world = World(store, receiver)
+    await world.setup(chats=30)
+    metered = SQLStore(MeteredEngine(store.engine, world.metrics))
+    dispatcher = Dispatcher(metered, world.clock, composer(lambda: "https://chat.example.org"),
+                            online=lambda uri, user: False, counters=world.metrics,
+                            webhooks=WebhookClient(reactor, allow_private=True), mail=None)
+    await dispatcher.tick()
+    assert len(set(receiver.ids())) == 30 == len(receiver.requests)
+    counts = {q: world.counted(f'chatire_store_query_seconds_count{{query="{q}"}}')
+              for q in ("claim_due", "prepare_due", "finish_due")}
+    assert counts == {"claim_due": 1, "prepare_due": 1, "finish_due": 1}
+    world.clock.advance(HOLD * 2)
+    await dispatcher.tick()
+    assert len(receiver.requests) == 30  # all deleted: none sent again
+
+
+@pytest_twisted.ensureDeferred
+async def test_more_rows_than_a_claim_takes_go_in_several_each_finished_once(
+        store: SQLStore, receiver: Receiver) -> None:
+    world = World(store, receiver)
+    await world.setup(chats=BATCH + 7)
+    dispatcher = world.dispatcher()
+    await dispatcher.tick()
+    ids = receiver.ids()
+    assert len(ids) == BATCH + 7 == len(set(ids))
+    world.clock.advance(HOLD * 2)
+    await dispatcher.tick()
+    assert len(receiver.requests) == BATCH + 7
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_running_dispatcher_deletes_delivered_rows_within_moments(
+        store: SQLStore, receiver: Receiver) -> None:
+    world = World(store, receiver)
+    await world.setup(chats=3)
+    dispatcher = world.dispatcher()
+    dispatcher.start()
+    try:
+        world.clock.advance(INTERVAL)
+        await receiver.wait_for(3)
+        for _ in range(100):  # the deliveries land, then the finish waits FINISH_EVERY
+            await deferLater(reactor, 0.01, lambda: None)
+            world.clock.advance(FINISH_EVERY)
+        now = utc_from_timestamp(world.clock.seconds() + HOLD * 2)
+        assert await store.claim_due(now, now, 100) == []  # no row left to claim
+    finally:
+        await dispatcher.stop()
