@@ -64,7 +64,10 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("notify", help="notifications: planning on the post path, dispatch")
     _common(p)
-    p.add_argument("--part", choices=("planning", "dispatch", "both"), default="both")
+    p.add_argument("--part", choices=("planning", "dispatch", "both", "rate"), default="both",
+                   help="rate: rows falling due at --rate a second (issue #15)")
+    p.add_argument("--rate", type=float, default=1000.0, help="rate: due rows a second")
+    p.add_argument("--seconds", type=float, default=5.0, help="rate: seconds of due times")
     p.add_argument("--rooms", type=int, default=100, help="chats of each planning variant")
     p.add_argument("--members", type=int, default=50, help="members of each chat")
     p.add_argument("--window", type=int, default=8, help="unanswered sends per sender")
@@ -126,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.part in ("dispatch", "both"):
             results.append(notify.dispatch(args.setup, args.due,
                                            explain_rows=args.explain_rows))
+        if args.part == "rate":
+            from bench import notify_rate
+
+            results.append(notify_rate.rate(args.setup, args.rate, args.seconds, args.runs))
         print(json.dumps([{"part": r.params["part"], "summary": r.summary,
                            "daemons": [asdict(d) for d in r.daemons]} for r in results],
                          indent=1))

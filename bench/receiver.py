@@ -2,7 +2,8 @@
 counts every notification id it is sent (aiohttp on uvloop), driven over a pipe.
 
 Commands: ``("stats",)`` replies with the counts and the monotonic arrival time of each
-id's first copy; ``("close",)`` stops it.
+id's first copy; ``("arrivals",)`` with ``{id: [wall-clock time of its first copy,
+copies]}``; ``("close",)`` stops it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ class Received:
     bad: int = 0  # not a notification body
     counts: dict[str, int] = field(default_factory=dict)
     first_at: list[float] = field(default_factory=list)  # one per distinct id, in order
+    wall_at: dict[str, float] = field(default_factory=dict)  # id -> time.time() of its first
 
     @property
     def distinct(self) -> int:
@@ -55,6 +57,7 @@ async def _serve(port: int, pipe: Connection) -> None:
         got.counts[nid] = seen + 1
         if not seen:
             got.first_at.append(time.monotonic())
+            got.wall_at[nid] = time.time()
         return web.Response(status=200)
 
     app = web.Application()
@@ -69,6 +72,8 @@ async def _serve(port: int, pipe: Connection) -> None:
         if command[0] == "stats":
             pipe.send({"posts": got.posts, "bad": got.bad, "distinct": got.distinct,
                        "duplicates": got.duplicates, "first_at": list(got.first_at)})
+        elif command[0] == "arrivals":
+            pipe.send({nid: [at, got.counts[nid]] for nid, at in got.wall_at.items()})
         else:
             await runner.cleanup()
             pipe.send("closed")
@@ -103,6 +108,14 @@ class HookReceiver:
         if not self._pipe.poll(30):
             raise TimeoutError("the webhook receiver did not answer")
         reply: dict[str, Any] = self._pipe.recv()
+        return reply
+
+    def arrivals(self) -> dict[str, list[float]]:
+        """``{id: [wall-clock time of its first copy, copies]}`` so far."""
+        self._pipe.send(("arrivals",))
+        if not self._pipe.poll(30):
+            raise TimeoutError("the webhook receiver did not answer")
+        reply: dict[str, list[float]] = self._pipe.recv()
         return reply
 
     def close(self) -> None:

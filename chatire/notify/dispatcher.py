@@ -103,6 +103,8 @@ class Dispatcher:
         self._holding = 0  # rows claimed and not yet settled
         self._finished: list[int] = []  # delivered, their rows not yet deleted
         self._flush_call: IDelayedCall | None = None
+        self._looking = False  # a look is claiming
+        self._starved = False  # the last look stopped for want of room
 
     def start(self) -> None:
         self._loop.start(self._interval, now=False).addErrback(
@@ -132,39 +134,62 @@ class Dispatcher:
         return Deferred.fromCoroutine(once())
 
     def _look(self) -> Deferred[list[Deferred[None]]]:
-        """Claim what is due while there is room, starting each delivery once its claim
-        is prepared; fires when claiming stops (the loop's next look waits for that,
+        """Claim what is due while there is room, each claim prepared and sent while the
+        next is claimed; fires when claiming stops (the loop's next look waits for that,
         never for a send)."""
         return Deferred.fromCoroutine(self._claim_while_room())
 
     async def _claim_while_room(self) -> list[Deferred[None]]:
         started: list[Deferred[None]] = []
-        while True:
-            room = min(BATCH, MAX_IN_FLIGHT - self._holding)
-            if room <= 0:
-                return started  # a slow receiver holds a slot, never the others' turn
-            now = self._clock.seconds()
-            try:
-                claimed = await self._store.claim_due(
-                    utc_from_timestamp(now), utc_from_timestamp(now + HOLD), room)
-            except ChatireError as e:
-                log.warn("due notifications not read: {error}", error=str(e))
-                return started
-            if claimed:
-                self._holding += len(claimed)
+        if self._looking:
+            return started  # the look that room woke is still claiming
+        self._looking = True
+        try:
+            while True:
+                room = min(BATCH, MAX_IN_FLIGHT - self._holding)
+                if room <= 0:
+                    # A slow receiver holds a slot, never the others' turn; the next
+                    # look comes when room is made (_wake) or at the interval.
+                    self._starved = True
+                    return started
+                now = self._clock.seconds()
                 try:
-                    deliveries = await self._prepare(claimed)
-                finally:
-                    self._holding -= len(claimed)
-                for delivery in deliveries:
-                    self._holding += 1
-                    d = Deferred.fromCoroutine(self._deliver(delivery))
+                    claimed = await self._store.claim_due(
+                        utc_from_timestamp(now), utc_from_timestamp(now + HOLD), room)
+                except ChatireError as e:
+                    log.warn("due notifications not read: {error}", error=str(e))
+                    return started
+                if claimed:
+                    self._holding += len(claimed)
+                    d = Deferred.fromCoroutine(self._send(claimed))
                     self._in_flight.add(d)
                     d.addErrback(lambda f: log.failure("notification delivery failed", f))
                     d.addBoth(self._landed, d)
                     started.append(d)
-            if len(claimed) < room:
-                return started
+                if len(claimed) < room:
+                    self._starved = False
+                    return started
+        finally:
+            self._looking = False
+
+    def _landed(self, result: Any, d: Deferred[None]) -> None:
+        self._in_flight.discard(d)
+
+    def _release(self, rows: int) -> None:
+        """Rows settled: their room is free, and a look that stopped for want of it goes on."""
+        self._holding -= rows
+        if (self._starved and not self._looking and self._loop.running
+                and MAX_IN_FLIGHT - self._holding >= BATCH):
+            self._starved = False
+            self._look().addErrback(lambda f: log.failure("notification look failed", f))
+
+    async def _send(self, claimed: list[Claimed]) -> None:
+        """Prepare one claim's rows together, then deliver each (the rows nothing is due
+        for any more are left out, and their room is freed at once)."""
+        deliveries = await self._prepare(claimed)
+        self._release(len(claimed) - len(deliveries))
+        await DeferredList([Deferred.fromCoroutine(self._deliver(one)) for one in deliveries],
+                           consumeErrors=True)
 
     async def _prepare(self, claimed: list[Claimed]) -> list[Delivery]:
         """The deliveries of one claim, in one transaction (none if it failed: the rows
@@ -180,11 +205,15 @@ class Dispatcher:
             log.failure("{count} notifications not prepared", count=len(claims))
             return []
 
-    def _landed(self, result: Any, d: Deferred[None]) -> None:
-        self._in_flight.discard(d)
-        self._holding -= 1
-
     async def _deliver(self, delivery: Delivery) -> None:
+        try:
+            await self._attempt(delivery)
+        except Exception:
+            log.failure("notification {id} delivery failed", id=delivery.nid)
+        finally:
+            self._release(1)
+
+    async def _attempt(self, delivery: Delivery) -> None:
         sent = set(delivery.sent)
         failed: list[str] = []
         for channel, attempt in self._attempts(delivery):

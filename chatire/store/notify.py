@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import attrs
+
 from chatire.model import Chat, Message, User
 from chatire.notify.due import Claimed, Delivery, Roster, RosterEntry
 from chatire.notify.mentions import mentions
@@ -111,12 +113,24 @@ async def claim_due(cur: Cursor, now: datetime, hold_until: datetime,
     return [Claimed(int(r[0]), int(r[1]), r[2]) for r in cur.fetchall()]
 
 
+@attrs.frozen
+class _Pending:
+    """A claimed row whose content is not fixed yet: whose, where, from which seq."""
+
+    due_id: int
+    nid: str
+    user: User
+    chat: Chat
+    level: str
+    first: int
+
+
 async def prepare_due(cur: Cursor, claims: list[tuple[int, bool]],
                       compose: Compose) -> list[Delivery]:
     """The notifications of claimed rows, given as (row id, whether its member is online),
-    in one transaction, each one's content fixed on its first attempt. A row with nothing
-    due any more (read, online, muted, unreachable, no longer a member) is deleted and
-    left out."""
+    in one transaction, each one's content fixed on its first attempt (the messages read
+    once per chat, the contents written in one statement). A row with nothing due any
+    more (read, online, muted, unreachable, no longer a member) is deleted and left out."""
     if not claims:
         return []
     online = dict(claims)
@@ -133,49 +147,69 @@ async def prepare_due(cur: Cursor, claims: list[tuple[int, bool]],
               LEFT JOIN members m ON m.chat_id = d.chat_id AND m.user_id = d.user_id
               LEFT JOIN notify_settings s ON s.user_id = d.user_id
              WHERE d.id IN ({marks}) ORDER BY d.id{lock}""", list(online))
-    deliveries: list[Delivery] = []
+    deliveries: dict[int, Delivery] = {}
+    pending: list[_Pending] = []
     gone: list[int] = []
-    fixed: list[tuple[str, int]] = []
     for row in cur.fetchall():
-        due_id = int(row[0])
-        delivery = await _prepare_one(cur, row, online[due_id], compose)
-        if delivery is None:
-            gone.append(due_id)
+        due_id, nid, first_seq, created_at, attempts, payload, sent = row[:7]
+        user = User(int(row[7]), row[8], row[9])
+        read_seq, chat_notify = row[10], row[11]
+        settings = NotifySettings() if row[12] is None else _settings(row[12:17])
+        level = chat_notify or settings.level
+        if (read_seq is None or level == "none" or not settings.reachable
+                or (payload is None and online[int(due_id)])):
+            gone.append(int(due_id))
             continue
-        if row[5] is None:
-            fixed.append((delivery.payload, due_id))
-        deliveries.append(delivery)
-    await _forget(cur, gone)
-    for payload, due_id in fixed:
-        await cur.execute("UPDATE notify_due SET payload = %s WHERE id = %s",
-                          (payload, due_id))
-    return deliveries
-
-
-async def _prepare_one(cur: Cursor, row: tuple[Any, ...], online: bool,
-                       compose: Compose) -> Delivery | None:
-    """One row of prepare_due's read as a delivery; None when nothing is due any more."""
-    due_id, nid, first_seq, created_at, attempts, payload, sent = row[:7]
-    user = User(int(row[7]), row[8], row[9])
-    read_seq, chat_notify = row[10], row[11]
-    settings = NotifySettings() if row[12] is None else _settings(row[12:17])
-    level = chat_notify or settings.level
-    if read_seq is None or level == "none" or not settings.reachable:
-        return None
-    if payload is None:
-        if online:
-            return None
-        owner = User(0, "", "")  # not shown: a notification names the chat only
-        chat = Chat(int(row[17]), row[18], row[19], owner, cur.time(row[20]), int(row[21]),
-                    kind=row[22], join=row[23])
-        due, more = await _due_messages(cur, chat, user, level,
-                                        max(int(first_seq), int(read_seq) + 1))
+        deliveries[int(due_id)] = Delivery(
+            int(due_id), nid, payload or "", settings.webhook, settings.email,
+            cur.time(created_at), int(attempts), frozenset(s for s in sent.split(",") if s))
+        if payload is None:
+            owner = User(0, "", "")  # not shown: a notification names the chat only
+            chat = Chat(int(row[17]), row[18], row[19], owner, cur.time(row[20]),
+                        int(row[21]), kind=row[22], join=row[23])
+            pending.append(_Pending(int(due_id), nid, user, chat, level,
+                                    max(int(first_seq), int(read_seq) + 1)))
+    fixed: list[tuple[int, str]] = []
+    for one, (due, more) in zip(pending, await _due_many(cur, pending), strict=True):
         if not due:
-            return None
-        payload = compose(nid, user, chat, due, more)
-    return Delivery(int(due_id), nid, payload, settings.webhook, settings.email,
-                    cur.time(created_at), int(attempts),
-                    frozenset(s for s in sent.split(",") if s))
+            gone.append(one.due_id)
+            del deliveries[one.due_id]
+            continue
+        payload = compose(one.nid, one.user, one.chat, due, more)
+        deliveries[one.due_id] = attrs.evolve(deliveries[one.due_id], payload=payload)
+        fixed.append((one.due_id, payload))
+    await _forget(cur, gone)
+    if fixed:
+        cases = " ".join(["WHEN %s THEN %s"] * len(fixed))
+        marks = ", ".join(["%s"] * len(fixed))
+        await cur.execute(
+            f"UPDATE notify_due SET payload = CASE id {cases} END WHERE id IN ({marks})",
+            [v for pair in fixed for v in pair] + [due_id for due_id, _ in fixed])
+    return list(deliveries.values())
+
+
+async def _due_many(cur: Cursor, pending: list[_Pending]) -> list[tuple[list[Message], int]]:
+    """Each pending row's due messages and how many more (as _due_messages), the chat's
+    messages read once for all its rows; a row those do not settle is read alone."""
+    window = 2 * (READ_AT_MOST + 1)
+    read: dict[int, tuple[list[tuple[Any, ...]], bool]] = {}
+    for chat_id in {one.chat.id for one in pending}:
+        first = min(one.first for one in pending if one.chat.id == chat_id)
+        await cur.execute(
+            f"""SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM}
+                 WHERE m.chat_id = %s AND m.seq >= %s AND NOT m.deleted
+                 ORDER BY m.seq LIMIT %s""", (chat_id, first, window))
+        rows = cur.fetchall()
+        read[chat_id] = rows, len(rows) < window
+    out = []
+    for one in pending:
+        rows, complete = read[one.chat.id]
+        mine = [r for r in rows if int(r[0]) >= one.first and int(r[5]) != one.user.id]
+        if complete or len(mine) > READ_AT_MOST:
+            out.append(await _pick(cur, one.chat, one.user, one.level, mine[:READ_AT_MOST + 1]))
+        else:  # the member's own messages filled the window: read theirs alone
+            out.append(await _due_messages(cur, one.chat, one.user, one.level, one.first))
+    return out
 
 
 async def _due_messages(cur: Cursor, chat: Chat, user: User, level: str,
@@ -186,7 +220,13 @@ async def _due_messages(cur: Cursor, chat: Chat, user: User, level: str,
         f"""SELECT {MESSAGE_COLUMNS} FROM {MESSAGE_FROM}
              WHERE m.chat_id = %s AND m.seq >= %s AND m.user_id <> %s AND NOT m.deleted
              ORDER BY m.seq LIMIT %s""", (chat.id, first, user.id, READ_AT_MOST + 1))
-    rows = cur.fetchall()
+    return await _pick(cur, chat, user, level, cur.fetchall())
+
+
+async def _pick(cur: Cursor, chat: Chat, user: User, level: str,
+                rows: list[tuple[Any, ...]]) -> tuple[list[Message], int]:
+    """From the member's first READ_AT_MOST + 1 due rows: at most SHOWN messages (those
+    that mention them unless their level is all), and how many more there are."""
     beyond = len(rows) > READ_AT_MOST
     messages = [message_row(cur, chat.uri, r) for r in rows[:READ_AT_MOST]]
     if level != "all":

@@ -26,11 +26,12 @@ from chatire.notify.dispatcher import (
     Dispatcher,
     retry_delay,
 )
-from chatire.notify.payload import composer
+from chatire.notify.payload import SHOWN, composer
 from chatire.notify.planner import new_id
 from chatire.notify.settings import NotifySettings, Webhook
 from chatire.notify.webhook import WebhookClient
 from chatire.store import store_from_url
+from chatire.store.notify import READ_AT_MOST
 from chatire.store.sqlstore import SQLStore
 from tests.support.receiver import Receiver
 
@@ -271,3 +272,28 @@ async def test_a_running_dispatcher_deletes_delivered_rows_within_moments(
         assert await store.claim_due(now, now, 100) == []  # no row left to claim
     finally:
         await dispatcher.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_claim_of_one_chat_gives_each_member_their_own_due_messages(
+        store: SQLStore, receiver: Receiver) -> None:
+    """The chat's messages are read once for the claim's rows; a member whose own posts
+    fill that read is read alone, and one with more than READ_AT_MOST due gets the count."""
+    world = World(store, receiver)
+    await world.setup()
+    chat, now = world.chats[0], utc_from_timestamp(START - 5)
+    carol = await store.create_user("carol", "x", "Carol", now)
+    await store.add_member(chat, carol, now)
+    await store.save_notify_settings(
+        carol.id, NotifySettings("all", 0, Webhook(receiver.url, None), None))
+    await store.append_messages(chat, [Post(world.bob.id, f"bob {i}", None)
+                                       for i in range(2 * READ_AT_MOST + 50)], now)
+    await store.append_messages(chat, [Post(world.alice.id, "last", None)], now)
+    await store.add_due(chat.id, [(new_id(), carol.id, 1, utc_from_timestamp(START))], now)
+    await world.dispatcher().tick()
+    got = {r.json["user"]["username"]: r.json for r in await receiver.wait_for(2)}
+    assert [m["message"] for m in got["bob"]["messages"]] == ["hello 0", "last"]
+    assert got["bob"]["more"] == 0
+    others = 2 * READ_AT_MOST + 51  # since carol joined: bob's and alice's last
+    assert len(got["carol"]["messages"]) == SHOWN and got["carol"]["more"] == others - SHOWN
+    assert got["carol"]["messages"][0]["message"] == "bob 0"
