@@ -62,6 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=50, help="timed pages at each position")
     p.add_argument("--runs", type=int, default=2, help="resumes from seq 0")
 
+    p = sub.add_parser("mixed", help="fanout with edits/reactions/deletes vs plain messages")
+    _common(p)
+    p.add_argument("--rooms", type=int, default=100)
+    p.add_argument("--subscribers", type=int, default=10)
+    p.add_argument("--rate", type=float, default=25000, help="deliveries a second")
+    p.add_argument("--share", type=float, default=0.2, help="of events not messages")
+    p.add_argument("--duration", type=float, default=3.0)
+    p.add_argument("--runs", type=int, default=3, help="runs of each variant")
+
     p = sub.add_parser("notify", help="notifications: planning on the post path, dispatch")
     _common(p)
     p.add_argument("--part", choices=("planning", "dispatch", "both", "rate"), default="both",
@@ -117,6 +126,11 @@ def main(argv: list[str] | None = None) -> int:
     elif args.scenario == "idle":
         result = scenarios.idle(args.setup, args.connections, args.rooms, args.workers,
                                 args.cycles)
+    elif args.scenario == "mixed":
+        from bench.mixed import mixed
+
+        result = mixed(args.setup, args.rooms, args.subscribers, args.rate, args.duration,
+                       args.runs, args.workers, args.share)
     elif args.scenario == "timeline":
         result = scenarios.timeline(args.setup, args.events, args.repeats, args.runs)
     elif args.scenario == "notify":

@@ -90,10 +90,11 @@ class Generator:
         return [self._recv(pipe, timeout) for pipe in self.pipes]
 
     def step(self, duration: float, scale: float = 1.0, target: float = 0.0,
-             drain_timeout: float = 15.0) -> Step:
-        """Send for ``duration`` seconds at ``scale`` times the senders' rates; gather."""
+             drain_timeout: float = 15.0, mixed: float = 0.0) -> Step:
+        """Send for ``duration`` seconds at ``scale`` times the senders' rates (``mixed``:
+        that share of them edits, reactions and deletes); gather."""
         start = time.monotonic() + 0.3
-        sent = self._all(("go", start, duration, scale), duration + 60)
+        sent = self._all(("go", start, duration, scale, mixed), duration + 60)
         committed: dict[str, list[int]] = {}
         round_trips = array("d")
         for part in sent:

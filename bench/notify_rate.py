@@ -139,7 +139,7 @@ def _run(dep: Deployment, hook: HookReceiver, pairs: list[tuple[int, int]], rate
     first_due = min(due.values())
     span = (arrived[-1] - first_due) if arrived else 0.0
     cpu = sum(d.cpu() - c for d, c in zip(dep.daemons, cpu0, strict=True))
-    row = {
+    row: dict[str, Any] = {
         "offered": len(due), "delivered": len(mine), "lost": len(due) - len(mine),
         "duplicates": sum(int(copies) - 1 for _, copies in mine.values()),
         "insert_s": round(insert_s, 2),
@@ -148,7 +148,7 @@ def _run(dep: Deployment, hook: HookReceiver, pairs: list[tuple[int, int]], rate
         "max_s": round(waits[-1], 3) if waits else 0.0,
         "early": sum(w < 0 for w in waits),  # sent before its due time: must be 0
         "daemon_ms_per_notification": round(1000 * cpu / max(1, len(mine)), 2),
-        "daemon_cpu_percent": watch.cpu_percent(),
+        "daemon_cpu_percent": [round(c, 1) for c in watch.cpu_percent()],
         "queries": {q: v for q, v in _query_delta(_query_totals(dep), queries0).items()
                     if q in ("claim_due", "prepare_due", "finish_due", "retry_due")},
     }

@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench import guard, report_load
+from bench.cells import find as _find
+from bench.cells import num as _num
+from bench.cells import params as _params
 from bench.daemon import REPO
 
 DOC = REPO / "docs" / "benchmarks.md"
@@ -48,16 +52,6 @@ def environment() -> dict[str, Any]:
         "load_before": os.getloadavg()[0],
         "daemon_tree": os.environ.get("BENCH_DAEMON_TREE", ""),  # an A/B run's other tree
     }
-
-
-def _find(results: list[dict[str, Any]], label: str) -> dict[str, Any] | None:
-    return next((r for r in results if r.get("label") == label), None)
-
-
-def _num(value: Any, digits: int = 0) -> str:
-    if isinstance(value, (int, float)):
-        return f"{value:,.{digits}f}"
-    return "—"
 
 
 def _target_rows(results: list[dict[str, Any]]) -> list[str]:
@@ -106,6 +100,7 @@ def _target_rows(results: list[dict[str, Any]]) -> list[str]:
     add("same, read as 1 chat x 100 subscribers (100,000 deliveries/s)",
         "fanout production-2 1x100 @1k msg/s", "p99",
         lambda v, s: v <= 25 and clean(s), "ms p99", 1)
+    rows += report_load.targets(results, clean)
     timeline = _find(results, "timeline production 100k")
     target = "a 100,000-event chat: `events` pages and a resume stream, not loaded whole"
     if timeline is None or "error" in timeline["summary"]:
@@ -119,17 +114,6 @@ def _target_rows(results: list[dict[str, Any]]) -> list[str]:
                     f"{s['resume_s']:.1f} s, RSS peak +{s['peak_growth_kib']:,} KiB for "
                     f"{s['rows_kib']:,} KiB of rows | {'met' if ok else '**not met**'} |")
     return rows
-
-
-def _params(r: dict[str, Any]) -> str:
-    p = r.get("params", {})
-    if r["scenario"] in ("fanout", "max"):
-        return f"{p.get('rooms', '?')} x {p.get('subscribers', '?')}"
-    if r["scenario"] == "idle":
-        return f"{p.get('connections', 0):,} sockets, {p.get('rooms', '?')} chats"
-    if r["scenario"] == "timeline":
-        return f"{p.get('events', 0):,}"
-    return f"{p.get('rooms', '?')} chats x {p.get('senders_per_room', '?')} senders"
 
 
 def _rss(r: dict[str, Any]) -> str:
@@ -215,8 +199,10 @@ def _tables(results: list[dict[str, Any]]) -> list[str]:
                    f"{r['params']['window']} | {_num(s['commit_rate'])} | "
                    f"{'yes' if s['all_stored'] else '**no**'} | {_num(s['rtt_p50'], 1)} | "
                    f"{_num(s['rtt_p99'], 1)} | {s['daemon_cpu_percent']} | {_rss(r)} |")
+    out += report_load.mixed_table(results)
     out += _timeline_table(results)
     out += _notify_tables(results)
+    out += report_load.rate_table(results)
     return out
 
 
@@ -382,7 +368,12 @@ def plot(results: list[dict[str, Any]], path: Path = PLOT) -> bool:
 
 
 def write(env: dict[str, Any], results: list[dict[str, Any]]) -> None:
-    """Rewrite docs/benchmarks.md (and the plot) from one run's results."""
+    """Rewrite docs/benchmarks.md (and the plot) from one run's results, each figure
+    compared with the previous run's (bench/last-run.json, rewritten too)."""
+    baseline = guard.previous(env, DOC)
+    now = guard.figures(results)
+    compared = guard.compare(baseline.get("values", {}), now)
+    fell = [c.key for c in compared if c.fell]
     has_plot = plot(results)
     kind = "short (`make bench`)" if env.get("short") else "full (`python -m bench all`)"
     lines = [
@@ -400,10 +391,14 @@ def write(env: dict[str, Any], results: list[dict[str, Any]]) -> None:
           f"average {r['load_before']:.2f})" for r in env.get("reruns", [])],
         "- daemon: `twistd chatire --send-rate 0`, one process each, stopped by PID; the "
         "generator (picows on uvloop, 2 processes) runs on the same 2 cores",
+        f"- against the previous run: {len(fell)} figure(s) fell by more than their spread"
+        + (": " + ", ".join(f"`{k}`" for k in fell) if fell else "")
+        + " (see *Against the previous run*)",
         "",
         "## Targets (one daemon process, PostgreSQL + RabbitMQ, generator included)", "",
         "| target | measured by | measured | verdict |", "|---|---|---|---|",
         *_target_rows(results), "",
+        *guard.section(compared, baseline),
         *_tables(results), "",
     ]
     if has_plot:
@@ -412,3 +407,4 @@ def write(env: dict[str, Any], results: list[dict[str, Any]]) -> None:
     if ANALYSIS.exists():
         lines += [ANALYSIS.read_text().rstrip(), ""]
     DOC.write_text("\n".join(lines))
+    guard.save(env, now, baseline)

@@ -9,7 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import notify, report, scenarios
+from bench import notify, notify_rate, report, scenarios
+from bench.mixed import mixed
 from bench.scenarios import Result, log
 
 
@@ -75,6 +76,14 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
                   lambda: notify.dispatch("production", due, explain_rows=100_000)))
     items.append((f"notify production-2 dispatch {due}",
                   lambda: notify.dispatch("production-2", due)))
+    # Issue #15: a fifth of the events edits, reactions and deletes, against plain
+    # messages at the same set-up; and notifications falling due at 1,000 a second.
+    items.append(("mixed production 100x10 @25k",
+                  lambda: mixed("production", 100, 10, 25_000, duration, 3, workers)))
+    seconds = 5.0 if short else 10.0
+    for setup in ("production", "embedded"):
+        items.append((f"notify {setup} rate 1k/s",
+                      lambda s=setup: notify_rate.rate(s, 1000, seconds, 3)))  # type: ignore[misc]
     return items
 
 

@@ -2,9 +2,11 @@
 
 The parent sends commands, the worker answers each with one reply:
 
-- ``("go", start, duration, rate_scale)``: its senders send from the monotonic time
+- ``("go", start, duration, rate_scale, mixed)``: its senders send from the monotonic time
   ``start`` for ``duration`` seconds, then wait for their ``sent`` replies; reply
-  ``{"committed": {chat: [seq, ...]}, ...}``.
+  ``{"committed": {chat: [seq, ...]}, ...}``. With ``mixed`` > 0, that share of each
+  sender's events are edits, reactions and deletes (in turn) of its own earlier messages,
+  over HTTP (the timeline API has no socket frames for them).
 - ``("drain", {chat: last_seq}, timeout)``: wait until every subscription saw the
   chat's last seq (or the timeout); reply with the step's receive statistics and
   reset them.
@@ -18,16 +20,22 @@ import random
 import resource
 import time
 from array import array
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+import aiohttp
 import orjson
 from picows import WSFrame, WSListener, WSMsgType, WSTransport, ws_connect
 
 #: Connections being opened at once by one worker.
 CONNECT_CONCURRENCY = 64
+#: The other events of the mixed load, in turn.
+OPS = ("edit", "react", "delete")
+#: The reaction the mixed load adds (URL-encoded thumbs up).
+EMOJI = "%F0%9F%91%8D"
 
 
 @dataclass(frozen=True)
@@ -117,7 +125,7 @@ class ReceiverSocket(WSListener):
         body = orjson.loads(frame.get_payload_as_memoryview())
         kind = body["type"]
         tally = self.tally
-        if kind == "message":
+        if kind in ("message", "event"):
             now = time.monotonic()
             seq = body["seq"]
             last = self.last
@@ -134,8 +142,9 @@ class ReceiverSocket(WSListener):
             if tally.first_at == 0.0:
                 tally.first_at = now
             tally.last_at = now
-            text = body["message"]
-            tally.latencies.append(now - float(text[:text.index(" ")]))
+            if kind == "message" or body["kind"] == "edit":  # the others carry no time
+                text = body["message"]
+                tally.latencies.append(now - float(text[:text.index(" ")]))
         elif kind == "subscribed":
             self.last = self.base = body["last_seq"]
             if not self.subscribed.done():
@@ -160,6 +169,12 @@ class SenderSocket(WSListener):
         self.round_trips: array[float] = array("d")
         self.sent_at: dict[str, float] = {}
         self.until = 0.0
+        self.mixed = 0.0  # the share of events that are OPS, this step
+        self.session: aiohttp.ClientSession | None = None
+        self.base = spec.url.replace("ws://", "http://", 1).rsplit("/ws", 1)[0]
+        self.targets: deque[int] = deque()  # own messages no op touched yet
+        self.ops = 0
+        self.tasks: set[asyncio.Task[None]] = set()
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -171,6 +186,13 @@ class SenderSocket(WSListener):
     def send(self, chat: str) -> None:
         assert self.transport is not None
         self.count += 1
+        mixed = self.mixed
+        if (mixed and self.targets and self.session is not None
+                and int(self.count * mixed) > int((self.count - 1) * mixed)):
+            task = asyncio.get_running_loop().create_task(self._op(chat, self.targets.popleft()))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            return
         client_id = f"{self.tag}.{self.count}"
         now = time.monotonic()
         self.sent_at[client_id] = now
@@ -186,6 +208,7 @@ class SenderSocket(WSListener):
         if kind == "sent":
             self.replies += 1
             self.committed.append(body["seq"])
+            self.targets.append(body["seq"])
             sent = self.sent_at.pop(body["client_id"], None)
             now = time.monotonic()
             if sent is not None:
@@ -202,6 +225,36 @@ class SenderSocket(WSListener):
                 self.send(self.spec.chat)
 
 
+    async def _op(self, chat: str, target: int) -> None:
+        """One edit, reaction or delete of an own message over HTTP; counted as a reply."""
+        assert self.session is not None
+        op = OPS[self.ops % len(OPS)]
+        self.ops += 1
+        url = f"{self.base}/api/chats/{chat}/messages/{target}"
+        started = time.monotonic()
+        headers = {"Authorization": f"Bearer {self.spec.token}"}
+        try:
+            if op == "edit":
+                call = self.session.patch(url, headers=headers,
+                                          json={"message": f"{started:.6f} edited"})
+            elif op == "react":
+                call = self.session.put(f"{url}/reactions/{EMOJI}", headers=headers)
+            else:
+                call = self.session.delete(url, headers=headers)
+            async with call as reply:
+                body = await reply.json(loads=orjson.loads) if reply.status == 200 else None
+            if body is None or body.get("event") is None:
+                self.errors += 1
+            else:
+                self.committed.append(body["event"]["seq"])
+                self.round_trips.append(time.monotonic() - started)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            self.errors += 1
+        self.replies += 1
+        if self.spec.window and time.monotonic() < self.until:
+            self.send(self.spec.chat)
+
+
 class Worker:
     """The sockets of one job and the commands that drive them."""
 
@@ -213,6 +266,7 @@ class Worker:
         self.senders: list[SenderSocket] = []
         self.connect_failures = 0
         self.first_error = ""
+        self.session: aiohttp.ClientSession | None = None
 
     async def _open_receiver(self, spec: Receiver, gate: asyncio.Semaphore) -> None:
         async with gate:
@@ -253,9 +307,14 @@ class Worker:
                 "connect_failures": self.connect_failures, "first_error": self.first_error,
                 "connect_seconds": opened - started, "cpu": _cpu()}
 
-    async def go(self, start: float, duration: float, scale: float) -> dict[str, Any]:
+    async def go(self, start: float, duration: float, scale: float,
+                 mixed: float = 0.0) -> dict[str, Any]:
         cpu0 = _cpu()
+        if mixed and self.session is None:
+            self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         for sender in self.senders:
+            sender.mixed = mixed
+            sender.session = self.session
             sender.count = 0
             sender.replies = 0
             sender.errors = 0
@@ -341,6 +400,8 @@ class Worker:
                                 "cpu": _cpu()})
             else:
                 self.close_all()
+                if self.session is not None:
+                    await self.session.close()
                 await asyncio.sleep(0.2)
                 self.pipe.send({"closed": True, "cpu": _cpu()})
                 return
