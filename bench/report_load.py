@@ -16,7 +16,7 @@ def targets(results: list[dict[str, Any]],
               "100 x 10")
     mixed = next((r for r in results if r["scenario"] == "mixed"), None)
     if mixed is None or "error" in mixed["summary"]:
-        label = mixed["label"] if mixed else "mixed production 100x10 @25k"
+        label = mixed["label"] if mixed else "mixed production 100x10 @20k"
         rows.append(f"| {target} | `{label}` | not measured | — |")
     else:
         s = mixed["summary"]

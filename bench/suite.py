@@ -78,8 +78,8 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
                   lambda: notify.dispatch("production-2", due)))
     # Issue #15: a fifth of the events edits, reactions and deletes, against plain
     # messages at the same set-up; and notifications falling due at 1,000 a second.
-    items.append(("mixed production 100x10 @25k",
-                  lambda: mixed("production", 100, 10, 25_000, duration, 3, workers)))
+    items.append(("mixed production 100x10 @20k",
+                  lambda: mixed("production", 100, 10, 20_000, duration, 3, workers)))
     seconds = 5.0 if short else 10.0
     for setup in ("production", "embedded"):
         items.append((f"notify {setup} rate 1k/s",
