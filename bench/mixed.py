@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.daemon import deployment
 from bench.generator import Generator
+from bench.notify import _query_delta, _query_totals
 from bench.scenarios import (
     Result,
     Watch,
@@ -36,7 +37,7 @@ def mixed(setup: str, rooms: int, subscribers: int, rate: float, duration: float
     order) as in fanout."""
     result = Result("mixed", setup, {"rooms": rooms, "subscribers": subscribers, "rate": rate,
                                      "duration": duration, "runs": runs, "share": share})
-    with deployment(setup) as dep:
+    with deployment(setup, metrics=True) as dep:
         accounts, uris = _populate(dep, rooms)
         receivers, senders = _fanout_clients(dep, accounts, uris, subscribers,
                                              rate / subscribers)
@@ -50,6 +51,7 @@ def mixed(setup: str, rooms: int, subscribers: int, rate: float, duration: float
             for run in range(runs):
                 for variant in (VARIANTS if run % 2 == 0 else VARIANTS[::-1]):
                     step_watch = Watch(dep)
+                    queries0 = _query_totals(dep)
                     spies = (start_profile(dep, duration)
                              if run == 0 and variant == "mixed" else [])
                     step = gen.step(duration, target=rate,
@@ -57,10 +59,18 @@ def mixed(setup: str, rooms: int, subscribers: int, rate: float, duration: float
                     end_profile(spies)
                     row = _step_row(step, step_watch.cpu_percent())
                     row["variant"] = variant
+                    queries = _query_delta(_query_totals(dep), queries0)
+                    row["queries"] = queries
+                    row["transactions_per_event"] = round(sum(
+                        q["count"] for q in queries.values()) / max(1, step.committed), 2)
                     result.steps.append(row)
                     log(f"  mixed {setup} {rooms}x{subscribers} @{rate:,.0f}/s run {run + 1} "
                         f"{variant:>5}: " + _describe(step, row)
-                        + f"; errors {step.send_errors}")
+                        + f"; errors {step.send_errors}; store transactions a committed "
+                          f"event {row['transactions_per_event']}: "
+                        + ", ".join(f"{q} {v['count']} ({v['mean_ms']} ms)"
+                                    for q, v in sorted(queries.items(),
+                                                       key=lambda kv: -kv[1]["count"])[:6]))
             result.daemons = watch.figures()
         finally:
             gen.close()
