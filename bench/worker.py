@@ -175,6 +175,7 @@ class SenderSocket(WSListener):
         self.targets: deque[int] = deque()  # own messages no op touched yet
         self.ops = 0
         self.tasks: set[asyncio.Task[None]] = set()
+        self.generation = 0  # the step: an op answered after its step ended is not counted
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.transport = transport
@@ -189,7 +190,8 @@ class SenderSocket(WSListener):
         mixed = self.mixed
         if (mixed and self.targets and self.session is not None
                 and int(self.count * mixed) > int((self.count - 1) * mixed)):
-            task = asyncio.get_running_loop().create_task(self._op(chat, self.targets.popleft()))
+            task = asyncio.get_running_loop().create_task(
+                self._op(chat, self.targets.popleft(), self.generation))
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
             return
@@ -225,8 +227,9 @@ class SenderSocket(WSListener):
                 self.send(self.spec.chat)
 
 
-    async def _op(self, chat: str, target: int) -> None:
-        """One edit, reaction or delete of an own message over HTTP; counted as a reply."""
+    async def _op(self, chat: str, target: int, generation: int) -> None:
+        """One edit, reaction or delete of an own message over HTTP; counted as a reply of
+        its step (a late one stays unanswered there and is not counted in the next)."""
         assert self.session is not None
         op = OPS[self.ops % len(OPS)]
         self.ops += 1
@@ -243,12 +246,16 @@ class SenderSocket(WSListener):
                 call = self.session.delete(url, headers=headers)
             async with call as reply:
                 body = await reply.json(loads=orjson.loads) if reply.status == 200 else None
+            if generation != self.generation:
+                return
             if body is None or body.get("event") is None:
                 self.errors += 1
             else:
                 self.committed.append(body["event"]["seq"])
                 self.round_trips.append(time.monotonic() - started)
         except (aiohttp.ClientError, TimeoutError, ValueError):
+            if generation != self.generation:
+                return
             self.errors += 1
         self.replies += 1
         if self.spec.window and time.monotonic() < self.until:
@@ -313,6 +320,7 @@ class Worker:
         if mixed and self.session is None:
             self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         for sender in self.senders:
+            sender.generation += 1
             sender.mixed = mixed
             sender.session = self.session
             sender.count = 0
