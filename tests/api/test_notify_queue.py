@@ -23,6 +23,7 @@ from chatire.notify.dispatcher import (
     GIVE_UP,
     HOLD,
     INTERVAL,
+    MAX_IN_FLIGHT,
     Dispatcher,
     retry_delay,
 )
@@ -297,3 +298,31 @@ async def test_one_claim_of_one_chat_gives_each_member_their_own_due_messages(
     others = 2 * READ_AT_MOST + 51  # since carol joined: bob's and alice's last
     assert len(got["carol"]["messages"]) == SHOWN and got["carol"]["more"] == others - SHOWN
     assert got["carol"]["messages"][0]["message"] == "bob 0"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_look_that_ran_out_of_room_goes_on_once_room_is_free(
+        store: SQLStore, receiver: Receiver) -> None:
+    """More due than MAX_IN_FLIGHT: the rest go as soon as deliveries land, without
+    waiting for the next look (the clock moves once)."""
+    world = World(store, receiver)
+    await world.setup()
+    chat, now = world.chats[0], utc_from_timestamp(START - 5)
+    users = []
+    for i in range(MAX_IN_FLIGHT + 30):
+        user = await store.create_user(f"away{i}", "x", f"Away {i}", now)
+        await store.add_member(chat, user, now)
+        await store.save_notify_settings(
+            user.id, NotifySettings("all", 0, Webhook(receiver.url, None), None))
+        users.append(user)
+    await store.append_messages(chat, [Post(world.alice.id, "for everyone", None)], now)
+    await store.add_due(chat.id, [(new_id(), u.id, 1, utc_from_timestamp(START))
+                                  for u in users], now)
+    dispatcher = world.dispatcher()
+    dispatcher.start()
+    try:
+        world.clock.advance(INTERVAL)  # the only look the loop makes
+        got = await receiver.wait_for(MAX_IN_FLIGHT + 31, timeout=20)
+        assert len({r.json["id"] for r in got}) == len(got) == MAX_IN_FLIGHT + 31
+    finally:
+        await dispatcher.stop()
