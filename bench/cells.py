@@ -21,7 +21,8 @@ def params(r: dict[str, Any]) -> str:
     """What a result was run with, in a few words."""
     p = r.get("params", {})
     if r["scenario"] in ("fanout", "max", "mixed"):
-        return f"{p.get('rooms', '?')} x {p.get('subscribers', '?')}"
+        pinned = f" ({p['pinning']})" if p.get("pinning") else ""
+        return f"{p.get('rooms', '?')} x {p.get('subscribers', '?')}{pinned}"
     if r["scenario"] == "idle":
         return f"{p.get('connections', 0):,} sockets, {p.get('rooms', '?')} chats"
     if r["scenario"] == "timeline":

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import guard, report_load
+from bench import cores, guard, report_load
 from bench.cells import find as _find
 from bench.cells import num as _num
 from bench.cells import params as _params
@@ -166,6 +166,7 @@ def _tables(results: list[dict[str, Any]]) -> list[str]:
             value = f"below the first step ({r['steps'][0]['target']:,.0f})"
         out.append(f"| `{r['label']}` | {r['setup']} | {_params(r)} | {_num(value)} | "
                    f"{steps} | {_rss(r)} |")
+    out += cores.table(results)
     out += ["", "## Idle sockets", "",
             "Subscribed sockets held open (Bearer header on the upgrade, then `subscribe`). "
             "KiB per connection = (RSS held - RSS before) / sockets per daemon.", "",

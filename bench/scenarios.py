@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import bulk
+from bench.cores import Pinning, pin
 from bench.daemon import Deployment, count_messages, deployment, reset_hwm
 from bench.generator import Generator, Step
 from bench.setup import Account, populate_sync
@@ -163,11 +164,16 @@ def fanout(setup: str, rooms: int, subscribers: int, rate: float, duration: floa
 
 def max_rate(setup: str, rooms: int, subscribers: int, start_rate: float, duration: float,
              workers: int, p99_limit: float = 250.0, max_steps: int = 10,
-             factor: float = 1.3) -> Result:
-    """Raise the rate step by step until p99 passes the limit or anything is lost."""
-    result = Result("max", setup, {"rooms": rooms, "subscribers": subscribers,
-                                   "start_rate": start_rate, "duration": duration,
-                                   "p99_limit_ms": p99_limit})
+             factor: float = 1.3, pinning: Pinning | None = None) -> Result:
+    """Raise the rate step by step until p99 passes the limit or anything is lost.
+
+    ``pinning``: the daemons and the generator confined to CPUs of their own (taskset)."""
+    params: dict[str, Any] = {"rooms": rooms, "subscribers": subscribers,
+                              "start_rate": start_rate, "duration": duration,
+                              "p99_limit_ms": p99_limit}
+    if pinning is not None:
+        params["pinning"] = pinning.describe()
+    result = Result("max", setup, params)
     best = 0.0
     with deployment(setup) as dep:
         accounts, uris = _populate(dep, rooms)
@@ -176,6 +182,9 @@ def max_rate(setup: str, rooms: int, subscribers: int, start_rate: float, durati
         gen = Generator(receivers, senders, workers)
         try:
             _check_open(gen, len(receivers))
+            if pinning is not None:
+                pin((d.pid for d in dep.daemons), pinning.daemon)
+                pin((p.pid for p in gen.procs), pinning.generator)
             gen.step(1.0, scale=0.2, target=start_rate * 0.2)
             watch = Watch(dep)
             scale = 1.0

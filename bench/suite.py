@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import notify, notify_rate, report, scenarios
+from bench.cores import Pinning
 from bench.mixed import mixed
 from bench.scenarios import Result, log
 
@@ -42,6 +43,14 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
         ("max production 100x10",
          lambda: scenarios.max_rate("production", 100, 10, 10_000, step, workers,
                                     max_steps=max_steps)),
+        # What one core more buys (issue #15): the same search with the daemon and the
+        # generator on one CPU, then with a CPU each.
+        ("max production 100x10 one core",
+         lambda: scenarios.max_rate("production", 100, 10, 5_000, step, workers,
+                                    max_steps=max_steps, pinning=Pinning("0", "0"))),
+        ("max production 100x10 a core each",
+         lambda: scenarios.max_rate("production", 100, 10, 10_000, step, workers,
+                                    max_steps=max_steps, pinning=Pinning("1", "0"))),
         ("max production-2 1x1000",
          lambda: scenarios.max_rate("production-2", 1, 1000, 20_000, step, workers,
                                     max_steps=max_steps)),
