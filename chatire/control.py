@@ -51,6 +51,9 @@ class NodeControl:
         self._read: float | None = None  # when the store's events were last read
         self._reads = 0
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
+        #: Control events this node published on the bus (read marks, presence changes and
+        #: snapshots, leaves...): exported by chatire.metrics, counted by the benchmarks.
+        self.published = 0
 
     def handle(self, kind: str, handler: Callable[[dict[str, Any]], None]) -> None:
         """Let another part of the node act on one kind of event (never stored)."""
@@ -90,6 +93,7 @@ class NodeControl:
     # -- sending and keeping ----------------------------------------------------------------
 
     def _publish(self, event: bytes) -> None:
+        self.published += 1
         self._bus.publish(CONTROL, EPHEMERAL, event).addErrback(self._publish_failed, CONTROL)
 
     def _announce(self, event: bytes, origin: object = None, durable: bool = False) -> None:

@@ -99,7 +99,8 @@ class Metrics:
     # -- gauges and counters read from the daemon's own state --------------------
 
     def watch(self, *, sockets: Callable[[], float], subscriptions: Callable[[], float],
-              gap_fills: Callable[[], float], bus_connected: Callable[[], float]) -> None:
+              gap_fills: Callable[[], float], bus_connected: Callable[[], float],
+              control_published: Callable[[], float]) -> None:
         """Export values the daemon keeps anyway, read at scrape time (no hot-path cost)."""
         r = self.registry
         Gauge("chatire_open_sockets", "Open WebSocket connections",
@@ -113,6 +114,8 @@ class Metrics:
              lambda: self.delivered),
             ("chatire_gap_fills", "Store fetches started to bring a subscription up to date "
              "(a live gap, a sweep, or a resume with after)", gap_fills),
+            ("chatire_control_published", "Control events published on the bus (read marks, "
+             "presence changes and snapshots, leaves, sign-outs...)", control_published),
         ]))
 
     # -- notifications (chatire.notify.dispatcher.Counters) ----------------------------

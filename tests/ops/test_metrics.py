@@ -97,6 +97,31 @@ async def test_metrics_move_after_posts_and_deliveries(make_daemon: Any) -> None
 
 
 @pytest_twisted.ensureDeferred
+async def test_control_events_published_are_counted(make_daemon: Any) -> None:
+    """One presence change is one control event; a read mark is one more (the benchmarks
+    count broker messages per change with this)."""
+    daemon = await metered(make_daemon)
+    url = daemon.metrics_url
+    api = Api(daemon.base_url)
+    alice = await api.user()
+    uri = await alice.new_chat()
+    await alice.post(uri, "one")
+    phone = await Socket.open(daemon.base_url, alice.token)
+    laptop = await Socket.open(daemon.base_url, alice.token)
+    before = (await scrape(url))["chatire_control_published_total"]
+    await phone.subscribe(uri)
+    online = (await scrape(url))["chatire_control_published_total"]
+    assert online == before + 1  # alice came online in the chat
+    await laptop.subscribe(uri)  # her second socket: no change, nothing published
+    assert (await scrape(url))["chatire_control_published_total"] == online
+    phone.send({"type": "read", "chat": uri, "seq": 1})
+    assert (await laptop.next_of("read"))["seq"] == 1
+    assert (await scrape(url))["chatire_control_published_total"] == online + 1
+    await phone.close()
+    await laptop.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_store_errors_are_counted(make_daemon: Any) -> None:
     daemon = await metered(make_daemon)
     api = Api(daemon.base_url)
