@@ -282,7 +282,7 @@ class ChatService:
         self._chats[uri] = chat
         return chat
 
-    async def _known_chat(self, uri: str) -> Chat:
+    async def known_chat(self, uri: str) -> Chat:
         """The chat's identity, cached: uri and id never change."""
         chat = self._chats.get(uri)
         if chat is None:
@@ -300,7 +300,7 @@ class ChatService:
 
     async def member_role(self, user: User, uri: str) -> tuple[Chat, str]:
         """The chat's identity and the user's role in it; NotFound or Forbidden otherwise."""
-        chat = await self._known_chat(uri)
+        chat = await self.known_chat(uri)
         role: str | None = await self.store.membership(chat.id, user.id)
         if role is None:
             raise Forbidden("you are not a member of this chat")
@@ -385,7 +385,7 @@ class ChatService:
                 raise Invalid(f"client_id: 1 to {MAX_CLIENT_ID_CHARS} characters")
             check("client_id", client_id, Text.PLAIN)
         self.take_send(user)
-        chat = await self._known_chat(uri)
+        chat = await self.known_chat(uri)
         if reply_to is not None and (not 1 <= reply_to <= MAX_SEQ
                                      or await self.store.message_at(chat, reply_to) is None):
             raise Invalid("reply_to: not a message of this chat")

@@ -103,11 +103,19 @@ class TimelineService:
         page: Timeline = await self._store.events(chat, after, limit, user.id)
         return page
 
-    async def mark_read(self, user: User, uri: str, seq: int, origin: object = None) -> None:
-        """Raise the user's read_seq in the chat (written within a short window)."""
+    async def mark_read(self, user: User, uri: str, seq: int, origin: object = None,
+                        member: bool = False) -> None:
+        """Raise the user's read_seq in the chat (written within a short window).
+
+        ``member``: the caller knows the user is a member (a socket subscribed to the chat):
+        no store read; the write raises members' marks only, so a mark made just after a
+        leave changes nothing and is announced to nobody."""
         if not 0 <= seq <= MAX_SEQ:
             raise Invalid("seq: must be 0 or more")
-        chat, _ = await self._chats.member_role(user, uri)
+        if member:
+            chat = await self._chats.known_chat(uri)
+        else:
+            chat, _ = await self._chats.member_role(user, uri)
         self.reads.mark(chat, user.id, seq, origin)
 
     def flush(self) -> Deferred[None]:

@@ -295,7 +295,11 @@ class ChatSocket(WebSocketServerProtocol):
 
     async def _on_read(self, frame: dict[str, Any]) -> None:
         assert self.user is not None
-        await self.factory.timeline.mark_read(self.user, frame["chat"], frame["seq"], self)
+        # Subscribed: membership was checked at the subscribe, and a leave or a removal ends
+        # the subscription; the write itself touches members' rows only. No store read a mark.
+        subscribed = self.factory.hub.is_subscribed(self, frame["chat"])
+        await self.factory.timeline.mark_read(self.user, frame["chat"], frame["seq"], self,
+                                              member=subscribed)
 
     def _sent(self, result: Any) -> None:
         message, _ = result

@@ -123,6 +123,48 @@ async def test_a_read_frame_reaches_the_users_other_sockets_only(api: Api) -> No
         await sock.close()
 
 
+@pytest_twisted.ensureDeferred
+async def test_a_subscribed_sockets_read_frames_read_nothing_from_the_store(
+        make_daemon: Any, tmp_path: Any) -> None:
+    """Membership was checked at the subscribe: a mark costs the store no read. A member
+    whose row is gone (removed, the subscription not ended yet) marks nothing."""
+    from tests.ops.test_metrics import metered, scrape
+
+    daemon = await metered(make_daemon)
+    api = Api(daemon.base_url)
+    alice, bob = await api.user(), await api.user()
+    uri = await alice.new_chat()
+    await bob.join(uri)
+    for text in ("one", "two", "three"):
+        await alice.post(uri, text)
+    phone = await Socket.open(api.base_url, bob.token)
+    laptop = await Socket.open(api.base_url, bob.token)
+    for sock in (phone, laptop):
+        await sock.subscribe(uri)
+    key = 'chatire_store_query_seconds_count{query="membership"}'
+    before = (await scrape(daemon.metrics_url)).get(key, 0.0)
+    for seq in (1, 2):
+        phone.send({"type": "read", "chat": uri, "seq": seq})
+    assert (await laptop.next_of("read"))["seq"] == 2
+    assert (await scrape(daemon.metrics_url)).get(key, 0.0) == before
+
+    # The removal committed, its control event not applied yet: the row is gone.
+    with sqlite3.connect(str(daemon.config.db).removeprefix("sqlite:///")) as db:
+        db.execute("DELETE FROM members WHERE user_id = ?", (bob.id,))
+    phone.send({"type": "read", "chat": uri, "seq": 3})
+    told = laptop.next_of("read", timeout=1.5)
+    try:
+        frame = await told
+    except Exception:  # the timeout: nothing was announced
+        frame = None
+    assert frame is None
+    with sqlite3.connect(str(daemon.config.db).removeprefix("sqlite:///")) as db:
+        assert db.execute("SELECT count(*) FROM members WHERE user_id = ?",
+                          (bob.id,)).fetchone()[0] == 0
+    for sock in (phone, laptop):
+        await sock.close()
+
+
 class _Recorder:
     """A store's mark_read, recorded: every write it was asked for."""
 
