@@ -92,9 +92,14 @@ class Hub:
     # -- presence --------------------------------------------------------------------
 
     def _presence_changed(self, uri: str, user: User, online: bool) -> None:
-        frame = {"type": "presence", "chat": uri, "user": user.to_json(), "online": online}
-        for conn in list(self._subs.get(uri, {})):
-            conn.send_json(frame)
+        subs = self._subs.get(uri)
+        if not subs:
+            return
+        # Encoded and framed once for the chat's subscribers, not once a socket.
+        frame = self._prepare(encode({"type": "presence", "chat": uri, "user": user.to_json(),
+                                      "online": online}))
+        for conn in list(subs):
+            conn.send_frame(frame)
 
     def connections(self) -> list[Subscriber]:
         return list(self._conns)

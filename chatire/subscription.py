@@ -22,6 +22,9 @@ class Subscriber(Protocol):
     def send_json(self, body: dict[str, Any]) -> None:
         """Send one control frame."""
 
+    def send_frame(self, frame: Any) -> None:
+        """Send one control frame prepared once for many connections (not a delivery)."""
+
     def close(self, code: int, reason: str) -> None:
         """Close the connection with a WebSocket close code."""
 

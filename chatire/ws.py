@@ -329,11 +329,15 @@ class ChatSocket(WebSocketServerProtocol):
                 self.close(CLOSE_SLOW_READER, "reading too slowly; reconnect and resume")
 
     def send_json(self, body: dict[str, Any]) -> None:
+        if not self._gone and self.state == self.STATE_OPEN:
+            self.send_frame(prepare(encode(body)))
+
+    def send_frame(self, frame: Any) -> None:
         # Not once the close handshake began (Autobahn raises): a reply finishing
         # late (an auth, a commit) after the peer or a protocol error closed it.
         if not self._gone and self.state == self.STATE_OPEN:
-            # As deliver(): framed here, no per-call debug formatting in sendData.
-            autobahn.send_prepared(self, prepare(encode(body)))
+            # As deliver(): framed once, no per-call debug formatting in sendData.
+            autobahn.send_prepared(self, frame)
 
     def close(self, code: int, reason: str) -> None:
         if self._gone:

@@ -40,6 +40,7 @@ class FakeConn:
         self.token_hash: str | None = None
         self.frames: list[bytes] = []
         self.control: list[dict[str, Any]] = []
+        self.shared: list[Any] = []  # the frames prepared once for many connections
         self.closed: tuple[int, str] | None = None
 
     def deliver(self, frame: Any) -> None:
@@ -47,6 +48,12 @@ class FakeConn:
 
     def send_json(self, body: dict[str, Any]) -> None:
         self.control.append(body)
+
+    def send_frame(self, frame: Any) -> None:
+        import json
+
+        self.shared.append(frame)
+        self.control.append(json.loads(frame))  # the harness prepares nothing: the payload
 
     def close(self, code: int, reason: str) -> None:
         self.closed = (code, reason)

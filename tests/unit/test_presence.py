@@ -111,3 +111,18 @@ def test_the_per_chat_index_follows_events_snapshots_and_expiry() -> None:
     assert here.online("c1") == [1]  # within the grace
     clock.advance(16)
     assert here.online("c1") == []
+
+
+def test_a_change_is_encoded_once_for_all_the_chats_subscribers() -> None:
+    """Presence frames go to every subscriber of the chat: one frame for all of them,
+    not an encode and a framing a socket (most of a change's cost past the bus)."""
+    clock, a, _, alice, bob, chat = _two_nodes()
+    watchers = [FakeConn(alice) for _ in range(3)]
+    for watcher in watchers:
+        run(a.subscribe(watcher, alice, chat.uri, None))
+    run(a.subscribe(FakeConn(bob), bob, chat.uri, None))
+    clock.advance(0)
+    frames = [w.shared[-1] for w in watchers]
+    assert all(frame is frames[0] for frame in frames)
+    assert [_presence(w) for w in watchers] == [[(bob.id, True)]] * 3
+
