@@ -86,6 +86,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--explain-rows", type=int, default=100_000,
                    help="rows present when the claim is EXPLAINed (0: not done)")
 
+    p = sub.add_parser("presence", help="sockets come and go in waves; presence frames checked")
+    _common(p)
+    p.set_defaults(setup="production-2")
+    p.add_argument("--sockets", type=int, default=5000, help="one a (chat, user)")
+    p.add_argument("--chats", type=int, default=500)
+    p.add_argument("--wave", type=int, default=1000, help="sockets opened or closed at once")
+    p.add_argument("--cycles", type=int, default=3, help="all open, then all closed: times")
+    p.add_argument("--grace", type=float, default=3.0, help="the daemons' --presence-grace")
+
+    p = sub.add_parser("read", help="read frames between each user's two devices")
+    _common(p)
+    p.set_defaults(setup="production-2")
+    p.add_argument("--sockets", type=int, default=1000, help="two a user")
+    p.add_argument("--chats", type=int, default=50)
+    p.add_argument("--rate", type=float, default=2.0, help="read frames a second a socket")
+    p.add_argument("--duration", type=float, default=5.0)
+    p.add_argument("--runs", type=int, default=3)
+
+    p = sub.add_parser("subs", help="idle sockets of several subscriptions each, presence on")
+    _common(p)
+    p.add_argument("--sockets", type=int, default=19_900)
+    p.add_argument("--chats", type=int, default=2000)
+    p.add_argument("--per-socket", type=int, default=5, help="subscriptions a socket")
+
     p = sub.add_parser("all", help="every scenario on every set-up; rewrites the docs")
     p.add_argument("--short", action="store_true", help="the short version (make bench)")
     p.add_argument("--workers", type=int, default=2)
@@ -131,6 +155,18 @@ def main(argv: list[str] | None = None) -> int:
 
         result = mixed(args.setup, args.rooms, args.subscribers, args.rate, args.duration,
                        args.runs, args.workers, args.share)
+    elif args.scenario in ("presence", "read", "subs"):
+        from bench import presence, reads, subs
+
+        if args.scenario == "presence":
+            result = presence.presence(args.setup, args.sockets, args.chats, args.wave,
+                                       args.cycles, args.grace, args.workers)
+        elif args.scenario == "read":
+            result = reads.read(args.setup, args.sockets, args.chats, args.rate,
+                                args.duration, args.runs, args.workers)
+        else:
+            result = subs.subscriptions(args.setup, args.sockets, args.chats,
+                                        args.per_socket, args.workers)
     elif args.scenario == "timeline":
         result = scenarios.timeline(args.setup, args.events, args.repeats, args.runs)
     elif args.scenario == "notify":

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cores, guard, report_load
+from bench import cores, guard, report_crowd, report_load
 from bench.cells import find as _find
 from bench.cells import num as _num
 from bench.cells import params as _params
@@ -113,7 +113,7 @@ def _target_rows(results: list[dict[str, Any]]) -> list[str]:
         rows.append(f"| {target} | `{timeline['label']}` | pages p99 ≤ {worst:,.1f} ms; resume "
                     f"{s['resume_s']:.1f} s, RSS peak +{s['peak_growth_kib']:,} KiB for "
                     f"{s['rows_kib']:,} KiB of rows | {'met' if ok else '**not met**'} |")
-    return rows
+    return rows + report_crowd.target_rows(results)
 
 
 def _rss(r: dict[str, Any]) -> str:
@@ -204,6 +204,7 @@ def _tables(results: list[dict[str, Any]]) -> list[str]:
     out += _timeline_table(results)
     out += _notify_tables(results)
     out += report_load.rate_table(results)
+    out += report_crowd.tables(results)
     return out
 
 
@@ -396,7 +397,8 @@ def write(env: dict[str, Any], results: list[dict[str, Any]]) -> None:
         + (": " + ", ".join(f"`{k}`" for k in fell) if fell else "")
         + " (see *Against the previous run*)",
         "",
-        "## Targets (one daemon process, PostgreSQL + RabbitMQ, generator included)", "",
+        "## Targets (PostgreSQL + RabbitMQ, one daemon process unless the label says "
+        "production-2, generator included)", "",
         "| target | measured by | measured | verdict |", "|---|---|---|---|",
         *_target_rows(results), "",
         *guard.section(compared, baseline),

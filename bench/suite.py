@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import notify, notify_rate, report, scenarios
+from bench import notify, notify_rate, presence, reads, report, scenarios, subs
 from bench.cores import Pinning
 from bench.mixed import mixed
 from bench.scenarios import Result, log
@@ -93,6 +93,16 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
     for setup in ("production", "embedded"):
         items.append((f"notify {setup} rate 1k/s",
                       lambda s=setup: notify_rate.rate(s, 1000, seconds, 3)))  # type: ignore[misc]
+    # Issue #15: presence in waves over two daemons, read marks between two devices,
+    # and idle sockets of five subscriptions each with presence on (19,900 sockets: the
+    # hard open-file limit again).
+    items.append(("presence production-2 5000",
+                  lambda: presence.presence("production-2", 5000, 500, 1000, 1 if short else 3,
+                                            3.0, workers)))
+    items.append(("read production-2 1000",
+                  lambda: reads.read("production-2", 1000, 50, 2.0, duration, runs, workers)))
+    items.append(("subs production 19900x5",
+                  lambda: subs.subscriptions("production", 19_900, 2000, 5, workers)))
     return items
 
 

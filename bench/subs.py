@@ -1,0 +1,76 @@
+"""The subscriptions scenario (issue #15): idle sockets of several subscriptions each, every
+socket its own user, presence on: RSS per socket and per subscription, set-up rate, leaks."""
+
+from __future__ import annotations
+
+import time
+
+from bench.crowd import crowd
+from bench.crowd_gen import Crowd, published
+from bench.crowd_worker import Device
+from bench.daemon import deployment
+from bench.scenarios import Result, Watch, log
+
+#: Sockets one generator process holds at most (its own open-file limit).
+PER_WORKER = 4000
+
+
+def subscriptions(setup: str, sockets: int, chats: int, per_socket: int,
+                  workers: int) -> Result:
+    """``sockets`` sockets, socket i of user i subscribed to chats 5i .. 5i + 4 (mod
+    ``chats``), opened once (each waits for all its `subscribed` replies; every newcomer
+    is a presence change its chats' earlier subscribers are told of), held, closed."""
+    result = Result("subs", setup, {"sockets": sockets, "chats": chats,
+                                    "per_socket": per_socket})
+    workers = max(workers, -(-sockets // PER_WORKER))
+    with deployment(setup, metrics=True) as dep:
+        mine = [tuple((i * per_socket + k) % chats for k in range(per_socket))
+                for i in range(sockets)]
+        accounts, uris = crowd(dep.db, sockets, chats,
+                               [(c, i) for i, cs in enumerate(mine) for c in cs])
+        daemons = dep.daemons
+        devices = [Device(daemons[i % len(daemons)].ws_url, accounts[i].token,
+                          accounts[i].user_id, tuple(uris[c] for c in cs))
+                   for i, cs in enumerate(mine)]
+        gen = Crowd(devices, workers, record=False)
+        try:
+            time.sleep(0.5)
+            watch = Watch(dep)
+            published0 = published(dep)
+            opened = gen.open(list(range(sockets)))
+            time.sleep(2.0)
+            held = [d.rss_kib() for d in daemons]
+            views, _ = gen.state()
+            open_now = gen.open_count()
+            messages = published(dep) - published0
+            gen.close(list(range(sockets)))
+            time.sleep(3.0)
+            after = [d.rss_kib() for d in daemons]
+            result.daemons = watch.figures()
+        finally:
+            gen.quit()
+    per_daemon = max(1, opened["opened"] // len(daemons))
+    per_socket_kib = max((h - f.rss_before_kib) / per_daemon
+                         for h, f in zip(held, result.daemons, strict=True))
+    frames = sum(v["frames"] for v in views.values())
+    result.summary = {
+        "opened": opened["opened"], "failed": opened["failed"],
+        "first_error": opened["first_error"], "open_after_2s": open_now,
+        "subscriptions": opened["opened"] * per_socket,
+        "setup_per_s": round(opened["opened"] / max(opened["seconds"], 1e-9)),
+        "setup_seconds": round(opened["seconds"], 1), "rss_held_kib": held,
+        "rss_after_close_kib": after, "kib_per_socket": round(per_socket_kib, 2),
+        "kib_per_subscription": round(per_socket_kib / per_socket, 2),
+        "frames": frames, "broker_messages": int(messages),
+        "duplicate": sum(v["duplicate"] for v in views.values()),
+        "wrong": sum(v["wrong"] for v in views.values()),
+        "errors": sum(v["errors"] for v in views.values()),
+    }
+    s = result.summary
+    log(f"  subs {setup} {sockets} x {per_socket}: opened {s['opened']:,} ({s['failed']} failed"
+        f"{'; ' + s['first_error'] if s['first_error'] else ''}) in {s['setup_seconds']} s = "
+        f"{s['setup_per_s']:,}/s; {s['frames']:,} frames received (presence), broker "
+        f"{s['broker_messages']:,} messages; RSS {[f.rss_before_kib for f in result.daemons]} "
+        f"-> {held} -> {after} KiB after the close; {s['kib_per_socket']} KiB a socket, "
+        f"{s['kib_per_subscription']} KiB a subscription")
+    return result
