@@ -225,12 +225,29 @@ async def react(cur: Cursor, chat: Chat, seq: int, user: User, emoji: str, on: b
 
 async def mark_read(cur: Cursor, marks: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
     """Raise each (chat id, user id)'s read_seq to seq, capped at the chat's last_seq and
-    never lowered; fire with (chat id, user id, read_seq now) of the members among them."""
-    greatest, least = ("GREATEST", "LEAST") if cur.dialect == "postgresql" else ("max", "min")
+    never lowered; fire with (chat id, user id, read_seq now) of the members among them.
+
+    PostgreSQL: one statement for them all (a window of 1,000 marks was 1,000 round trips,
+    a second or more before anyone was told); SQLite runs in the process: one a mark."""
+    if cur.dialect == "postgresql":
+        ordered = sorted(marks)  # the same row order on every daemon
+        await cur.execute(
+            """UPDATE members m SET read_seq = GREATEST(m.read_seq, LEAST(v.seq, c.last_seq))
+                 FROM (SELECT chat_id, user_id, max(seq) AS seq
+                         FROM unnest(%s::bigint[], %s::bigint[], %s::bigint[])
+                              AS u (chat_id, user_id, seq)
+                        GROUP BY chat_id, user_id) v
+                 JOIN chats c ON c.id = v.chat_id
+                WHERE m.chat_id = v.chat_id AND m.user_id = v.user_id
+            RETURNING m.chat_id, m.user_id, m.read_seq""",
+            ([m[0] for m in ordered], [m[1] for m in ordered], [m[2] for m in ordered]),
+        )
+        return [(int(chat_id), int(user_id), int(seq))
+                for chat_id, user_id, seq in cur.fetchall()]
     done: list[tuple[int, int, int]] = []
     for chat_id, user_id, seq in marks:
         await cur.execute(
-            f"""UPDATE members SET read_seq = {greatest}(read_seq, {least}(%s,
+            """UPDATE members SET read_seq = max(read_seq, min(%s,
                     (SELECT last_seq FROM chats WHERE id = members.chat_id)))
                 WHERE chat_id = %s AND user_id = %s RETURNING read_seq""",
             (seq, chat_id, user_id),

@@ -165,6 +165,41 @@ async def test_a_subscribed_sockets_read_frames_read_nothing_from_the_store(
         await sock.close()
 
 
+@pytest_twisted.async_yield_fixture
+async def store(db_url: str) -> Any:
+    from twisted.internet import reactor
+
+    from chatire.store import store_from_url
+
+    opened = store_from_url(db_url, reactor)
+    await opened.start()
+    yield opened
+    await opened.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_one_write_raises_many_marks_capped_never_lowered_members_only(
+        store: Any) -> None:
+    """A window's marks in one write (one statement on PostgreSQL): capped at the chat's
+    last seq, never lowered, the highest of a member's marks, non-members left out."""
+    from chatire.model import Post
+
+    now = clock_time()
+    alice, bob, carol = [await store.create_user(n, "x", n, now) for n in ("al", "bo", "ca")]
+    chat = await store.create_chat("c1", "c1", alice.id, now)
+    other = await store.create_chat("c2", "c2", alice.id, now)
+    await store.add_member(chat, bob, now)
+    await store.append_messages(chat, [Post(alice.id, f"m{i}", None) for i in range(3)], now)
+    last = (await store.get_chat("c1")).last_seq
+    done = await store.mark_read([(chat.id, bob.id, 2), (chat.id, alice.id, last + 50),
+                                  (chat.id, carol.id, 1), (chat.id, bob.id, 1),
+                                  (other.id, alice.id, 0)])
+    assert set(done) == {(chat.id, bob.id, 2), (chat.id, alice.id, last),
+                         (other.id, alice.id, 0)}
+    assert await store.mark_read([(chat.id, bob.id, 1)]) == [(chat.id, bob.id, 2)]
+    assert await store.mark_read([(chat.id, carol.id, 3)]) == []
+
+
 class _Recorder:
     """A store's mark_read, recorded: every write it was asked for."""
 
