@@ -124,16 +124,19 @@ def presence(setup: str, sockets: int, chats: int, wave: int, cycles: int, grace
     steps = result.steps
     ins = [s for s in steps if s["phase"] == "online"]
     outs = [s for s in steps if s["phase"] == "offline"]
+    # The latencies of the waves that had someone to tell (the last close has nobody).
+    told_in = [s for s in ins if s["latency"]["count"]] or ins
+    told_out = [s for s in outs if s["latency"]["count"]] or outs
     changes = sum(s["changes"] for s in steps)
     checks = [s["check"] for s in steps]
     result.summary = {
         "changes": changes, "frames": sum(s["frames"] for s in steps),
         "broker_messages": int(messages),
         "broker_per_change": round(messages / max(1, changes), 3),
-        "online_p99_ms": round(statistics.median(s["latency"]["p99"] for s in ins), 1),
-        "offline_p99_ms": round(statistics.median(s["latency"]["p99"] for s in outs), 1),
-        "online_p99_spread": spread([s["latency"]["p99"] for s in ins]),
-        "offline_p99_spread": spread([s["latency"]["p99"] for s in outs]),
+        "online_p99_ms": round(statistics.median(s["latency"]["p99"] for s in told_in), 1),
+        "offline_p99_ms": round(statistics.median(s["latency"]["p99"] for s in told_out), 1),
+        "online_p99_spread": spread([s["latency"]["p99"] for s in told_in]),
+        "offline_p99_spread": spread([s["latency"]["p99"] for s in told_out]),
         "us_per_change": round(statistics.median(s["us_per_change"] for s in outs), 1),
         "us_per_change_spread": spread([s["us_per_change"] for s in outs]),
         "us_per_join": round(statistics.median(s["us_per_change"] for s in ins), 1),

@@ -14,6 +14,9 @@ from bench.crowd_worker import Device
 from bench.daemon import Deployment, deployment
 from bench.scenarios import Result, Watch, log
 
+#: Seconds after a run for the last `read` frames to arrive; a mark none covered by then
+#: is lost (the window is 0.5 s: several windows late).
+DRAIN = 3.0
 #: Read marks up to this are kept (the chats' last seq; no message rows are needed).
 LAST_SEQ = 10_000_000
 
@@ -89,7 +92,7 @@ def read(setup: str, sockets: int, chats: int, rate: float, duration: float, run
 def _read_run(dep: Deployment, gen: Crowd, devices: list[Device], rate: float,
               duration: float) -> dict[str, Any]:
     queries0, published0, cpu0 = store_queries(dep), published(dep), daemon_cpu(dep)
-    sent, arrivals, errors, _ = gen.reads(time.monotonic() + 0.3, duration, rate, 1.5)
+    sent, arrivals, errors, _ = gen.reads(time.monotonic() + 0.3, duration, rate, DRAIN)
     cpu = daemon_cpu(dep) - cpu0
     messages = published(dep) - published0
     queries = {k: v - queries0.get(k, 0.0) for k, v in store_queries(dep).items()}

@@ -16,9 +16,10 @@ def _first(results: list[dict[str, Any]], scenario: str) -> dict[str, Any] | Non
     return next((r for r in results if r.get("scenario") == scenario), None)
 
 
-def _spread(values: list[float]) -> str:
-    return f" (runs {' / '.join(f'{v:,.1f}' for v in values)}: min / median / max)" if values \
-        else ""
+def _spread(values: list[float], of: str) -> str:
+    """" (min / median / max of the runs: a / b / c)"."""
+    return (f" (min / median / max of the {of}: {' / '.join(f'{v:,.1f}' for v in values)})"
+            if values else "")
 
 
 def target_rows(results: list[dict[str, Any]]) -> list[str]:
@@ -36,7 +37,8 @@ def target_rows(results: list[dict[str, Any]]) -> list[str]:
             f"| {target} | `{r['label']}` | {s['changes']:,} changes, {s['frames']:,} frames "
             f"{'all correct' if s['correct'] else '**not all correct**'}; "
             f"{s['broker_per_change']:.2f} broker messages a change; "
-            f"{s['us_per_change']:,.0f} us a change{_spread(s['us_per_change_spread'])} | "
+            f"{s['us_per_change']:,.0f} us a change"
+            f"{_spread(s['us_per_change_spread'], 'waves')} | "
             f"{'met' if ok else '**not met**'} |")
     target = ("read: 2,000 `read` frames/s from 1,000 sockets (2 devices a user): the other "
               "device's `read` p99 ≤ 50 ms")
@@ -49,7 +51,8 @@ def target_rows(results: list[dict[str, Any]]) -> list[str]:
               and s["sent_per_s"] >= 0.9 * r["params"]["sockets"] * r["params"]["rate"])
         rows.append(
             f"| {target} | `{r['label']}` | {s['sent_per_s']:,.0f} frames/s, p99 "
-            f"{s['p99']:,.1f} ms{_spread(s['p99_spread'])}; {s['writes_per_s']:,.1f} store "
+            f"{s['p99']:,.1f} ms{_spread(s['p99_spread'], 'runs')}; "
+            f"{s['writes_per_s']:,.1f} store "
             f"writes/s ({s['marks_per_write']:,.0f} marks each) | "
             f"{'met' if ok else '**not met**'} |")
     target = ("20,000 idle sockets x 5 subscriptions (100,000, 2,000 chats), presence on, "
@@ -125,7 +128,7 @@ def tables(results: list[dict[str, Any]]) -> list[str]:
                 "rate given (its seq one up a frame); half the users have their devices on "
                 "different daemons. Latency: from a mark's send to the first `read` of that "
                 "seq or a later one at the other device; *lost*: marks no `read` covered "
-                "1.5 s after the run; *backwards*: a `read` lower than the one before. "
+                "3 s after the run; *backwards*: a `read` lower than the one before. "
                 "Store writes: `mark_read` transactions (one a daemon a coalescing window); "
                 "transactions: every store transaction of the daemons during the run.", "",
                 "| run | run # | read frames/s | p50 ms | p99 ms | max ms | p99 same daemon "
