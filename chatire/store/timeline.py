@@ -230,7 +230,10 @@ async def mark_read(cur: Cursor, marks: list[tuple[int, int, int]]) -> list[tupl
     PostgreSQL: one statement for them all (a window of 1,000 marks was 1,000 round trips,
     a second or more before anyone was told); SQLite runs in the process: one a mark."""
     if cur.dialect == "postgresql":
-        ordered = sorted(marks)  # the same row order on every daemon
+        # Two daemons' windows may raise the same rows (one user's devices on both): as
+        # with one statement a mark before, a deadlock is PostgreSQL's to break, and the
+        # loser's window of marks is lost like any failed write (ReadMarks logs it).
+        ordered = sorted(marks)
         await cur.execute(
             """UPDATE members m SET read_seq = GREATEST(m.read_seq, LEAST(v.seq, c.last_seq))
                  FROM (SELECT chat_id, user_id, max(seq) AS seq
