@@ -53,7 +53,7 @@ class Crowd:
     def open(self, indices: list[int]) -> dict[str, Any]:
         """Open these devices and subscribe each to its chats: opened, failed, first error,
         seconds (the slowest worker's)."""
-        parts = self._split("open", indices, 600)
+        parts = self._split("open", indices, 1200)
         return {"opened": sum(p["opened"] for p in parts),
                 "failed": sum(p["failed"] for p in parts),
                 "first_error": next((p["first_error"] for p in parts if p["first_error"]), ""),
