@@ -1,4 +1,11 @@
-"""The Hub: live delivery on one node — subscriptions, order, gap fill, resume, ack."""
+"""The Hub: live delivery on one node — subscriptions, order, gap fill, resume, ack.
+
+The bus brings each commit; the periodic sweep is the safety net for what it lost. A
+sweep is one store query for the chats whose ``last_seq`` moved since the previous
+sweep's mark (chatire.store.changes), plus the chats to check in full: those subscribed
+or left behind by a fill since. The first sweep, and the one after a bus reconnect or a
+failed sweep, checks every followed chat and takes a fresh mark.
+"""
 
 from __future__ import annotations
 
@@ -66,6 +73,10 @@ class Hub:
         self._sweep = LoopingCall(self.sweep)
         self._sweep.clock = clock
         self._sweep_interval = sweep_interval
+        # The mark of the last sweep (None: the next one checks every followed chat),
+        # and the chats the next one checks whatever the mark says.
+        self._mark: int | None = None
+        self._recheck: set[str] = set()
         self.publish_failures = 0
         self.gap_fills = 0  # fills from the store started (exported by chatire.metrics)
         self._last_failure_log = float("-inf")
@@ -168,6 +179,9 @@ class Hub:
             self._followed.add(uri)
             self.bus.follow(uri)
         self._chat_rows[uri] = chat
+        # A commit the read of the chat missed may be older than the mark of a sweep
+        # that ran meanwhile: the next sweep checks the chat in full.
+        self._recheck.add(uri)
         # A message committed here after the store read the chat is in the frame
         # cache already: fill it from the store now rather than at the next sweep.
         newest = chat.last_seq
@@ -305,6 +319,7 @@ class Hub:
 
     def on_bus_reconnect(self) -> None:
         """The bus is (back) up and bound: sweep every followed chat from the store."""
+        self._mark = None
         self.sweep()
 
     def _dispatch(self, uri: str, seq: int, payload: bytes, ack: Ack | None) -> None:
@@ -385,8 +400,10 @@ class Hub:
                             frame = self._remember(sub.chat, item.seq, item_payload(item))
                         sub.conn.deliver(frame)
                 if sub.last_sent == before:
-                    return  # the store has nothing newer yet: the next sweep retries
+                    self._recheck.add(sub.chat)  # nothing newer yet: the next sweep retries
+                    return
         except ChatireError as e:
+            self._recheck.add(sub.chat)
             log.warn("gap fill of a chat deferred to the next sweep: {error}", error=e.message)
         finally:
             sub.filling = False
@@ -410,19 +427,28 @@ class Hub:
         return mine
 
     def sweep(self) -> Deferred[None]:
-        """Compare every followed chat with the store; fill whoever is behind."""
+        """Compare the followed chats that changed with the store; fill whoever is behind."""
         self._typing.forget_old()
         return Deferred.fromCoroutine(self._sweep_once())
 
     async def _sweep_once(self) -> None:
+        # Taken before any wait, so a reconnect's full check is never overtaken by the
+        # mark of a sweep that was under way.
+        since = self._mark
+        recheck, self._recheck = self._recheck, set()
         await self.control.replay()
-        uris = list(self._subs)
-        if not uris:
+        if not self._subs:
+            self._mark = None  # nothing followed: an old mark would only cost rows later
             return
+        uris = list(self._subs) if since is None else [u for u in recheck if u in self._subs]
         try:
-            seqs = await self.store.last_seqs(uris)
+            mark, seqs = await self.store.changed_chats(since, uris)
         except ChatireError:
+            self._mark = None  # check everything next time
+            self._recheck.update(uris)
             return
+        # A mark never goes back on one database: if it did, this is another one.
+        self._mark = None if since is not None and mark < since else mark
         for uri, last_seq in seqs.items():
             for sub in list(self._subs.get(uri, {}).values()):
                 if sub.last_sent < last_seq:

@@ -205,8 +205,11 @@ class IStore(Interface):
     def mark_read(marks: list[tuple[int, int, int]]) -> Deferred[list[tuple[int, int, int]]]:
         """Raise (chat id, user id) read_seqs; fire with the values now, for members."""
 
-    def last_seqs(chat_uris: list[str]) -> Deferred[dict[str, int]]:
-        """Fire with ``{uri: last_seq}`` for the chats that exist."""
+    def changed_chats(since: int | None,
+                      chat_uris: list[str]) -> Deferred[tuple[int, dict[str, int]]]:
+        """Fire with a mark and ``{uri: last_seq}`` of the chats named that exist and,
+        unless ``since`` is None, of every chat whose last_seq moved since the earlier
+        call that gave the mark ``since`` (one query; chatire.store.changes)."""
 
 
 class INotifyStore(Interface):

@@ -264,14 +264,6 @@ async def is_member(cur: Cursor, chat_id: int, user_id: int) -> bool:
     return cur.fetchone() is not None
 
 
-async def last_seqs(cur: Cursor, uris: list[str]) -> dict[str, int]:
-    if not uris:
-        return {}
-    marks = ", ".join(["%s"] * len(uris))
-    await cur.execute(f"SELECT uri, last_seq FROM chats WHERE uri IN ({marks})", tuple(uris))
-    return {row[0]: int(row[1]) for row in cur.fetchall()}
-
-
 async def ping(cur: Cursor) -> None:
     await cur.execute("SELECT 1")
     cur.fetchone()

@@ -126,6 +126,29 @@ BEGIN
       LEFT JOIN inserted i ON i.chat_id = f.chat AND i.seq = f.seq;
 END $$"""
 
+#: Each update that moves a chat's ``last_seq`` stamps the row's ``changed`` with the
+#: writing transaction's id (chatire.store.changes reads it back by the snapshot's xmin).
+#: A trigger, so every writer sets it: both ``chatire_append`` and every statement of
+#: chatire.store.events, and those of the previous release during a rolling upgrade.
+CHANGED_FUNCTION = """
+CREATE FUNCTION chatire_chat_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.changed := pg_current_xact_id()::text::bigint;
+    RETURN NEW;
+END $$"""
+CHANGED_TRIGGER = {
+    "postgresql": """CREATE TRIGGER chats_changed BEFORE UPDATE OF last_seq ON chats
+        FOR EACH ROW WHEN (NEW.last_seq IS DISTINCT FROM OLD.last_seq)
+        EXECUTE FUNCTION chatire_chat_changed()""",
+    # One writer at a time, committing in order: a counter is enough (one index probe).
+    "sqlite": """CREATE TRIGGER chats_changed AFTER UPDATE OF last_seq ON chats
+        FOR EACH ROW WHEN NEW.last_seq <> OLD.last_seq BEGIN
+            UPDATE chats SET changed = (SELECT max(changed) FROM chats) + 1
+             WHERE id = NEW.id;
+        END""",
+}
+
 #: Migrations in order; each is a list of statements, the same for both dialects or
 #: a ``{dialect: statement}`` mapping (a dialect it does not name skips it). Never
 #: edit a released one: append a new one.
@@ -271,6 +294,13 @@ MIGRATIONS: tuple[tuple[str | dict[str, str], ...], ...] = (
         "CREATE UNIQUE INDEX notify_due_open ON notify_due (user_id, chat_id) "
         "WHERE payload IS NULL",
         "CREATE INDEX notify_due_at ON notify_due (due_at)",
+    ),
+    (  # the sweep reads only the chats that changed (chatire.store.changes): ``changed``
+       # is set by a trigger whenever ``last_seq`` moves; 0 until then
+        "ALTER TABLE chats ADD COLUMN changed {bigint} NOT NULL DEFAULT 0",
+        "CREATE INDEX chats_changed ON chats (changed)",
+        {"postgresql": CHANGED_FUNCTION},
+        CHANGED_TRIGGER,
     ),
 )
 

@@ -27,7 +27,7 @@ from chatire.model import (
 from chatire.notify.due import Claimed, Delivery, Roster
 from chatire.notify.payload import Compose
 from chatire.notify.settings import NotifySettings
-from chatire.store import append, moderation, notify, queries, timeline
+from chatire.store import append, changes, moderation, notify, queries, timeline
 from chatire.store.schema import migrate
 
 T = TypeVar("T")
@@ -221,8 +221,9 @@ class SQLStore:
     def mark_read(self, marks: list[tuple[int, int, int]]) -> Deferred[list[tuple[int, int, int]]]:
         return self.engine.run(timeline.mark_read, marks)
 
-    def last_seqs(self, chat_uris: list[str]) -> Deferred[dict[str, int]]:
-        return self.engine.run(queries.last_seqs, chat_uris)
+    def changed_chats(self, since: int | None,
+                      chat_uris: list[str]) -> Deferred[tuple[int, dict[str, int]]]:
+        return self.engine.run(changes.changed_chats, since, chat_uris)
 
     # -- notifications (INotifyStore) ---------------------------------------------
 
