@@ -3,7 +3,7 @@ missed when a transaction commits after a later one, a full check after a reconn
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import psycopg2
@@ -24,9 +24,20 @@ from tests.unit.harness import FakeConn
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-async def _world(db_url: str, chats: int) -> tuple[SQLStore, User, list[Chat]]:
+@pytest_twisted.async_yield_fixture
+async def stores() -> AsyncIterator[list[SQLStore]]:
+    """The stores a test started, stopped after it whatever happened (a SQLite store's
+    thread would keep the process alive)."""
+    started: list[SQLStore] = []
+    yield started
+    for store in started:
+        await store.stop()
+
+async def _world(stores: list[SQLStore], db_url: str,
+                 chats: int) -> tuple[SQLStore, User, list[Chat]]:
     store = store_from_url(db_url, reactor)
     await store.start()
+    stores.append(store)
     owner = await store.create_user("owner", "x", "owner", NOW)
     made = [await store.create_chat(f"chat-{i}", "t", owner.id, NOW) for i in range(chats)]
     return store, owner, made
@@ -46,8 +57,9 @@ async def _eventually(check: Callable[[], bool], what: str) -> None:
 
 
 @pytest_twisted.ensureDeferred
-async def test_each_call_reads_the_chats_that_changed_since_the_mark(db_url: str) -> None:
-    store, owner, (a, b, c) = await _world(db_url, 3)
+async def test_each_call_reads_the_chats_that_changed_since_the_mark(
+        db_url: str, stores: list[SQLStore]) -> None:
+    store, owner, (a, b, c) = await _world(stores, db_url, 3)
     mark, seqs = await store.changed_chats(None, [a.uri, b.uri, "no-such-chat"])
     assert seqs == {a.uri: 0, b.uri: 0}  # the full check: the chats named that exist
     # Commits one after another, one of them to two chats at once: each call finds
@@ -74,7 +86,6 @@ async def test_each_call_reads_the_chats_that_changed_since_the_mark(db_url: str
             break
         await deferLater(reactor, 0.05, lambda: None)
     assert seqs == {}
-    await store.stop()
 
 
 def _changed(db_url: str, uris: list[str]) -> list[int]:
@@ -113,10 +124,10 @@ async def _subscribe(hub: Hub, store: SQLStore, user: User, chat: Chat) -> FakeC
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 @pytest_twisted.ensureDeferred
 async def test_a_post_committed_after_a_later_one_is_found_by_the_next_sweep(
-        db_url: str) -> None:
+        db_url: str, stores: list[SQLStore]) -> None:
     """The transaction posting to ``a`` takes its id first and commits last, after a sweep
     saw ``b``'s later one: "changed above the highest stamp seen" would never find it."""
-    store, owner, (a, b) = await _world(db_url, 2)
+    store, owner, (a, b) = await _world(stores, db_url, 2)
     hub, _ = _hub(store)
     conn_a = await _subscribe(hub, store, owner, a)
     conn_b = await _subscribe(hub, store, owner, b)
@@ -139,12 +150,12 @@ async def test_a_post_committed_after_a_later_one_is_found_by_the_next_sweep(
     assert stamp_a < stamp_b  # the order a naive "changed > highest seen" misses
     await hub.sweep()
     await _eventually(lambda: conn_a.seqs() == [1], "a's post, committed last")
-    await store.stop()
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_sweep_with_no_change_is_one_query(db_url: str) -> None:
-    store, owner, chats = await _world(db_url, 20)
+async def test_a_sweep_with_no_change_is_one_query(
+        db_url: str, stores: list[SQLStore]) -> None:
+    store, owner, chats = await _world(stores, db_url, 20)
     hub, metrics = _hub(store)
     conns = [await _subscribe(hub, store, owner, chat) for chat in chats]
     await hub.sweep()  # full, with the new subscriptions
@@ -160,14 +171,14 @@ async def test_a_sweep_with_no_change_is_one_query(db_url: str) -> None:
             if after[name] != before.get(name, 0)} == {"changed_chats": 3, "control_since": 3}
     assert hub.gap_fills == fills and all(len(c.frames) == (2 if i == 7 else 0)
                                           for i, c in enumerate(conns))
-    await store.stop()
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_bus_reconnect_checks_every_followed_chat(db_url: str) -> None:
+async def test_a_bus_reconnect_checks_every_followed_chat(
+        db_url: str, stores: list[SQLStore]) -> None:
     """Whatever the mark says (here: one far ahead, as from a database restored elsewhere),
     the sweep after a reconnect reads every followed chat and fills who missed messages."""
-    store, owner, (a, b) = await _world(db_url, 2)
+    store, owner, (a, b) = await _world(stores, db_url, 2)
     hub, _ = _hub(store)
     conn_a = await _subscribe(hub, store, owner, a)
     await _subscribe(hub, store, owner, b)
@@ -176,12 +187,12 @@ async def test_a_bus_reconnect_checks_every_followed_chat(db_url: str) -> None:
     hub._mark = 10**15
     hub.on_bus_reconnect()
     await _eventually(lambda: conn_a.seqs() == [1, 2, 3], "the missed messages")
-    await store.stop()
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_mark_that_went_back_makes_the_next_sweep_full(db_url: str) -> None:
-    store, owner, (a,) = await _world(db_url, 1)
+async def test_a_mark_that_went_back_makes_the_next_sweep_full(
+        db_url: str, stores: list[SQLStore]) -> None:
+    store, owner, (a,) = await _world(stores, db_url, 1)
     hub, _ = _hub(store)
     conn = await _subscribe(hub, store, owner, a)
     await hub.sweep()
@@ -191,7 +202,6 @@ async def test_a_mark_that_went_back_makes_the_next_sweep_full(db_url: str) -> N
     assert conn.seqs() == [] and hub.gap_fills == 0  # that sweep trusted the mark
     await hub.sweep()
     await _eventually(lambda: conn.seqs() == [1], "the post")
-    await store.stop()
 
 
 def _terminate(db_url: str) -> None:
@@ -209,8 +219,9 @@ def _terminate(db_url: str) -> None:
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 @pytest_twisted.ensureDeferred
-async def test_the_sweep_after_a_failed_one_is_full(db_url: str) -> None:
-    store, owner, (a,) = await _world(db_url + "?pool=1", 1)
+async def test_the_sweep_after_a_failed_one_is_full(
+        db_url: str, stores: list[SQLStore]) -> None:
+    store, owner, (a,) = await _world(stores, db_url + "?pool=1", 1)
     hub, metrics = _hub(store)
     conn = await _subscribe(hub, store, owner, a)
     await hub.sweep()
@@ -228,4 +239,3 @@ async def test_the_sweep_after_a_failed_one_is_full(db_url: str) -> None:
             await deferLater(reactor, 0.1, lambda: None)
     await hub.sweep()
     await _eventually(lambda: conn.seqs() == [1], "the post")
-    await store.stop()
