@@ -71,3 +71,46 @@ async def test_a_previous_release_database_upgrades_in_place(
 
         assert await store.engine.run(old_append) == 6
     await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_notifications_release_database_gets_the_changed_stamp(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Migration 9 on a database of the release before it: the first sweep (a full
+    check) reads every chat, then a post, even through the previous release's
+    ``chatire_append``, is found by the sweep after it, and only that chat."""
+    with monkeypatch.context() as patch:
+        patch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:8])
+        old = store_from_url(db_url, reactor)
+        await old.start()
+        await old.engine.run(_old_data)
+        await old.engine.run(_second_chat)
+        await old.stop()
+    store = store_from_url(db_url, reactor)
+    await store.start()
+    try:
+        mark, seqs = await store.changed_chats(None, ["old-chat", "other-chat"])
+        assert seqs == {"old-chat": 3, "other-chat": 0}
+        mark, seqs = await store.changed_chats(mark, [])
+        assert "old-chat" not in seqs  # the stamps start at 0
+        if store.dialect == "postgresql":
+            async def old_append(cur: Cursor) -> None:
+                await cur.execute("""SELECT r_seq FROM chatire_append(ARRAY[1]::bigint[],
+                                     ARRAY[2]::bigint[], ARRAY['old daemon'], ARRAY[NULL],
+                                     now())""")
+
+            await store.engine.run(old_append)
+        else:
+            chat = await store.get_chat("old-chat")
+            assert chat is not None
+            await store.append_messages(chat, [Post(2, "new daemon", None)], NOW)
+        mark, seqs = await store.changed_chats(mark, [])
+        assert seqs.get("old-chat") == 4 and "other-chat" not in seqs
+    finally:
+        await store.stop()
+
+
+async def _second_chat(cur: Cursor) -> None:
+    await cur.execute("""INSERT INTO chats (uri, title, owner_id, created_at, last_seq,
+                         last_activity_at) VALUES ('other-chat', 't', 1, %s, 0, %s)""",
+                      (NOW, NOW))
