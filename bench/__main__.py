@@ -109,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sockets", type=int, default=19_900)
     p.add_argument("--chats", type=int, default=2000)
     p.add_argument("--per-socket", type=int, default=5, help="subscriptions a socket")
+    p = sub.add_parser("sweep", help="one sweep's query: the full check against the changed")
+    _common(p)
+    p.add_argument("--chats", type=int, default=20_000, help="chats the daemon follows")
+    p.add_argument("--active", type=int, default=10, help="chats posted to between sweeps")
+    p.add_argument("--rounds", type=int, default=30)
 
     p = sub.add_parser("all", help="every scenario on every set-up; rewrites the docs")
     p.add_argument("--short", action="store_true", help="the short version (make bench)")
@@ -169,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
                                         args.per_socket, args.workers)
     elif args.scenario == "timeline":
         result = scenarios.timeline(args.setup, args.events, args.repeats, args.runs)
+    elif args.scenario == "sweep":
+        from bench import sweep
+
+        result = sweep.sweep(args.setup, args.chats, args.active, args.rounds)
     elif args.scenario == "notify":
         from bench import notify
 

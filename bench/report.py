@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import cores, guard, report_crowd, report_load
+from bench import cores, guard, report_crowd, report_load, sweep
 from bench.cells import find as _find
 from bench.cells import num as _num
 from bench.cells import params as _params
@@ -205,6 +205,7 @@ def _tables(results: list[dict[str, Any]]) -> list[str]:
     out += _notify_tables(results)
     out += report_load.rate_table(results)
     out += report_crowd.tables(results)
+    out += sweep.table(results)
     return out
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import notify, notify_rate, presence, reads, report, scenarios, subs
+from bench import notify, notify_rate, presence, reads, report, scenarios, subs, sweep
 from bench.cores import Pinning
 from bench.mixed import mixed
 from bench.scenarios import Result, log
@@ -106,6 +106,8 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
     held = 5000 if short else 19_900
     items.append((f"subs production {held}x5",
                   lambda: subs.subscriptions("production", held, held // 10, 5, workers)))
+    # Issue #20: what one sweep costs a daemon following 20,000 chats, 10 of them active.
+    items.append(("sweep production 20000", lambda: sweep.sweep("production", 20_000, 10)))
     return items
 
 
