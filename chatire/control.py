@@ -151,9 +151,13 @@ class NodeControl:
         hub = self._hub
         if kind == "read":
             uri, user_id = event["chat"], event["user"]
-            frame = {"type": "read", "chat": uri, "seq": event["seq"]}
-            for conn, _ in hub.subscribers(uri):
+            seq = event["seq"]
+            frame = {"type": "read", "chat": uri, "seq": seq}
+            for conn, sub in hub.subscribers(uri):
                 if conn is not origin and conn.user is not None and conn.user.id == user_id:
+                    if seq < sub.read_told:
+                        continue  # it knows a later mark: a read frame never goes back
+                    sub.read_told = seq
                     conn.send_json(frame)
         elif kind == "leave":
             uri, user_id, seq = event["chat"], event["user"], event.get("seq")

@@ -208,6 +208,15 @@ class Hub:
     def is_subscribed(self, conn: Subscriber, uri: str) -> bool:
         return uri in self._conns.get(conn, {})
 
+    def marked(self, conn: Subscriber, uri: str, seq: int) -> int | None:
+        """A socket marked a chat read up to seq: the seq it was sent the chat up to (a
+        mark is never told beyond it), or None if it does not follow the chat."""
+        sub = self._conns.get(conn, {}).get(uri)
+        if sub is None:
+            return None
+        sub.read_told = max(sub.read_told, min(seq, sub.last_sent))
+        return sub.last_sent
+
     def _drop(self, conn: Subscriber, uri: str) -> bool:
         sub = self._conns.get(conn, {}).pop(uri, None)
         if sub is None:

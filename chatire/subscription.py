@@ -59,6 +59,7 @@ class Subscription:
     filling: bool = True
     live: bool = True
     since: int = 0  # the chat's last_seq when the subscription was made
+    read_told: int = 0  # the highest read_seq this socket marked or was told (never lower)
     pending: dict[int, tuple[bytes, Ack | None]] = attrs.Factory(dict)
 
 

@@ -104,19 +104,20 @@ class TimelineService:
         return page
 
     async def mark_read(self, user: User, uri: str, seq: int, origin: object = None,
-                        member: bool = False) -> None:
+                        known: int | None = None) -> None:
         """Raise the user's read_seq in the chat (written within a short window).
 
-        ``member``: the caller knows the user is a member (a socket subscribed to the chat):
-        no store read; the write raises members' marks only, so a mark made just after a
-        leave changes nothing and is announced to nobody."""
+        ``known``: the caller is a socket subscribed to the chat and was sent it up to this
+        seq. Membership was checked at the subscribe, so no store read; the write raises
+        members' marks only (a mark made just after a leave changes nothing), and the mark,
+        capped at ``known``, is told to the user's other sockets before it is written."""
         if not 0 <= seq <= MAX_SEQ:
             raise Invalid("seq: must be 0 or more")
-        if member:
+        if known is not None:
             chat = await self._chats.known_chat(uri)
         else:
             chat, _ = await self._chats.member_role(user, uri)
-        self.reads.mark(chat, user.id, seq, origin)
+        self.reads.mark(chat, user.id, seq, origin, known)
 
     def flush(self) -> Deferred[None]:
         """Write the read marks still waiting (at shutdown)."""

@@ -297,9 +297,9 @@ class ChatSocket(WebSocketServerProtocol):
         assert self.user is not None
         # Subscribed: membership was checked at the subscribe, and a leave or a removal ends
         # the subscription; the write itself touches members' rows only. No store read a mark.
-        subscribed = self.factory.hub.is_subscribed(self, frame["chat"])
+        known = self.factory.hub.marked(self, frame["chat"], frame["seq"])
         await self.factory.timeline.mark_read(self.user, frame["chat"], frame["seq"], self,
-                                              member=subscribed)
+                                              known=known)
 
     def _sent(self, result: Any) -> None:
         message, _ = result

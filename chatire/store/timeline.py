@@ -230,10 +230,15 @@ async def mark_read(cur: Cursor, marks: list[tuple[int, int, int]]) -> list[tupl
     PostgreSQL: one statement for them all (a window of 1,000 marks was 1,000 round trips,
     a second or more before anyone was told); SQLite runs in the process: one a mark."""
     if cur.dialect == "postgresql":
-        # Two daemons' windows may raise the same rows (one user's devices on both): as
-        # with one statement a mark before, a deadlock is PostgreSQL's to break, and the
-        # loser's window of marks is lost like any failed write (ReadMarks logs it).
+        # Two daemons' windows may raise the same rows (one user's devices on both): the
+        # rows are locked in one order first, so two windows wait for each other, never
+        # deadlock.
         ordered = sorted(marks)
+        chats, users = [m[0] for m in ordered], [m[1] for m in ordered]
+        await cur.execute(
+            """SELECT 1 FROM members m
+                WHERE (m.chat_id, m.user_id) IN (SELECT * FROM unnest(%s::bigint[], %s::bigint[]))
+                ORDER BY m.chat_id, m.user_id FOR UPDATE OF m""", (chats, users))
         await cur.execute(
             """UPDATE members m SET read_seq = GREATEST(m.read_seq, LEAST(v.seq, c.last_seq))
                  FROM (SELECT chat_id, user_id, max(seq) AS seq
@@ -243,7 +248,7 @@ async def mark_read(cur: Cursor, marks: list[tuple[int, int, int]]) -> list[tupl
                  JOIN chats c ON c.id = v.chat_id
                 WHERE m.chat_id = v.chat_id AND m.user_id = v.user_id
             RETURNING m.chat_id, m.user_id, m.read_seq""",
-            ([m[0] for m in ordered], [m[1] for m in ordered], [m[2] for m in ordered]),
+            (chats, users, [m[2] for m in ordered]),
         )
         return [(int(chat_id), int(user_id), int(seq))
                 for chat_id, user_id, seq in cur.fetchall()]

@@ -127,7 +127,7 @@ async def test_a_read_frame_reaches_the_users_other_sockets_only(api: Api) -> No
 async def test_a_subscribed_sockets_read_frames_read_nothing_from_the_store(
         make_daemon: Any, tmp_path: Any) -> None:
     """Membership was checked at the subscribe: a mark costs the store no read. A member
-    whose row is gone (removed, the subscription not ended yet) marks nothing."""
+    whose row is gone (removed, the subscription not ended yet) stores nothing."""
     from tests.ops.test_metrics import metered, scrape
 
     daemon = await metered(make_daemon)
@@ -145,20 +145,27 @@ async def test_a_subscribed_sockets_read_frames_read_nothing_from_the_store(
     before = (await scrape(daemon.metrics_url)).get(key, 0.0)
     for seq in (1, 2):
         phone.send({"type": "read", "chat": uri, "seq": seq})
-    assert (await laptop.next_of("read"))["seq"] == 2
+    seen = [(await laptop.next_of("read"))["seq"]]
+    while seen[-1] != 2:  # told at once, then the second mark within TELL_EVERY
+        seen.append((await laptop.next_of("read"))["seq"])
+    assert seen in ([1, 2], [2])
     assert (await scrape(daemon.metrics_url)).get(key, 0.0) == before
 
-    # The removal committed, its control event not applied yet: the row is gone.
-    with sqlite3.connect(str(daemon.config.db).removeprefix("sqlite:///")) as db:
+    # The removal committed, its control event not applied yet: the row is gone. The
+    # mark is told early to the user's own other socket (a seq it was sent), and the
+    # write changes nothing and tells nothing more.
+    db_path = str(daemon.config.db).removeprefix("sqlite:///")
+    with sqlite3.connect(db_path) as db:
         db.execute("DELETE FROM members WHERE user_id = ?", (bob.id,))
     phone.send({"type": "read", "chat": uri, "seq": 3})
+    assert (await laptop.next_of("read"))["seq"] == 3
     told = laptop.next_of("read", timeout=1.5)
     try:
         frame = await told
-    except Exception:  # the timeout: nothing was announced
+    except Exception:  # the timeout: nothing more was announced
         frame = None
     assert frame is None
-    with sqlite3.connect(str(daemon.config.db).removeprefix("sqlite:///")) as db:
+    with sqlite3.connect(db_path) as db:
         assert db.execute("SELECT count(*) FROM members WHERE user_id = ?",
                           (bob.id,)).fetchone()[0] == 0
     for sock in (phone, laptop):
@@ -237,3 +244,66 @@ def clock_time() -> Any:
     from datetime import UTC, datetime
 
     return datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class _SlowStore:
+    """A store's mark_read that answers only when told: what is announced before a write."""
+
+    def __init__(self) -> None:
+        from twisted.internet.defer import Deferred
+
+        self.writes: list[tuple[list[tuple[int, int, int]], Deferred[Any]]] = []
+        self._deferred = Deferred
+
+    def mark_read(self, marks: list[tuple[int, int, int]]) -> Any:
+        d = self._deferred()
+        self.writes.append((marks, d))
+        return d
+
+
+def test_a_subscribed_sockets_mark_is_told_before_it_is_written_capped_at_what_it_was_sent(
+        ) -> None:
+    from chatire.model import Chat, User
+
+    clock, store = Clock(), _SlowStore()
+    told: list[tuple[str, int, int]] = []
+    marks = ReadMarks(store, clock, lambda uri, user, seq, origin: told.append((uri, user, seq)),
+                      window=0.5)  # type: ignore[arg-type]
+    chat = Chat(7, "c", "t", User(1, "a", "a"), clock_time(), 50)
+    marks.mark(chat, 42, 9, known=20)
+    assert told == [("c", 42, 9)] and store.writes == []  # at once, before any write
+    clock.advance(0.1)
+    marks.mark(chat, 42, 30, known=20)  # beyond what the socket was sent: told up to it
+    assert told[-1] == ("c", 42, 20)
+    clock.advance(0.4)
+    assert store.writes[0][0] == [(7, 42, 30)]
+    store.writes[0][1].callback([(7, 42, 30)])  # the store had 30: the write tells the rest
+    assert told == [("c", 42, 9), ("c", 42, 20), ("c", 42, 30)]
+    marks.mark(chat, 42, 30, known=30)  # nothing new: nothing told
+    clock.advance(1.0)
+    store.writes[1][1].callback([(7, 42, 30)])
+    assert told[-1] == ("c", 42, 30) and len(told) == 3
+    marks.mark(chat, 43, 5)  # not from a subscribed socket (HTTP): told after the write
+    clock.advance(0.5)
+    assert told[-1] != ("c", 43, 5)
+    store.writes[2][1].callback([(7, 43, 5)])
+    assert told[-1] == ("c", 43, 5)
+
+
+def test_a_scroll_is_told_at_most_every_25_ms_and_ends_on_its_last_mark() -> None:
+    from chatire.model import Chat, User
+    from chatire.readmarks import TELL_EVERY
+
+    clock, store = Clock(), _Recorder()
+    told: list[tuple[str, int, int]] = []
+    marks = ReadMarks(store, clock, lambda uri, user, seq, origin: told.append((uri, user, seq)),
+                      window=0.5)  # type: ignore[arg-type]
+    chat = Chat(7, "c", "t", User(1, "a", "a"), clock_time(), 500)
+    for seq in range(1, 501):  # every message marked as it scrolls past, for 1 s
+        marks.mark(chat, 42, seq, known=500)
+        clock.advance(0.002)
+    clock.advance(1.0)
+    assert len(store.writes) == 2  # the writes are coalesced as before
+    assert told[0] == ("c", 42, 1) and told[-1] == ("c", 42, 500)
+    assert len(told) <= 1 + 1.0 / TELL_EVERY + 1
+    assert [seq for _, _, seq in told] == sorted({seq for _, _, seq in told})  # never back

@@ -384,3 +384,31 @@ def test_a_message_ends_typing_so_the_next_keystroke_shows_again() -> None:
     clock.advance(0)
     kinds = [json.loads(frame)["type"] for frame in watcher.frames]
     assert kinds == ["typing", "message", "typing"]
+
+
+def test_a_read_frame_never_goes_back_for_a_socket() -> None:
+    """Marks told early on two nodes can cross: a socket that marked or was told a later
+    read_seq is not sent an earlier one; an equal one is still told (a second device)."""
+    clock, broker = Clock(), MemoryBroker()
+    a = Node(clock, broker)
+    b = Node(clock, broker, store=a.store)
+    alice = a.user("alice")
+    chat = a.chat(alice)
+    for i in range(5):
+        run(a.chats.post(alice, chat.uri, f"m{i}", None))
+    phone, laptop = FakeConn(alice), FakeConn(alice)
+    run(a.subscribe(phone, alice, chat.uri, None))
+    run(b.subscribe(laptop, alice, chat.uri, None))
+    clock.advance(0)
+    assert a.hub.marked(phone, chat.uri, 4) == 5  # capped at what it was sent: 5 seqs
+    assert b.hub.marked(laptop, chat.uri, 2) == 5
+    b.hub.read_marked(chat.uri, alice.id, 2, laptop)  # the laptop's mark, told early
+    a.hub.read_marked(chat.uri, alice.id, 4, phone)
+    clock.advance(0)
+    reads = [c for c in laptop.control if c["type"] == "read"]
+    assert reads == [{"type": "read", "chat": chat.uri, "seq": 4}]
+    assert [c for c in phone.control if c["type"] == "read"] == []  # 2 < 4: never back
+    a.hub.read_marked(chat.uri, alice.id, 4, None)  # an equal one from elsewhere: told
+    clock.advance(0)
+    assert [c["seq"] for c in phone.control if c["type"] == "read"] == [4]
+    assert b.hub.marked(FakeConn(alice), chat.uri, 9) is None  # not subscribed: no cap
