@@ -35,10 +35,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-# Two workers: the suite waits on real daemons, brokers and browsers more than it
-# computes; a file's tests stay on one worker (its fixtures are shared).
+# Three workers on two cores: the suite waits on real daemons, brokers, browsers and
+# expiry timers more than it computes; a file's tests stay on one worker (its fixtures
+# are shared).
 pytest: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -q -n 3 --dist loadfile $(PYTEST_ARGS)
 
 test: $(STAMP) services browser tools
 	$(VENV)/bin/twistd --help | grep chatire > /dev/null
