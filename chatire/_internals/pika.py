@@ -22,19 +22,30 @@ def _ignore(_: object) -> None:
     return None
 
 
-def declare_and_bind(chan: TwistedChannel, queue: str | None, exchange: str) -> None:
-    """Declare a fanout exchange and bind a queue to it without waiting for replies.
+def declare_nowait(chan: TwistedChannel, exchange: str) -> None:
+    """Declare a durable fanout exchange without waiting for the reply.
 
-    pika's own Channel sends these nowait (``callback=None``), back to back; the
-    public TwistedChannel waits for each reply in turn. A failure closes the channel.
+    pika's own Channel sends it nowait (``callback=None``); the public TwistedChannel
+    waits for each reply in turn. A failure closes the channel.
     """
     raw = getattr(chan, "_channel", None) if FAST else None
     if raw is not None:
         raw.exchange_declare(exchange=exchange, exchange_type="fanout", durable=True)
-        raw.queue_bind(queue=queue, exchange=exchange)
         return
     chan.exchange_declare(exchange=exchange, exchange_type="fanout",
                           durable=True).addErrback(_ignore)
+
+
+def bind_nowait(chan: TwistedChannel, queue: str | None, exchange: str) -> None:
+    """Bind a queue to an exchange without waiting for the reply.
+
+    pika's own Channel sends it nowait (``callback=None``); the public TwistedChannel
+    waits for each reply in turn. A failure closes the channel.
+    """
+    raw = getattr(chan, "_channel", None) if FAST else None
+    if raw is not None:
+        raw.queue_bind(queue=queue, exchange=exchange)
+        return
     chan.queue_bind(queue=queue, exchange=exchange).addErrback(_ignore)
 
 

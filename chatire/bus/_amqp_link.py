@@ -28,7 +28,8 @@ from twisted.internet.ssl import optionsForClientTLS
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from chatire._internals.pika import declare_and_bind, pending_error
+from chatire._internals.pika import pending_error
+from chatire.bus._amqp_binds import Binder
 from chatire.urls import redacted
 from chatire.waiters import Waiters
 
@@ -106,6 +107,7 @@ class Link(TwistedProtocolConnection):
         self._owner = owner
         self._lost_waiters: Waiters[None] = Waiters()
         self.chan: TwistedChannel | None = None  # (.channel() is pika's: open one)
+        self.binder: Binder | None = None  # binds on channels of its own
         self.queue: str | None = None
         self.declared: set[str] = set()  # chat uris whose exchange exists (this connection)
         self.declaring: dict[str, list[Pending]] = {}  # publishes waiting for a declare
@@ -147,29 +149,6 @@ class Link(TwistedProtocolConnection):
         if waiting is None:
             waiting = self._declare(uri)
         waiting.append(item)
-
-    def bind(self, uri: str) -> Deferred[None]:
-        """Bind our queue to the chat's exchange (declared first, if needed)."""
-        assert self.chan is not None
-        if uri not in self.declared and uri not in self.declaring:
-            self._declare(uri)
-        self.bound.add(uri)
-        d: Deferred[None] = self.chan.queue_bind(queue=self.queue, exchange=exchange_name(uri))
-        return d.addCallback(_ignore)
-
-    def bind_pipelined(self, uris: list[str]) -> None:
-        """Declare and bind many chats without waiting for each reply.
-
-        pika waits for the reply of each synchronous method before sending the
-        next (~0.8 ms a round trip: 5,000 chats took ~8 s), nowait ones go out
-        back to back. The broker handles a channel's methods in order, so these
-        are done once a later synchronous method is answered: mark the
-        exchanges ``declared`` only then. A failure closes the channel.
-        """
-        assert self.chan is not None
-        for uri in uris:
-            declare_and_bind(self.chan, self.queue, exchange_name(uri))
-            self.bound.add(uri)
 
     def unbind(self, uri: str) -> Deferred[None]:
         """Unbind our queue from the chat's exchange."""

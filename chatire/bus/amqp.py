@@ -20,6 +20,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from chatire.bus._amqp_binds import Binder
 from chatire.bus._amqp_link import (
     EXCHANGE_PREFIX,
     Link,
@@ -94,6 +95,8 @@ class AMQPBus:
         self._connect_timeout = connect_timeout
         self._outbox = Outbox(outbox_size)
         self._followed: set[str] = set()
+        # Chats whose exchange the broker has had: bound again without a declare.
+        self._known: set[str] = set()
         self._unbind_timers: dict[str, IDelayedCall] = {}
         self._removed: set[str] = set()  # deleted chats whose exchanges are still to go
         self._link: Link | None = None
@@ -105,6 +108,12 @@ class AMQPBus:
         self._stop_done: Deferred[None] | None = None
         self.connected = False
         self.nacks = 0  # publishes the broker refused
+
+    @property
+    def bound(self) -> int:
+        """Binds the broker has answered on the link in use (0 while it is down)."""
+        link = self._link
+        return link.binder.confirmed if link is not None and link.binder is not None else 0
 
     @property
     def dropped(self) -> int:
@@ -153,9 +162,9 @@ class AMQPBus:
             timer.cancel()
         self._followed.add(chat_uri)
         link = self._link
-        if link is not None and link.queue is not None and not link.broken:
+        if link is not None and link.binder is not None and not link.broken:
             if chat_uri not in link.bound:
-                link.bind(chat_uri).addErrback(self._log_rpc_failure, "bind", chat_uri)
+                link.binder.add([chat_uri])
 
     def unfollow(self, chat_uri: str) -> None:
         if chat_uri not in self._followed:
@@ -173,6 +182,7 @@ class AMQPBus:
         if timer is not None and timer.active():
             timer.cancel()
         self._removed.add(chat_uri)
+        self._known.discard(chat_uri)
         self._delete_removed()
 
     def _delete_removed(self) -> None:
@@ -204,19 +214,18 @@ class AMQPBus:
         frame = await channel.queue_declare(queue="", exclusive=True, auto_delete=True)
         link.chan, link.queue = channel, frame.method.queue
         channel.on_closed.addCallback(self._channel_closed, link)
+        binder = Binder(link, self._known, self._followed.__contains__, exchange_name)
+        await binder.open()
+        link.binder = binder
 
     async def _set_up(self, link: Link) -> None:
         # A peer that accepts TCP but never speaks AMQP is cut off here; once
         # open, pika's heartbeats watch the link (binding thousands of chats
-        # one RPC at a time may take a while, so that part has no deadline).
+        # takes a while, so that part has no deadline).
         opening = Deferred.fromCoroutine(self._open(link))
         await opening.addTimeout(self._connect_timeout, self._reactor)
         assert link.chan is not None
-        channel = link.chan
-        rebind = sorted(self._followed - link.bound)
-        link.bind_pipelined(rebind)
-        queue_obj, _tag = await channel.basic_consume(queue=link.queue, auto_ack=False)
-        link.declared.update(rebind)  # the broker answered after handling those
+        queue_obj, _tag = await link.chan.basic_consume(queue=link.queue, auto_ack=False)
         link.up = True
         self._setup_failures = 0
         consuming = Deferred.fromCoroutine(self._consume(link, queue_obj))
@@ -224,10 +233,18 @@ class AMQPBus:
         for item in self._outbox.take_all():
             link.send(item)
         self._delete_removed()
+        # Binding goes on in the background (publishes, deliveries and new follows
+        # meanwhile); the Hub's sweep runs once every chat is bound again, so it
+        # heals whatever was posted while a chat was not.
+        started = self._reactor.seconds()
+        assert link.binder is not None
+        link.binder.add(sorted(self._followed - link.bound))
+        await link.binder.idle()
         self.connected = True
         self.log.info(
-            "AMQP bus up on {where}: queue {queue}, {chats} chats followed",
-            where=self._nodes.where, queue=link.queue, chats=len(link.bound),
+            "AMQP bus up on {where}: queue {queue}, {chats} chats followed (bound in "
+            "{seconds:.1f} s)", where=self._nodes.where, queue=link.queue,
+            chats=len(link.bound), seconds=self._reactor.seconds() - started,
         )
         if self._on_reconnect is not None:
             try:
@@ -236,8 +253,8 @@ class AMQPBus:
                 self.log.failure("AMQP bus: on_reconnect failed")
 
     def _set_up_failed(self, failure: Failure, link: Link) -> None:
-        if self._closing:
-            return
+        if self._closing or (link.up and (link.lost or link.broken)):
+            return  # lost or broken while binding: link_lost or _link_broken logged it
         self._setup_failures += 1
         where = self._nodes.where
         self._nodes.failed()  # the next attempt goes to the next node

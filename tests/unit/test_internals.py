@@ -119,7 +119,8 @@ def test_pika_fallbacks_use_the_public_channel() -> None:
             calls.append(("queue_bind", kw))
             return defer.succeed(None)
 
-    pk.declare_and_bind(PublicOnly(), "q", "chat.x")  # type: ignore[arg-type]
+    pk.declare_nowait(PublicOnly(), "chat.x")  # type: ignore[arg-type]
+    pk.bind_nowait(PublicOnly(), "q", "chat.x")  # type: ignore[arg-type]
     assert calls == [("exchange_declare", {"exchange": "chat.x", "exchange_type": "fanout",
                                            "durable": True}),
                      ("queue_bind", {"queue": "q", "exchange": "chat.x"})]
