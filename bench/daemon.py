@@ -132,19 +132,20 @@ class Deployment:
 
 @contextmanager
 def deployment(setup: str, *, options: tuple[str, ...] = (),
-               metrics: bool = False) -> Iterator[Deployment]:
+               metrics: bool = False, pool: int | None = None) -> Iterator[Deployment]:
     """Start the daemons of a set-up on fresh storage; stop them all by PID afterwards.
 
-    ``metrics``: each daemon also serves /metrics (Daemon.samples)."""
+    ``metrics``: each daemon also serves /metrics (Daemon.samples); ``pool``: its
+    PostgreSQL connections (else BENCH_PG_POOL, else the daemon's own default)."""
     store, bus_kind, count = SETUPS[setup]
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="chatire-bench-")))
         if store == "sqlite":
             db = f"sqlite:///{workdir}/bench.db"
         else:
-            pool = os.environ.get("BENCH_PG_POOL")  # default: the daemon's own (4)
+            connections = pool or os.environ.get("BENCH_PG_POOL")  # default: the daemon's (4)
             db = stack.enter_context(fresh_database(PG_ADMIN, "chatire_bench"))
-            db += f"?pool={pool}" if pool else ""
+            db += f"?pool={connections}" if connections else ""
         bus = "memory://" if bus_kind == "memory" else stack.enter_context(
             fresh_vhost(AMQP_BASE + "/%2F", "chatire-bench"))
         daemons = [Daemon(workdir, db, bus, f"daemon{i}", BASE_OPTIONS + options, metrics)

@@ -14,6 +14,7 @@ from bench.cells import find as _find
 from bench.cells import num as _num
 from bench.cells import params as _params
 from bench.daemon import REPO
+from bench.rebind import tables as rebind_tables
 
 DOC = REPO / "docs" / "benchmarks.md"
 PLOT = REPO / "docs" / "bench-latency.png"
@@ -101,6 +102,10 @@ def _target_rows(results: list[dict[str, Any]]) -> list[str]:
         "fanout production-2 1x100 @1k msg/s", "p99",
         lambda v, s: v <= 25 and clean(s), "ms p99", 1)
     rows += report_load.targets(results, clean)
+    add("rebind after a lost broker connection < 30 s, 20,000 chats on one daemon",
+        "rebind production-2 20000", "bus_ok_s",
+        lambda v, s: v is not None and v < 30 and s.get("all_bound") and not s.get("lost"),
+        "s until every chat was bound again", 1)
     timeline = _find(results, "timeline production 100k")
     target = "a 100,000-event chat: `events` pages and a resume stream, not loaded whole"
     if timeline is None or "error" in timeline["summary"]:
@@ -206,6 +211,7 @@ def _tables(results: list[dict[str, Any]]) -> list[str]:
     out += report_load.rate_table(results)
     out += report_crowd.tables(results)
     out += sweep.table(results)
+    out += rebind_tables(results)
     return out
 
 

@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import notify, notify_rate, presence, reads, report, scenarios, subs, sweep
+from bench import notify, notify_rate, presence, reads, rebind, report, scenarios, subs, sweep
 from bench.cores import Pinning
 from bench.mixed import mixed
 from bench.scenarios import Result, log
@@ -108,6 +108,12 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
                   lambda: subs.subscriptions("production", held, held // 10, 5, workers)))
     # Issue #20: what one sweep costs a daemon following 20,000 chats, 10 of them active.
     items.append(("sweep production 20000", lambda: sweep.sweep("production", 20_000, 10)))
+    # Issue #20: a daemon following 20,000 chats loses its broker connection (closed from
+    # the broker's side, that connection only); the ways of binding that many; what the
+    # daemon's own copy of its posts costs.
+    items.append(("rebind production-2 20000", lambda: rebind.rebind(20_000)))
+    items.append(("bindrate rabbitmq 5000", lambda: rebind.bind_ways(5000)))
+    items.append(("owncopy rabbitmq 10000x3", lambda: rebind.own_copy(10_000, 3)))
     return items
 
 

@@ -221,10 +221,10 @@ def fresh_database(admin_url: str = PG_ADMIN, prefix: str = "chatire_test") -> I
         admin.close()
 
 
-def rabbitmqctl(*args: str) -> str:
+def rabbitmqctl(*args: str, timeout: float = 60) -> str:
     """Run rabbitmqctl, bounded in time (blocking)."""
     return subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True,
-                          text=True, timeout=60).stdout
+                          text=True, timeout=timeout).stdout
 
 
 @contextmanager
@@ -236,4 +236,5 @@ def fresh_vhost(amqp_url: str = AMQP_URL, prefix: str = "chatire-test") -> Itera
         rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
         yield amqp_url.rsplit("/", 1)[0] + "/" + name
     finally:
-        rabbitmqctl("delete_vhost", name)
+        # (a vhost of 20,000 exchanges takes a minute or more on a busy broker)
+        rabbitmqctl("delete_vhost", name, timeout=600)
