@@ -44,24 +44,26 @@ class Binder:
     again, declaring every exchange of it, on a fresh channel. Binds are idempotent.
     ``wanted(uri)`` is asked just before a chat's bind goes out: one no longer wanted is
     skipped. ``idle()`` fires once nothing is queued or in flight; it fails if binding
-    failed for good (the link is then to be dropped)."""
+    failed for good, and ``on_failed(reason)`` is called then: the link is to be dropped
+    (a reconnect binds everything again)."""
 
     log = Logger()
 
     def __init__(self, link: BindLink, known: set[str], wanted: Callable[[str], bool],
-                 exchange: Callable[[str], str], *, channels: int = CHANNELS,
-                 batch: int = BATCH) -> None:
+                 exchange: Callable[[str], str], on_failed: Callable[[str], None], *,
+                 channels: int = CHANNELS, batch: int = BATCH) -> None:
         self._link = link
         self._known = known
         self._wanted = wanted
         self._exchange = exchange
+        self._on_failed = on_failed
         self._width = channels
         self._batch = batch
         self._queue: deque[tuple[str, bool]] = deque()  # (uri, declare first)
         self._channels: list[TwistedChannel] = []
         self._busy = 0  # channels with a batch in flight
         self._idle: Waiters[None] = Waiters()
-        self._failed: BaseException | None = None
+        self._failed: Failure | None = None
         self.confirmed = 0  # binds the broker has answered, on this link
 
     async def open(self) -> None:
@@ -82,11 +84,6 @@ class Binder:
         d = self._idle.wait()
         self._check_idle()
         return d
-
-    @property
-    def pending(self) -> int:
-        """Binds queued or in flight."""
-        return len(self._queue) + self._busy * self._batch
 
     def _send(self, chan: TwistedChannel) -> None:
         batch: list[tuple[str, bool]] = []
@@ -130,9 +127,7 @@ class Binder:
         retry = (isinstance(error, ChannelClosedByBroker) and error.reply_code == NOT_FOUND
                  and not all(declare for _uri, declare in batch) and self._failed is None)
         if not retry:
-            if self._failed is None:
-                self._failed = error
-            self._check_idle()
+            self._fail(failure)
             return
         self.log.info("AMQP bus: {count} chats' exchanges to declare again (one was gone)",
                       count=len(batch))
@@ -146,8 +141,12 @@ class Binder:
         self._next(chan)
 
     def _reopen_failed(self, failure: Failure) -> None:
+        self._fail(failure)
+
+    def _fail(self, failure: Failure) -> None:
         if self._failed is None:
-            self._failed = failure.value
+            self._failed = failure
+            self._on_failed(f"binding failed: {failure.value!r}")
         self._check_idle()
 
     def _next(self, chan: TwistedChannel) -> None:
@@ -160,7 +159,7 @@ class Binder:
     def _check_idle(self) -> None:
         if self._failed is not None:
             if self._busy == 0:
-                self._idle.fire(Failure(self._failed))
+                self._idle.fire(self._failed)
             return
         if not self._queue and self._busy == 0:
             self._idle.fire(None)

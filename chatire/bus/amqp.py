@@ -214,7 +214,8 @@ class AMQPBus:
         frame = await channel.queue_declare(queue="", exclusive=True, auto_delete=True)
         link.chan, link.queue = channel, frame.method.queue
         channel.on_closed.addCallback(self._channel_closed, link)
-        binder = Binder(link, self._known, self._followed.__contains__, exchange_name)
+        binder = Binder(link, self._known, self._followed.__contains__, exchange_name,
+                        lambda why: self._link_broken(link, why))
         await binder.open()
         link.binder = binder
 
