@@ -77,15 +77,25 @@ def amqp_ports(pid: int) -> set[int]:
     return ports
 
 
-def close_connection_of(daemon: Daemon, vhost: str) -> str:
-    """Close the daemon's AMQP connection from the broker's side; its broker pid."""
-    ports = amqp_ports(daemon.pid)
-    rows = rabbitmqctl("list_connections", "--no-table-headers", "pid", "vhost", "peer_port")
-    mine = [pid for pid, where, port in rows if where == vhost and int(port) in ports]
-    if len(mine) != 1:
-        raise RuntimeError(f"daemon's connection not found: ports {ports}, rows {rows}")
-    rabbitmqctl("close_connection", mine[0], "bench rebind: connection closed on purpose")
-    return mine[0]
+def close_connection_of(daemon: Daemon, vhost: str, attempts: int = 3) -> str:
+    """Close the daemon's AMQP connection from the broker's side; its broker pid.
+
+    (A connection that went between the listing and the close is looked up again.)"""
+    for attempt in range(attempts):
+        ports = amqp_ports(daemon.pid)
+        rows = rabbitmqctl("list_connections", "--no-table-headers", "pid", "vhost",
+                           "peer_port")
+        mine = [pid for pid, where, port in rows if where == vhost and int(port) in ports]
+        if len(mine) != 1:
+            raise RuntimeError(f"daemon's connection not found: ports {ports}, rows {rows}")
+        try:
+            rabbitmqctl("close_connection", mine[0], "bench rebind: closed on purpose")
+            return mine[0]
+        except subprocess.CalledProcessError:
+            if attempt == attempts - 1:
+                raise
+            log(f"  closing {mine[0]} failed (gone meanwhile?); looking again")
+    raise AssertionError("unreachable")
 
 
 def load_chats(db: str, user_id: int, chats: int) -> list[str]:
@@ -300,13 +310,13 @@ def tables(results: list[dict[str, Any]]) -> list[str]:
                     __doc__.split("\n\n", 1)[1].replace("\n", " ").strip(), "",
                     "| run | chats | subscribe s | first binds s | close call s | bus ok "
                     "again s | daemon: bound in s | probe via the bus s | slowest /healthz ms | "
-                    "daemon CPU s | bindings after |",
-                    "|---|---|---|---|---|---|---|---|---|---|---|",
+                    "daemon CPU s | bindings after | probes arrived |",
+                    "|---|---|---|---|---|---|---|---|---|---|---|---|",
                     f"| `{r['label']}` | {r['params']['chats']:,} | {s['subscribe_s']} | "
                     f"{s['first_bind_s']} | {s['close_call_s']} | {s.get('bus_ok_s', '—')} | "
                     f"{s.get('daemon_bound_in_s', '—')} | {s.get('probe_via_bus_s', '—')} | "
                     f"{s['slowest_healthz_ms']} | {s['daemon_cpu_s']} | "
-                    f"{s['bindings_after']:,} |"]
+                    f"{s['bindings_after']:,} | {s['probes_arrived']}/{s['probes_posted']} |"]
         elif r["scenario"] == "owncopy" and "error" not in s:
             out += ["", "What a daemon's own copy of its posts costs (`bench/owncopy.py`: "
                     f"{s['posts']:,} posts a round, medians of {s['rounds']} rounds each "
