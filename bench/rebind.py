@@ -279,16 +279,16 @@ def rebind(chats: int, timeout: float = 300.0) -> Result:
     return result
 
 
-def bind_ways(chats: int) -> Result:
+def bind_ways(chats: int, rounds: int) -> Result:
     """bench.bindrate in a vhost of its own: seconds to bind ``chats`` chats, each way."""
-    return _child("bindrate", [str(chats)], {"chats": chats})
+    return _child("bindrate", [str(chats), str(rounds)], {"chats": chats, "rounds": rounds})
 
 
 def _child(module: str, args: list[str], params: dict[str, Any]) -> Result:
     """Run ``python -m bench.MODULE URL ARGS...`` on a fresh vhost; its JSON as the summary."""
     with fresh_vhost(AMQP_BASE + "/%2F", "chatire-bench") as url:
         out = subprocess.run([sys.executable, "-m", f"bench.{module}", url, *args],
-                             check=True, capture_output=True, text=True, timeout=110).stdout
+                             check=True, capture_output=True, text=True, timeout=240).stdout
     result = Result(module, "rabbitmq", params, summary=json.loads(out))
     log(f"  {module}: {result.summary}")
     return result
@@ -326,7 +326,8 @@ def tables(results: list[dict[str, Any]]) -> list[str]:
                       f"{s[way + '_wall_us']} |" for way in ("with", "without"))]
         elif r["scenario"] == "bindrate" and "error" not in s:
             out += ["", f"Binding one fresh queue to {r['params']['chats']:,} chats, each "
-                    "way (`bench/bindrate.py`, seconds; `xK`: over K channels):", "",
+                    "way (`bench/bindrate.py`, seconds, median of "
+                    f"{r['params'].get('rounds', 1)} rounds; `xK`: over K channels):", "",
                     "| " + " | ".join(s) + " |", "|" + "---|" * len(s),
                     "| " + " | ".join(f"{v:.2f}" for v in s.values()) + " |"]
     return out

@@ -112,7 +112,7 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
     # the broker's side, that connection only); the ways of binding that many; what the
     # daemon's own copy of its posts costs.
     items.append(("rebind production-2 20000", lambda: rebind.rebind(20_000)))
-    items.append(("bindrate rabbitmq 5000", lambda: rebind.bind_ways(5000)))
+    items.append(("bindrate rabbitmq 5000", lambda: rebind.bind_ways(5000, 2)))
     items.append(("owncopy rabbitmq 10000x3", lambda: rebind.own_copy(10_000, 3)))
     return items
 
