@@ -228,7 +228,6 @@ class AMQPBus:
         assert link.chan is not None
         queue_obj, _tag = await link.chan.basic_consume(queue=link.queue, auto_ack=False)
         link.up = True
-        self._setup_failures = 0
         consuming = Deferred.fromCoroutine(self._consume(link, queue_obj))
         consuming.addErrback(lambda f: self.log.failure("AMQP consumer loop failed", f))
         for item in self._outbox.take_all():
@@ -241,6 +240,7 @@ class AMQPBus:
         assert link.binder is not None
         link.binder.add(sorted(self._followed - link.bound))
         await link.binder.idle()
+        self._setup_failures = 0
         self.connected = True
         self.log.info(
             "AMQP bus up on {where}: queue {queue}, {chats} chats followed (bound in "
@@ -254,9 +254,11 @@ class AMQPBus:
                 self.log.failure("AMQP bus: on_reconnect failed")
 
     def _set_up_failed(self, failure: Failure, link: Link) -> None:
-        if self._closing or (link.up and (link.lost or link.broken)):
+        if self._closing:
+            return
+        self._setup_failures += 1  # (the back-off grows until a set-up is done, binds too)
+        if link.up and (link.lost or link.broken):
             return  # lost or broken while binding: link_lost or _link_broken logged it
-        self._setup_failures += 1
         where = self._nodes.where
         self._nodes.failed()  # the next attempt goes to the next node
         if failure.check(DeferredTimeoutError):
