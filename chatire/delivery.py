@@ -18,7 +18,6 @@ from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -37,6 +36,7 @@ from chatire.jsonin import encode
 from chatire.model import Chat, Event, Message, Timeline, User
 from chatire.presence import LastSeen, Presence
 from chatire.subscription import Ack, PendingCheck, Subscriber, Subscription
+from chatire.sweep import Sweep
 from chatire.typing_gate import TypingGate
 from chatire.waiters import Waiters
 
@@ -70,13 +70,8 @@ class Hub:
         self._frames: OrderedDict[tuple[str, int], Any] = OrderedDict()
         self._frame_cache = frame_cache
         self._fetching: dict[tuple[str, int], Waiters[Timeline]] = {}
-        self._sweep = LoopingCall(self.sweep)
-        self._sweep.clock = clock
-        self._sweep_interval = sweep_interval
-        # The mark of the last sweep (None: the next one checks every followed chat),
-        # and the chats the next one checks whatever the mark says.
-        self._mark: int | None = None
-        self._recheck: set[str] = set()
+        self._sweep = Sweep(store, clock, sweep_interval, lambda: self._subs, self._behind,
+                            self._before_sweep)
         self.publish_failures = 0
         self.gap_fills = 0  # fills from the store started (exported by chatire.metrics)
         self._last_failure_log = float("-inf")
@@ -90,13 +85,11 @@ class Hub:
     def start(self) -> None:
         self.bus.follow(CONTROL)
         self.bus.start(self.on_bus_message, self.on_bus_reconnect)
-        if self._sweep_interval > 0:
-            self._sweep.start(self._sweep_interval, now=False)
+        self._sweep.start()
         self.presence.start()
 
     def stop(self) -> Deferred[None]:
-        if self._sweep.running:
-            self._sweep.stop()
+        self._sweep.stop()
         self.presence.stop()
         return self.bus.stop()
 
@@ -181,7 +174,7 @@ class Hub:
         self._chat_rows[uri] = chat
         # A commit the read of the chat missed may be older than the mark of a sweep
         # that ran meanwhile: the next sweep checks the chat in full.
-        self._recheck.add(uri)
+        self._sweep.check(uri)
         # A message committed here after the store read the chat is in the frame
         # cache already: fill it from the store now rather than at the next sweep.
         newest = chat.last_seq
@@ -328,7 +321,7 @@ class Hub:
 
     def on_bus_reconnect(self) -> None:
         """The bus is (back) up and bound: sweep every followed chat from the store."""
-        self._mark = None
+        self._sweep.check_all()
         self.sweep()
 
     def _dispatch(self, uri: str, seq: int, payload: bytes, ack: Ack | None) -> None:
@@ -409,10 +402,10 @@ class Hub:
                             frame = self._remember(sub.chat, item.seq, item_payload(item))
                         sub.conn.deliver(frame)
                 if sub.last_sent == before:
-                    self._recheck.add(sub.chat)  # nothing newer yet: the next sweep retries
+                    self._sweep.check(sub.chat)  # nothing newer yet: the next sweep retries
                     return
         except ChatireError as e:
-            self._recheck.add(sub.chat)
+            self._sweep.check(sub.chat)
             log.warn("gap fill of a chat deferred to the next sweep: {error}", error=e.message)
         finally:
             sub.filling = False
@@ -437,32 +430,18 @@ class Hub:
 
     def sweep(self) -> Deferred[None]:
         """Compare the followed chats that changed with the store; fill whoever is behind."""
-        self._typing.forget_old()
-        return Deferred.fromCoroutine(self._sweep_once())
+        return self._sweep.run()
 
-    async def _sweep_once(self) -> None:
-        # Taken before any wait, so a reconnect's full check is never overtaken by the
-        # mark of a sweep that was under way.
-        since = self._mark
-        recheck, self._recheck = self._recheck, set()
-        await self.control.replay()
-        if not self._subs:
-            self._mark = None  # nothing followed: an old mark would only cost rows later
-            return
-        uris = list(self._subs) if since is None else [u for u in recheck if u in self._subs]
-        try:
-            mark, seqs = await self.store.changed_chats(since, uris)
-        except ChatireError:
-            self._mark = None  # check everything next time
-            self._recheck.update(uris)
-            return
-        # A mark never goes back on one database: if it did, this is another one.
-        self._mark = None if since is not None and mark < since else mark
-        for uri, last_seq in seqs.items():
-            for sub in list(self._subs.get(uri, {}).values()):
-                if sub.last_sent < last_seq:
-                    sub.target = max(sub.target, last_seq)
-                    self._catch_up(sub)
+    def _before_sweep(self) -> Deferred[None]:
+        self._typing.forget_old()
+        return Deferred.fromCoroutine(self.control.replay())
+
+    def _behind(self, uri: str, last_seq: int) -> None:
+        """The store has the chat up to last_seq: fill the subscribers behind it."""
+        for sub in list(self._subs.get(uri, {}).values()):
+            if sub.last_sent < last_seq:
+                sub.target = max(sub.target, last_seq)
+                self._catch_up(sub)
 
     # -- control: what ChatService tells the node, applied by chatire.control ------------
 

@@ -184,7 +184,7 @@ async def test_a_bus_reconnect_checks_every_followed_chat(
     await _subscribe(hub, store, owner, b)
     await hub.sweep()
     await _post(store, a, owner, 3)  # the bus lost these
-    hub._mark = 10**15
+    hub._sweep._mark = 10**15
     hub.on_bus_reconnect()
     await _eventually(lambda: conn_a.seqs() == [1, 2, 3], "the missed messages")
 
@@ -197,7 +197,7 @@ async def test_a_mark_that_went_back_makes_the_next_sweep_full(
     conn = await _subscribe(hub, store, owner, a)
     await hub.sweep()
     await _post(store, a, owner)
-    hub._mark = 10**15  # the store's mark is below it: another database
+    hub._sweep._mark = 10**15  # the store's mark is below it: another database
     await hub.sweep()
     assert conn.seqs() == [] and hub.gap_fills == 0  # that sweep trusted the mark
     await hub.sweep()
@@ -225,7 +225,7 @@ async def test_the_sweep_after_a_failed_one_is_full(
     hub, metrics = _hub(store)
     conn = await _subscribe(hub, store, owner, a)
     await hub.sweep()
-    hub._mark = 10**15  # a mark only a full check does not trust
+    hub._sweep._mark = 10**15  # a mark only a full check does not trust
     _terminate(db_url)
     await hub.sweep()
     errors = metrics.registry.get_sample_value("chatire_store_errors_total",
