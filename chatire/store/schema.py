@@ -302,6 +302,10 @@ MIGRATIONS: tuple[tuple[str | dict[str, str], ...], ...] = (
         {"postgresql": CHANGED_FUNCTION},
         CHANGED_TRIGGER,
     ),
+    (  # deleting a user or a chat deletes its due notifications: by index, not a scan
+        "CREATE INDEX notify_due_user ON notify_due (user_id)",
+        "CREATE INDEX notify_due_chat ON notify_due (chat_id)",
+    ),
 )
 
 #: Any constant: the advisory lock that keeps two daemons from migrating at once.

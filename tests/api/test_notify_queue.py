@@ -326,3 +326,26 @@ async def test_a_look_that_ran_out_of_room_goes_on_once_room_is_free(
         assert len({r.json["id"] for r in got}) == len(got) == MAX_IN_FLIGHT + 31
     finally:
         await dispatcher.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_deleting_a_user_or_a_chat_finds_its_due_rows_by_index(store: SQLStore) -> None:
+    """The cascades from users and chats to notify_due have an index each (migration 10);
+    without them a delete scans every due row once per user or chat deleted."""
+
+    async def plan(cur: Any) -> str:
+        if store.dialect == "postgresql":
+            await cur.execute("SET LOCAL enable_seqscan = off")
+            lines = []
+            for column in ("user_id", "chat_id"):
+                await cur.execute(f"EXPLAIN DELETE FROM notify_due WHERE {column} = 1")
+                lines += [row[0] for row in cur.fetchall()]
+            return "\n".join(lines)
+        lines = []
+        for column in ("user_id", "chat_id"):
+            await cur.execute(f"EXPLAIN QUERY PLAN DELETE FROM notify_due WHERE {column} = 1")
+            lines += [str(row[-1]) for row in cur.fetchall()]
+        return "\n".join(lines)
+
+    shown = await store.engine.run(plan)
+    assert "notify_due_user" in shown and "notify_due_chat" in shown, shown
