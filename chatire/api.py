@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import attrs
 from klein import Klein
@@ -31,6 +32,7 @@ from chatire.timeline import TimelineService
 from chatire.webfiles import UIFiles
 
 log = Logger()
+T = TypeVar("T")
 
 _JSON = b"application/json; charset=utf-8"
 
@@ -332,24 +334,38 @@ class ChatireAPI:
 
     # -- the timeline ---------------------------------------------------------------
 
+    # An edit, delete or reaction is one store transaction, the token check in it
+    # (TimelineService): the request's own checks come first, yet a bad token is told
+    # before them, as on every other path.
+
+    async def _parsed(self, request: IRequest, parse: Callable[[], T]) -> T:
+        try:
+            return parse()
+        except ChatireError:
+            await self._user(request)
+            raise
+
     @router.route("/api/chats/<string:uri>/messages/<string:seq>", methods=["PATCH"])
     async def edit(self, request: IRequest, uri: str, seq: str) -> bytes:
-        user = await self._user(request)
-        body = self._body(request, "EditMessage")
-        event = await self._timeline.edit(user, uri, _seq(seq), body["message"])
+        body, number = await self._parsed(
+            request, lambda: (self._body(request, "EditMessage"), _seq(seq)))
+        event = await self._timeline.edit(bearer_token(request) or "", uri, number,
+                                          body["message"])
         return _event(request, event)
 
     @router.route("/api/chats/<string:uri>/messages/<string:seq>", methods=["DELETE"])
     async def delete(self, request: IRequest, uri: str, seq: str) -> bytes:
-        user = await self._user(request)
-        return _event(request, await self._timeline.delete(user, uri, _seq(seq)))
+        number = await self._parsed(request, lambda: _seq(seq))
+        return _event(request, await self._timeline.delete(bearer_token(request) or "", uri,
+                                                           number))
 
     @router.route("/api/chats/<string:uri>/messages/<string:seq>/reactions/<string:emoji>",
                   methods=["PUT", "DELETE"])
     async def react(self, request: IRequest, uri: str, seq: str, emoji: str) -> bytes:
-        user = await self._user(request)
+        number = await self._parsed(request, lambda: _seq(seq))
         on = request.method == b"PUT"
-        return _event(request, await self._timeline.react(user, uri, _seq(seq), emoji, on))
+        return _event(request, await self._timeline.react(bearer_token(request) or "", uri,
+                                                          number, emoji, on))
 
     @router.route("/api/chats/<string:uri>/events", methods=["GET"])
     async def events(self, request: IRequest, uri: str) -> bytes:

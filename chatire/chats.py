@@ -68,6 +68,11 @@ def is_chat_uri(uri: object) -> bool:
     return isinstance(uri, str) and CHAT_URI.fullmatch(uri) is not None
 
 
+def token_refused() -> Unauthenticated:
+    """The refusal of a token the store does not hold live."""
+    return Unauthenticated("the token is not valid (expired or revoked?)")
+
+
 class ChatEvents(Protocol):
     """Who hears what ChatService did (the Hub, which delivers it live)."""
 
@@ -224,14 +229,18 @@ class ChatService:
 
     async def session(self, token: str) -> tuple[User, datetime]:
         """The user of a live bearer token and when the token expires, or Unauthenticated."""
+        found: tuple[User, datetime] | None = await self.store.token_session(
+            self.token_digest(token), self.now())
+        if found is None:
+            raise token_refused()
+        return found
+
+    def token_digest(self, token: str) -> str:
+        """What the store keeps of a bearer token; Unauthenticated if there is none."""
         if not token:
             raise Unauthenticated("a bearer token is required")
         check("token", token, Text.PLAIN)
-        found: tuple[User, datetime] | None = await self.store.token_session(
-            token_hash(token), self.now())
-        if found is None:
-            raise Unauthenticated("the token is not valid (expired or revoked?)")
-        return found
+        return token_hash(token)
 
     async def sign_out(self, token: str) -> None:
         digest = token_hash(token)

@@ -11,6 +11,7 @@ from zope.interface import Attribute, Interface
 from chatire.errors import Forbidden
 from chatire.model import (
     Appended,
+    Ask,
     Chat,
     ChatPage,
     Event,
@@ -201,6 +202,16 @@ class IStore(Interface):
     def react(chat: Chat, seq: int, user: User, emoji: str, on: bool,
               now: datetime) -> Deferred[Event | None]:
         """Add or take back a reaction; the event, or None if nothing changed."""
+
+    def edit_asked(ask: Ask, text: str) -> Deferred[Event]:
+        """edit_message of the Ask's token, chat and seq, judged by its rules: the token
+        check, the rules and the change in one transaction."""
+
+    def delete_asked(ask: Ask) -> Deferred[tuple[Event, bool]]:
+        """delete_message as the Ask says, in one transaction (see edit_asked)."""
+
+    def react_asked(ask: Ask, emoji: str, on: bool) -> Deferred[Event | None]:
+        """react as the Ask says, in one transaction (see edit_asked)."""
 
     def mark_read(marks: list[tuple[int, int, int]]) -> Deferred[list[tuple[int, int, int]]]:
         """Raise (chat id, user id) read_seqs; fire with the values now, for members."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -273,3 +274,31 @@ class Appended:
 
     message: Message
     created: bool
+
+
+@attrs.frozen
+class Standing:
+    """What a timeline change is judged on, read in the change's own transaction: who
+    asks, the chat (None: no such chat), their role in it (None: not a member), the
+    message's author (None: no such message) and whether it is deleted."""
+
+    user: User
+    chat: Chat | None
+    role: str | None
+    author: int | None
+    deleted: bool
+
+
+@attrs.frozen
+class Ask:
+    """A timeline change asked with a bearer token, done in ONE store transaction: the
+    store reads the Standing (None: the token is not live) and ``judge`` refuses it by
+    raising, before the change and again under the chat row's lock; ``gate`` counts the
+    change against the user's rate (raising when over), once the rules let it by."""
+
+    token_hash: str
+    uri: str
+    seq: int
+    now: datetime
+    judge: Callable[[Standing | None], None]
+    gate: Callable[[User], None] | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 from twisted.internet.interfaces import IReactorTime
 
@@ -11,18 +12,27 @@ _PRUNE_AT = 10_000
 
 
 class TokenBucket:
-    """``rate`` tokens a second up to ``burst`` per key; ``rate`` 0 lets everything by."""
+    """``rate`` tokens a second up to ``burst`` per key; ``rate`` 0 lets everything by.
+
+    ``take`` may be called from a store thread too (a timeline change's rules run in its
+    SQLite transaction): a lock, held for a few dict operations, keeps it whole.
+    """
 
     def __init__(self, clock: IReactorTime, rate: float, burst: int) -> None:
         self._clock = clock
         self._rate = rate
         self._burst = float(max(burst, 1))
         self._buckets: dict[object, tuple[float, float]] = {}
+        self._lock = threading.Lock()
 
     def take(self, key: object) -> float:
         """Take one token: 0.0 if allowed, else the seconds until one is available."""
         if self._rate <= 0:
             return 0.0
+        with self._lock:
+            return self._take(key)
+
+    def _take(self, key: object) -> float:
         now = self._clock.seconds()
         tokens, stamp = self._buckets.get(key, (self._burst, now))
         tokens = min(self._burst, tokens + (now - stamp) * self._rate)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 
-from chatire.chats import ChatService
-from chatire.errors import Conflict, Forbidden, Invalid, NotFound
+from chatire.chats import ChatService, is_chat_uri, token_refused
+from chatire.errors import ChatireError, Conflict, Forbidden, Invalid, NotFound
 from chatire.interfaces import IStore
 from chatire.limits import DEFAULT_EVENTS_LIMIT, MAX_EMOJI_CHARS, MAX_EVENTS_LIMIT, MAX_SEQ
-from chatire.model import Chat, Event, Message, Timeline, User
+from chatire.model import Ask, Event, Standing, Timeline, User
 from chatire.readmarks import ReadMarks
 from chatire.text import REFUSED, Text, check
+
+T = TypeVar("T")
 
 #: Roles that may delete any member's message.
 MODERATORS = frozenset({"owner", "admin"})
@@ -32,9 +37,30 @@ def check_emoji(emoji: str) -> str:
     return emoji
 
 
+def _may_edit(standing: Standing) -> None:
+    if standing.author != standing.user.id:
+        raise Forbidden("only its author may edit a message")
+    if standing.deleted:
+        raise Conflict("the message was deleted")
+
+
+def _may_delete(standing: Standing) -> None:
+    if standing.author != standing.user.id and standing.role not in MODERATORS:
+        raise Forbidden("only its author, an admin or the owner may delete a message")
+
+
+def _may_react(standing: Standing) -> None:
+    if standing.deleted:
+        raise Conflict("the message was deleted")
+
+
 class TimelineService:
     """Edits, deletes, reactions, the raw timeline and read marks: every rule of who may
-    do what to a chat's timeline (posting itself is ChatService.submit)."""
+    do what to a chat's timeline (posting itself is ChatService.submit).
+
+    An edit, delete or reaction is asked with the bearer token and costs one store
+    transaction: the token check, these rules and the change (chatire.store.timeline).
+    """
 
     def __init__(self, chats: ChatService, store: IStore, clock: IReactorTime,
                  read_window: float = 0.5) -> None:
@@ -42,50 +68,61 @@ class TimelineService:
         self._store = store
         self.reads = ReadMarks(store, clock, chats.events.read_marked, read_window)
 
-    async def _message(self, chat: Chat, seq: int) -> Message:
-        if not 1 <= seq <= MAX_SEQ:
-            raise NotFound("no such message")
-        message: Message | None = await self._store.message_at(chat, seq)
-        if message is None:
-            raise NotFound("no such message")
-        return message
+    def _ask(self, token: str, uri: str, seq: int, judge: Callable[[Standing], None],
+             counted: bool) -> Ask:
+        """The Ask of a change: the store reads the standing and ``judge`` weighs it after
+        the checks every change shares; a ``counted`` change takes from --send-rate."""
+        def rules(standing: Standing | None) -> None:
+            if standing is None:
+                raise token_refused()
+            if standing.chat is None:
+                raise NotFound("no such chat")
+            if standing.role is None:
+                raise Forbidden("you are not a member of this chat")
+            if standing.author is None:
+                raise NotFound("no such message")
+            judge(standing)
 
-    async def edit(self, user: User, uri: str, seq: int, text: str) -> Event:
+        # A seq no message can have is asked as 0 (none has it): NotFound in its turn.
+        return Ask(self._chats.token_digest(token), uri, seq if 1 <= seq <= MAX_SEQ else 0,
+                   self._chats.now(), rules, self._chats.take_send if counted else None)
+
+    async def _checked(self, token: str, uri: str, check: Callable[[], T]) -> T:
+        """What a change checks before the store is asked; a bad token is told first,
+        as everywhere (only then is the token looked up on its own)."""
+        try:
+            checked = check()
+            if not is_chat_uri(uri):
+                raise NotFound("no such chat")
+            return checked
+        except ChatireError:
+            await self._chats.authenticate(token)
+            raise
+
+    async def edit(self, token: str, uri: str, seq: int, text: str) -> Event:
         """Replace the text of one's own message (not once it is deleted)."""
-        text = self._chats.clean_text(text)
-        chat, _ = await self._chats.member_role(user, uri)
-        message = await self._message(chat, seq)
-        if message.user.id != user.id:
-            raise Forbidden("only its author may edit a message")
-        if message.deleted:
-            raise Conflict("the message was deleted")
-        self._chats.take_send(user)
-        event: Event = await self._store.edit_message(chat, seq, user, text, self._chats.now())
+        text = await self._checked(token, uri, lambda: self._chats.clean_text(text))
+        event: Event = await self._store.edit_asked(
+            self._ask(token, uri, seq, _may_edit, counted=True), text)
         self._chats.events.event_committed(event)
         return event
 
-    async def delete(self, user: User, uri: str, seq: int) -> Event:
+    async def delete(self, token: str, uri: str, seq: int) -> Event:
         """Erase a message: its author, or an admin or the owner of the chat. Deleting it
         again answers with the first delete event."""
-        chat, role = await self._chats.member_role(user, uri)
-        message = await self._message(chat, seq)
-        if message.user.id != user.id and role not in MODERATORS:
-            raise Forbidden("only its author, an admin or the owner may delete a message")
-        event, created = await self._store.delete_message(chat, seq, user, self._chats.now())
+        await self._checked(token, uri, lambda: None)
+        event, created = await self._store.delete_asked(
+            self._ask(token, uri, seq, _may_delete, counted=False))
         if created:
             self._chats.events.event_committed(event)
         return event
 
-    async def react(self, user: User, uri: str, seq: int, emoji: str, on: bool) -> Event | None:
+    async def react(self, token: str, uri: str, seq: int, emoji: str,
+                    on: bool) -> Event | None:
         """Add (``on``) or take back the user's emoji on a message; None if that was so."""
-        check_emoji(emoji)
-        chat, _ = await self._chats.member_role(user, uri)
-        message = await self._message(chat, seq)
-        if message.deleted:
-            raise Conflict("the message was deleted")
-        self._chats.take_send(user)
-        event: Event | None = await self._store.react(chat, seq, user, emoji, on,
-                                                      self._chats.now())
+        await self._checked(token, uri, lambda: check_emoji(emoji))
+        event: Event | None = await self._store.react_asked(
+            self._ask(token, uri, seq, _may_react, counted=True), emoji, on)
         if event is not None:
             self._chats.events.event_committed(event)
         return event

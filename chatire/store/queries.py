@@ -19,16 +19,16 @@ from chatire.model import (
 )
 from chatire.store.cursor import Cursor
 
-_CHAT_COLUMNS = """c.id, c.uri, c.title, c.created_at, c.last_seq,
+CHAT_COLUMNS = """c.id, c.uri, c.title, c.created_at, c.last_seq,
     o.id, o.username, o.display_name, c.kind, c.join_by"""
-_N = 10  # the number of _CHAT_COLUMNS
-_CHAT_FROM = "chats c JOIN users o ON o.id = c.owner_id"
+CHAT_WIDTH = 10  # the number of CHAT_COLUMNS
+CHAT_FROM = "chats c JOIN users o ON o.id = c.owner_id"
 MESSAGE_COLUMNS = """m.seq, m.id, m.body, m.client_id, m.created_at,
     u.id, u.username, u.display_name, m.reply_to, m.edited_at, m.deleted"""
 MESSAGE_FROM = "messages m JOIN users u ON u.id = m.user_id"
 
 
-def _chat(cur: Cursor, row: tuple[Any, ...]) -> Chat:
+def chat_row(cur: Cursor, row: tuple[Any, ...]) -> Chat:
     owner = User(row[5], row[6], row[7])
     return Chat(row[0], row[1], row[2], owner, cur.time(row[3]), int(row[4]),
                 kind=row[8], join=row[9])
@@ -149,9 +149,9 @@ async def create_chat(cur: Cursor, uri: str, title: str, owner_id: int,
 
 
 async def get_chat(cur: Cursor, uri: str) -> Chat | None:
-    await cur.execute(f"SELECT {_CHAT_COLUMNS} FROM {_CHAT_FROM} WHERE c.uri = %s", (uri,))
+    await cur.execute(f"SELECT {CHAT_COLUMNS} FROM {CHAT_FROM} WHERE c.uri = %s", (uri,))
     row = cur.fetchone()
-    return None if row is None else _chat(cur, row)
+    return None if row is None else chat_row(cur, row)
 
 
 # The chat list's preview: the chat's latest message (other events are not shown), and
@@ -170,10 +170,10 @@ UNREAD_CAP = 1000
 
 
 def _listed_chat(cur: Cursor, row: tuple[Any, ...]) -> Chat:
-    """A row of _CHAT_COLUMNS then _LAST_COLUMNS: the chat with its last message."""
-    chat = _chat(cur, row)
-    body, created_at, *author = row[_N:_N + 5]
-    role, read_seq, unread = row[_N + 5:_N + 8]
+    """A row of CHAT_COLUMNS then _LAST_COLUMNS: the chat with its last message."""
+    chat = chat_row(cur, row)
+    body, created_at, *author = row[CHAT_WIDTH:CHAT_WIDTH + 5]
+    role, read_seq, unread = row[CHAT_WIDTH + 5:CHAT_WIDTH + 8]
     chat = attrs.evolve(chat, mine=Membership(role, int(read_seq), int(unread)))
     if author[0] is None:
         return chat
@@ -199,8 +199,8 @@ async def list_chats(cur: Cursor, user_id: int, limit: int | None = None,
         page = "LIMIT %s"
         params.append(limit + 1)
     await cur.execute(
-        f"""SELECT {_CHAT_COLUMNS}, c.last_activity_at,
-                   {_LAST_COLUMNS.format(cap=UNREAD_CAP)} FROM {_CHAT_FROM}
+        f"""SELECT {CHAT_COLUMNS}, c.last_activity_at,
+                   {_LAST_COLUMNS.format(cap=UNREAD_CAP)} FROM {CHAT_FROM}
             JOIN members me ON me.chat_id = c.id AND me.user_id = %s
             {_LAST_JOIN}
             {where}
@@ -210,8 +210,9 @@ async def list_chats(cur: Cursor, user_id: int, limit: int | None = None,
     rows = cur.fetchall()
     more = limit is not None and len(rows) > limit
     rows = rows[:limit] if limit is not None else rows
-    last = (cur.time(rows[-1][_N]), int(rows[-1][0])) if more else None
-    return ChatPage(tuple(_listed_chat(cur, row[:_N] + row[_N + 1:]) for row in rows), last)
+    last = (cur.time(rows[-1][CHAT_WIDTH]), int(rows[-1][0])) if more else None
+    return ChatPage(tuple(_listed_chat(cur, row[:CHAT_WIDTH] + row[CHAT_WIDTH + 1:])
+                          for row in rows), last)
 
 
 async def members(cur: Cursor, chat_id: int) -> list[Member]:

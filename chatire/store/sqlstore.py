@@ -13,6 +13,7 @@ from chatire.errors import Forbidden
 from chatire.interfaces import INotifyStore, IStore
 from chatire.model import (
     Appended,
+    Ask,
     Chat,
     ChatPage,
     Event,
@@ -217,6 +218,15 @@ class SQLStore:
     def react(self, chat: Chat, seq: int, user: User, emoji: str, on: bool,
               now: datetime) -> Deferred[Event | None]:
         return self.engine.run(timeline.react, chat, seq, user, emoji, on, now)
+
+    def edit_asked(self, ask: Ask, text: str) -> Deferred[Event]:
+        return self.engine.run(timeline.edit_asked, ask, text)
+
+    def delete_asked(self, ask: Ask) -> Deferred[tuple[Event, bool]]:
+        return self.engine.run(timeline.delete_asked, ask)
+
+    def react_asked(self, ask: Ask, emoji: str, on: bool) -> Deferred[Event | None]:
+        return self.engine.run(timeline.react_asked, ask, emoji, on)
 
     def mark_read(self, marks: list[tuple[int, int, int]]) -> Deferred[list[tuple[int, int, int]]]:
         return self.engine.run(timeline.mark_read, marks)

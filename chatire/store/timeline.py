@@ -1,18 +1,48 @@
-"""The timeline's transactions: history and events pages, edits, deletes, reactions, reads."""
+"""The timeline's transactions: history and events pages, edits, deletes, reactions, reads.
+
+An edit, delete or reaction asked with a bearer token (an Ask) is ONE transaction, in the
+style of Synapse's ``*_txn`` functions: the token, the chat, the asker's role and the
+message are read in one statement and judged by the Ask's rules, then the chat row is
+locked, the standing read and judged again under the lock (a removal or a delete that
+won the lock refuses the change), and the change is made.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import attrs
 
 from chatire.errors import Conflict
-from chatire.model import Chat, Event, Item, Message, Page, Reaction, Timeline, User, iso
+from chatire.model import (
+    Ask,
+    Chat,
+    Event,
+    Item,
+    Message,
+    Page,
+    Reaction,
+    Standing,
+    Timeline,
+    User,
+    iso,
+)
 from chatire.store.cursor import Cursor
 from chatire.store.events import append_event, give_back_seq, take_seq
-from chatire.store.queries import MESSAGE_COLUMNS, MESSAGE_FROM, message_row
+from chatire.store.queries import (
+    CHAT_COLUMNS,
+    CHAT_WIDTH,
+    MESSAGE_COLUMNS,
+    MESSAGE_FROM,
+    chat_row,
+    message_row,
+)
+
+#: Judges a standing (raising a refusal), as an Ask's rules do.
+Judge = Callable[[Standing | None], None]
 
 #: The reactors a message lists per emoji (the count is always exact): a hot message's
 #: frame stays the same size however many react.
@@ -126,20 +156,61 @@ async def message_at(cur: Cursor, chat: Chat, seq: int) -> Message | None:
     return None if row is None else message_row(cur, chat.uri, row)
 
 
-async def _locked_state(cur: Cursor, chat: Chat, seq: int) -> tuple[int, bool | None]:
+async def _locked_state(cur: Cursor, chat: Chat, seq: int, user: User,
+                        judge: Judge | None = None) -> tuple[int, bool | None]:
     """Take the chat's next seq (its row lock orders every change to the chat), and tell
-    whether the message is deleted (None: no such message)."""
+    whether the message is deleted (None: no such message). With ``judge``, the user's
+    standing as it is under the lock is judged too."""
     taken = await take_seq(cur, chat.id)
-    await cur.execute("SELECT deleted FROM messages WHERE chat_id = %s AND seq = %s",
-                      (chat.id, seq))
+    await cur.execute(
+        """SELECT x.deleted, x.user_id, m.role FROM chats c
+           LEFT JOIN messages x ON x.chat_id = c.id AND x.seq = %s
+           LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = %s
+           WHERE c.id = %s""",
+        (seq, user.id, chat.id),
+    )
     row = cur.fetchone()
-    return taken, None if row is None else bool(row[0])
+    assert row is not None  # the chat row was just locked
+    deleted, author, role = row
+    if judge is not None:
+        judge(Standing(user, chat, role, None if author is None else int(author),
+                       bool(deleted)))
+    return taken, None if author is None else bool(deleted)
+
+
+async def _standing(cur: Cursor, ask: Ask) -> tuple[Chat, User]:
+    """Read and judge who asks (a live token), the chat, their role and the message in
+    one statement; then count the change against the asker's rate."""
+    await cur.execute(
+        f"""SELECT u.id, u.username, u.display_name, {CHAT_COLUMNS},
+                   m.role, x.user_id, x.deleted
+            FROM tokens t JOIN users u ON u.id = t.user_id
+            LEFT JOIN chats c ON c.uri = %s
+            LEFT JOIN users o ON o.id = c.owner_id
+            LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = u.id
+            LEFT JOIN messages x ON x.chat_id = c.id AND x.seq = %s
+            WHERE t.token_hash = %s AND t.expires_at > %s""",
+        (ask.uri, ask.seq, ask.token_hash, ask.now),
+    )
+    row = cur.fetchone()
+    if row is None:
+        ask.judge(None)
+        raise AssertionError("the judge let a dead token by")
+    user = User(int(row[0]), row[1], row[2])
+    chat = None if row[3] is None else chat_row(cur, row[3:3 + CHAT_WIDTH])
+    role, author, deleted = row[3 + CHAT_WIDTH:]
+    ask.judge(Standing(user, chat, role, None if author is None else int(author),
+                       bool(deleted)))
+    assert chat is not None, "the judge let a missing chat by"
+    if ask.gate is not None:
+        ask.gate(user)
+    return chat, user
 
 
 async def edit_message(cur: Cursor, chat: Chat, seq: int, user: User, text: str,
-                       now: datetime) -> Event:
+                       now: datetime, judge: Judge | None = None) -> Event:
     """Replace a message's text; Conflict if it was deleted meanwhile."""
-    taken, state = await _locked_state(cur, chat, seq)
+    taken, state = await _locked_state(cur, chat, seq, user, judge)
     if state is not False:
         raise Conflict("the message was deleted")
     await cur.execute(
@@ -151,10 +222,10 @@ async def edit_message(cur: Cursor, chat: Chat, seq: int, user: User, text: str,
 
 
 async def delete_message(cur: Cursor, chat: Chat, seq: int, user: User,
-                         now: datetime) -> tuple[Event, bool]:
+                         now: datetime, judge: Judge | None = None) -> tuple[Event, bool]:
     """Erase a message's text and its edits' (gone, not hidden) and its reactions; the
     delete event and True, or the first delete event and False if it was deleted."""
-    taken, state = await _locked_state(cur, chat, seq)
+    taken, state = await _locked_state(cur, chat, seq, user, judge)
     if state is None:
         raise Conflict("no such message")  # ChatService looked first: it cannot vanish
     if state:
@@ -182,10 +253,10 @@ async def delete_message(cur: Cursor, chat: Chat, seq: int, user: User,
 
 
 async def react(cur: Cursor, chat: Chat, seq: int, user: User, emoji: str, on: bool,
-                now: datetime) -> Event | None:
+                now: datetime, judge: Judge | None = None) -> Event | None:
     """Add (``on``) or take back one user's emoji on a message; the event, or None when
     that changed nothing. Conflict on a deleted message or past MAX_EMOJI_KINDS."""
-    taken, state = await _locked_state(cur, chat, seq)
+    taken, state = await _locked_state(cur, chat, seq, user, judge)
     if state is None:
         raise Conflict("no such message")
     if state:
@@ -221,6 +292,24 @@ async def react(cur: Cursor, chat: Chat, seq: int, user: User, emoji: str, on: b
     count = int(row[0]) if row else 0
     return await append_event(cur, chat, "react" if on else "unreact", user, now,
                               target=seq, fields={"emoji": emoji, "count": count}, seq=taken)
+
+
+async def edit_asked(cur: Cursor, ask: Ask, text: str) -> Event:
+    """edit_message asked with a token: the whole of it one transaction."""
+    chat, user = await _standing(cur, ask)
+    return await edit_message(cur, chat, ask.seq, user, text, ask.now, ask.judge)
+
+
+async def delete_asked(cur: Cursor, ask: Ask) -> tuple[Event, bool]:
+    """delete_message asked with a token: the whole of it one transaction."""
+    chat, user = await _standing(cur, ask)
+    return await delete_message(cur, chat, ask.seq, user, ask.now, ask.judge)
+
+
+async def react_asked(cur: Cursor, ask: Ask, emoji: str, on: bool) -> Event | None:
+    """react asked with a token: the whole of it one transaction."""
+    chat, user = await _standing(cur, ask)
+    return await react(cur, chat, ask.seq, user, emoji, on, ask.now, ask.judge)
 
 
 async def mark_read(cur: Cursor, marks: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:

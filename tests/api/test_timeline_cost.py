@@ -1,0 +1,105 @@
+"""An edit, a reaction or a delete over HTTP costs ONE store transaction, the token check,
+the membership and author rules and the change in it (issue #15's mixed target); refused
+ones too, in the same order of refusals as before."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+from urllib.parse import quote
+
+import pytest_twisted
+
+from tests.support.client import Api
+
+THUMBS = "\N{THUMBS UP SIGN}"
+#: What the daemon runs on its own timers, whatever the requests.
+BACKGROUND = frozenset({"control_since", "prune_control", "log_control", "touch_seen",
+                        "claim_due", "ping", "mark_read"})
+
+
+def _transactions(daemon: Any) -> Counter[str]:
+    """Store transactions the daemon ran, by function (its own metrics)."""
+    counts: Counter[str] = Counter()
+    for metric in daemon.metrics.store_latency.collect():
+        for sample in metric.samples:
+            name = sample.labels.get("query")
+            if sample.name.endswith("_count") and name not in BACKGROUND:
+                counts[name] = int(sample.value)
+    return counts
+
+
+async def _cost(daemon: Any, call: Any) -> tuple[tuple[int, str], dict[str, int]]:
+    """The status and error code of a request, and the transactions it took."""
+    before = _transactions(daemon)
+    status, reply = await call
+    after = _transactions(daemon)
+    code = (reply or {}).get("error", {}).get("code", "")
+    return (status, code), dict(after - before)
+
+
+@pytest_twisted.ensureDeferred
+async def test_each_timeline_change_is_one_transaction(api: Api, daemon: Any) -> None:
+    alice, bob, eve = await api.user(), await api.user(), await api.user()
+    uri = await alice.new_chat()
+    await bob.join(uri)
+    seq = (await bob.post(uri, "hello"))["seq"]
+    path = f"/api/chats/{uri}/messages/{seq}"
+    thumbs = f"{path}/reactions/{quote(THUMBS, safe='')}"
+
+    assert await _cost(daemon, bob.call("PATCH", path, {"message": "hello!"})) == (
+        (200, ""), {"edit_asked": 1})
+    assert await _cost(daemon, alice.call("PUT", thumbs)) == ((200, ""), {"react_asked": 1})
+    assert await _cost(daemon, alice.call("PUT", thumbs)) == ((200, ""), {"react_asked": 1})
+    assert await _cost(daemon, alice.call("DELETE", thumbs)) == ((200, ""), {"react_asked": 1})
+    # Refusals by the rules cost the same one transaction.
+    assert await _cost(daemon, alice.call("PATCH", path, {"message": "mine"})) == (
+        (403, "forbidden"), {"edit_asked": 1})
+    assert await _cost(daemon, eve.call("PUT", thumbs)) == ((403, "forbidden"),
+                                                            {"react_asked": 1})
+    assert await _cost(daemon, eve.call("DELETE", path)) == ((403, "forbidden"),
+                                                             {"delete_asked": 1})
+    assert await _cost(daemon, bob.call("DELETE", f"/api/chats/{uri}/messages/99")) == (
+        (404, "not_found"), {"delete_asked": 1})
+    # The owner deletes bob's message; again answers with the first delete event.
+    assert await _cost(daemon, alice.call("DELETE", path)) == ((200, ""), {"delete_asked": 1})
+    assert await _cost(daemon, bob.call("DELETE", path)) == ((200, ""), {"delete_asked": 1})
+    assert await _cost(daemon, bob.call("PATCH", path, {"message": "x"})) == (
+        (409, "conflict"), {"edit_asked": 1})
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_dead_token_is_refused_first_and_at_once(api: Api, daemon: Any) -> None:
+    alice = await api.user()
+    uri = await alice.new_chat()
+    seq = (await alice.post(uri, "hello"))["seq"]
+    path = f"/api/chats/{uri}/messages/{seq}"
+    assert (await alice.call("PATCH", path, {"message": "fine"}))[0] == 200
+    assert (await alice.call("DELETE", "/api/auth/token"))[0] == 204
+    # Signed out: the very next change is refused, in its one transaction.
+    assert await _cost(daemon, alice.call("PATCH", path, {"message": "late"})) == (
+        (401, "unauthenticated"), {"edit_asked": 1})
+    assert (await alice.call("PUT", f"{path}/reactions/ok"))[0] == 401
+    assert (await alice.call("DELETE", path))[0] == 401
+    # A bad token is told before anything else is wrong with the request.
+    nobody = {"token": "not-a-token"}
+    for method, where, body in (
+            ("PATCH", path, {"message": "   "}),  # an empty text
+            ("PATCH", path, {"text": "x"}),  # not an EditMessage
+            ("PATCH", f"/api/chats/{uri}/messages/x1", {"message": "x"}),  # no such seq
+            ("PATCH", f"/api/chats/no.such/messages/{seq}", {"message": "x"}),  # no chat
+            ("PATCH", f"/api/chats/{uri}/messages/{10**18}", {"message": "x"}),
+            ("PUT", f"{path}/reactions/{quote('a b')}", None),  # not an emoji
+            ("DELETE", f"/api/chats/{'A' * 65}/messages/{seq}", None)):
+        status, reply = await api.call(method, where, body, **nobody)
+        assert (status, reply["error"]["code"]) == (401, "unauthenticated"), (method, where)
+    again = await _token(api, alice.name)
+    _, page = await api.call("GET", f"/api/chats/{uri}/messages", token=again)
+    assert [m["message"] for m in page["messages"]] == ["fine"]
+
+
+async def _token(api: Api, name: str) -> str:
+    status, body = await api.call("POST", "/api/auth/token",
+                                  {"username": name, "password": "correct horse"})
+    assert status == 200
+    return str(body["token"])
