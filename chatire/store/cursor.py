@@ -21,6 +21,11 @@ class Cursor(Protocol):
     async def execute(self, sql: str, params: Sequence[Any] = (), *,
                       alone: bool = False) -> None: ...
 
+    def queue(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement whose rows are not read, in order: PostgreSQL sends it with
+        the next statement, or with the COMMIT (no round trip of its own); an error in
+        it fails that statement, or the transaction."""
+
     def fetchone(self) -> tuple[Any, ...] | None: ...
 
     def fetchall(self) -> list[tuple[Any, ...]]: ...

@@ -49,7 +49,7 @@ async def append_event(cur: Cursor, chat: Chat, kind: str, user: User, now: date
         seq = await take_seq(cur, chat.id)
     event_id = await new_id(cur)
     data = dict(fields or {})
-    await cur.execute(
+    cur.queue(
         """INSERT INTO events (id, chat_id, seq, kind, user_id, target, body, data, created_at)
            VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
         (event_id, chat.id, seq, kind, user.id, target, body, encode(data).decode(), now),

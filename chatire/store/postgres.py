@@ -42,6 +42,7 @@ class PostgresCursor:
         # "new", then "open" (COMMIT or ROLLBACK due), then "done"; "managed" when
         # txpostgres begins and ends the transaction itself.
         self.state = "managed" if managed else "new"
+        self._queued: list[tuple[str, tuple[Any, ...]]] = []
 
     async def execute(self, sql: str, params: Sequence[Any] = (), *,
                       alone: bool = False) -> None:
@@ -53,13 +54,40 @@ class PostgresCursor:
             else:
                 self.state = "open"
                 sql = "BEGIN; " + sql
-        await self._cursor.execute(sql, tuple(params))
+        if self._queued and alone:
+            raise RuntimeError("a statement run alone must be its transaction's only one")
+        sql, params = self._with_queued(sql, params)
+        await self._cursor.execute(sql, params)
+
+    async def flush(self) -> None:
+        """Send the statements still queued (a transaction txpostgres commits itself)."""
+        if self._queued:
+            queued, self._queued = self._queued, []
+            await self._cursor.execute("; ".join(q for q, _ in queued),
+                                       tuple(v for _, values in queued for v in values))
+
+    def queue(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self.state == "new":
+            self.state = "open"
+            sql = "BEGIN; " + sql
+        self._queued.append((sql, tuple(params)))
+
+    def _with_queued(self, sql: str, params: Sequence[Any]) -> tuple[str, tuple[Any, ...]]:
+        """The statement after the queued ones, in one query string (%s placeholders are
+        positional, so their parameters are simply joined in order)."""
+        queued, self._queued = self._queued, []
+        return ("; ".join([*(q for q, _ in queued), sql]),
+                tuple(value for _, values in [*queued, (sql, params)] for value in values))
 
     def finish(self, verb: str) -> Deferred[Any]:
-        """COMMIT or ROLLBACK the transaction begun by the first statement."""
+        """COMMIT (with the statements still queued) or ROLLBACK the transaction begun
+        by the first statement."""
         self.state = "done"
-        d: Deferred[Any] = self._cursor.execute(verb)
-        return d
+        if verb == "commit" and self._queued:
+            d: Deferred[Any] = self._cursor.execute(*self._with_queued(verb, ()))
+            return d
+        self._queued = []
+        return self._cursor.execute(verb)
 
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cursor.fetchone()
@@ -135,7 +163,16 @@ class _Connection(DeadlineConnection):
         def commit(result: Any) -> Any:
             if cursor.state != "open":
                 return result
-            return cursor.finish("commit").addCallback(lambda _: result)
+            done = cursor.finish("commit")
+            done.addCallbacks(lambda _: result, undo)
+            return done
+
+        def undo(failure: Failure) -> Any:
+            # A statement sent with the COMMIT failed: the transaction is aborted, not
+            # ended. ROLLBACK it (harmless when the COMMIT ended it), then fail.
+            undone: Deferred[Any] = maybeDeferred(self.cursor().execute, "rollback")
+            undone.addErrback(lambda _: fail(txpostgres.RollbackFailed(self, failure)))
+            return undone.addCallback(lambda _: failure)
 
         def rollback(failure: Failure) -> Any:
             if cursor.state != "open":
@@ -194,9 +231,14 @@ class PostgresEngine:
         return succeed(None)
 
     def run(self, txn: Callable[..., Awaitable[T]], *args: Any) -> Deferred[T]:
+        async def managed(cursor: PostgresCursor) -> T:
+            result = await txn(cursor, *args)
+            await cursor.flush()  # txpostgres sends its COMMIT on its own
+            return result
+
         def interaction(cursor: Any) -> Deferred[T]:
             if not OWN_TRANSACTIONS:  # txpostgres' cursor, in its BEGIN ... COMMIT
-                cursor = PostgresCursor(cursor, managed=True)
+                return Deferred.fromCoroutine(managed(PostgresCursor(cursor, managed=True)))
             return Deferred.fromCoroutine(txn(cursor, *args))  # type: ignore[arg-type]
 
         d: Deferred[T] = self._pool.runInteraction(interaction)

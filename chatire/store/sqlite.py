@@ -30,6 +30,9 @@ class SQLiteCursor:
         values = tuple(_to_sql(value) for value in params)
         self._cursor.execute(sql.replace("%s", "?"), values)
 
+    def queue(self, sql: str, params: Sequence[Any] = ()) -> None:
+        run_sync(self.execute(sql, params))
+
     def fetchone(self) -> tuple[Any, ...] | None:
         return self._cursor.fetchone()
 

@@ -31,7 +31,7 @@ from chatire.model import (
     iso,
 )
 from chatire.store.cursor import Cursor
-from chatire.store.events import append_event, give_back_seq, take_seq
+from chatire.store.events import append_event, give_back_seq
 from chatire.store.queries import (
     CHAT_COLUMNS,
     CHAT_WIDTH,
@@ -161,9 +161,11 @@ async def _locked_state(cur: Cursor, chat: Chat, seq: int, user: User,
     """Take the chat's next seq (its row lock orders every change to the chat), and tell
     whether the message is deleted (None: no such message). With ``judge``, the user's
     standing as it is under the lock is judged too."""
-    taken = await take_seq(cur, chat.id)
+    # The read is a statement of its own after the lock (on PostgreSQL, of the same
+    # round trip): it sees what committed while the lock was awaited.
+    cur.queue("UPDATE chats SET last_seq = last_seq + 1 WHERE id = %s", (chat.id,))
     await cur.execute(
-        """SELECT x.deleted, x.user_id, m.role FROM chats c
+        """SELECT x.deleted, x.user_id, m.role, c.last_seq FROM chats c
            LEFT JOIN messages x ON x.chat_id = c.id AND x.seq = %s
            LEFT JOIN members m ON m.chat_id = c.id AND m.user_id = %s
            WHERE c.id = %s""",
@@ -171,11 +173,11 @@ async def _locked_state(cur: Cursor, chat: Chat, seq: int, user: User,
     )
     row = cur.fetchone()
     assert row is not None  # the chat row was just locked
-    deleted, author, role = row
+    deleted, author, role, taken = row
     if judge is not None:
         judge(Standing(user, chat, role, None if author is None else int(author),
                        bool(deleted)))
-    return taken, None if author is None else bool(deleted)
+    return int(taken), None if author is None else bool(deleted)
 
 
 async def _standing(cur: Cursor, ask: Ask) -> tuple[Chat, User]:
@@ -213,7 +215,7 @@ async def edit_message(cur: Cursor, chat: Chat, seq: int, user: User, text: str,
     taken, state = await _locked_state(cur, chat, seq, user, judge)
     if state is not False:
         raise Conflict("the message was deleted")
-    await cur.execute(
+    cur.queue(
         "UPDATE messages SET body = %s, edited_at = %s WHERE chat_id = %s AND seq = %s",
         (text, now, chat.id, seq),
     )
@@ -238,16 +240,15 @@ async def delete_message(cur: Cursor, chat: Chat, seq: int, user: User,
         row = cur.fetchone()
         assert row is not None
         return _event(cur, chat.uri, row), False
-    await cur.execute(
+    cur.queue(
         "UPDATE messages SET body = '', deleted = TRUE WHERE chat_id = %s AND seq = %s",
         (chat.id, seq),
     )
-    await cur.execute(
+    cur.queue(
         "UPDATE events SET body = '' WHERE chat_id = %s AND target = %s AND kind = 'edit'",
         (chat.id, seq),
     )
-    await cur.execute("DELETE FROM reactions WHERE chat_id = %s AND target = %s",
-                      (chat.id, seq))
+    cur.queue("DELETE FROM reactions WHERE chat_id = %s AND target = %s", (chat.id, seq))
     event = await append_event(cur, chat, "delete", user, now, target=seq, seq=taken)
     return event, True
 
