@@ -54,8 +54,6 @@ class PostgresCursor:
             else:
                 self.state = "open"
                 sql = "BEGIN; " + sql
-        if self._queued and alone:
-            raise RuntimeError("a statement run alone must be its transaction's only one")
         sql, params = self._with_queued(sql, params)
         await self._cursor.execute(sql, params)
 

@@ -107,3 +107,32 @@ async def test_transactions_begin_with_their_first_statement_and_roll_back(pg_ur
         cur.execute("SELECT version FROM schema_version WHERE version > 90")
         assert cur.fetchall() == [(98,)]  # 99 was rolled back, 98 committed
     await store.stop()
+
+
+@pytest_twisted.ensureDeferred
+async def test_queued_statements_ride_along_and_a_failed_commit_rolls_back(pg_url: str) -> None:
+    (store,) = await _stores(pg_url + "?pool=1", 1)  # one connection: it must stay usable
+
+    async def queued_then_read(cur: Cursor) -> int:
+        cur.queue("INSERT INTO schema_version (version) VALUES (%s)", (97,))
+        cur.queue("INSERT INTO schema_version (version) VALUES (%s)", (96,))
+        await cur.execute("SELECT count(*) FROM schema_version WHERE version > %s", (90,))
+        row = cur.fetchone()
+        assert row is not None
+        cur.queue("INSERT INTO schema_version (version) VALUES (%s)", (95,))  # with COMMIT
+        return int(row[0])
+
+    assert await store.engine.run(queued_then_read) == 2
+
+    async def fails_at_commit(cur: Cursor) -> None:
+        await cur.execute("INSERT INTO schema_version (version) VALUES (%s)", (94,))
+        cur.queue("INSERT INTO schema_version (version) VALUES (%s)", (93,))
+        cur.queue("SELECT no_such_column FROM schema_version")
+
+    with pytest.raises(psycopg2.errors.UndefinedColumn):
+        await store.engine.run(fails_at_commit)
+    assert await store.engine.run(queued_then_read) == 3 + 2  # still usable, clean
+    with psycopg2.connect(pg_url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT version FROM schema_version WHERE version > 90 ORDER BY version")
+        assert [v for (v,) in cur.fetchall()] == [95, 95, 96, 96, 97, 97]  # no 93, 94
+    await store.stop()
