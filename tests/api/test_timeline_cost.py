@@ -103,3 +103,31 @@ async def _token(api: Api, name: str) -> str:
                                   {"username": name, "password": "correct horse"})
     assert status == 200
     return str(body["token"])
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_send_rate_counts_changes_the_rules_let_by(make_daemon: Any,
+                                                            db_url: str) -> None:
+    """In the store's transaction (on SQLite, its thread): a refusal by the rules takes
+    nothing from --send-rate, a change past it is 429 and changes nothing."""
+    daemon = await make_daemon(db=db_url, send_rate=0.001, send_burst=3)
+    api = Api(daemon.base_url)
+    alice, bob = await api.user(), await api.user()
+    uri = await alice.new_chat()
+    await bob.join(uri)
+    theirs = (await bob.post(uri, "bob's"))["seq"]
+    mine = (await alice.post(uri, "alice's"))["seq"]  # 1 of alice's 3
+    messages = f"/api/chats/{uri}/messages"
+    for _ in range(5):  # refused by the rules: no send taken
+        assert (await alice.call("PATCH", f"{messages}/{theirs}", {"message": "x"}))[0] == 403
+    assert (await alice.call("PATCH", f"{messages}/{mine}", {"message": "alice!"}))[0] == 200
+    assert (await alice.call("PUT", f"{messages}/{theirs}/reactions/ok"))[0] == 200
+    status, reply = await alice.call("PUT", f"{messages}/{theirs}/reactions/no")
+    assert (status, reply["error"]["code"]) == (429, "rate_limited")
+    assert (await alice.call("PATCH", f"{messages}/{mine}", {"message": "late"}))[0] == 429
+    assert (await alice.call("PATCH", f"{messages}/{theirs}", {"message": "x"}))[0] == 403
+    assert (await alice.call("DELETE", f"{messages}/{mine}"))[0] == 200  # not counted
+    _, page = await bob.call("GET", f"{messages}?limit=10")
+    shown = {m["seq"]: m for m in page["messages"]}
+    assert [r["emoji"] for r in shown[theirs]["reactions"]] == ["ok"]
+    assert shown[mine]["deleted"] and shown[theirs]["message"] == "bob's"
