@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IReactorTime
 
 from chatire.chats import ChatService, is_chat_uri, token_refused
@@ -63,9 +63,13 @@ class TimelineService:
     """
 
     def __init__(self, chats: ChatService, store: IStore, clock: IReactorTime,
-                 read_window: float = 0.5) -> None:
+                 read_window: float = 0.5, max_in_flight: int = 2) -> None:
         self._chats = chats
         self._store = store
+        # At most this many changes hold a store connection at once (half the default
+        # pool): the rest wait here, and the appender's group commits keep the others.
+        # A change is asked (its time, for the token's expiry) once it has its turn.
+        self._in_flight = DeferredSemaphore(max(1, max_in_flight))
         self.reads = ReadMarks(store, clock, chats.events.read_marked, read_window)
 
     def _ask(self, token: str, uri: str, seq: int, judge: Callable[[Standing], None],
@@ -102,8 +106,8 @@ class TimelineService:
     async def edit(self, token: str, uri: str, seq: int, text: str) -> Event:
         """Replace the text of one's own message (not once it is deleted)."""
         text = await self._checked(token, uri, lambda: self._chats.clean_text(text))
-        event: Event = await self._store.edit_asked(
-            self._ask(token, uri, seq, _may_edit, counted=True), text)
+        event: Event = await self._in_flight.run(lambda: self._store.edit_asked(
+            self._ask(token, uri, seq, _may_edit, counted=True), text))
         self._chats.events.event_committed(event)
         return event
 
@@ -111,8 +115,8 @@ class TimelineService:
         """Erase a message: its author, or an admin or the owner of the chat. Deleting it
         again answers with the first delete event."""
         await self._checked(token, uri, lambda: None)
-        event, created = await self._store.delete_asked(
-            self._ask(token, uri, seq, _may_delete, counted=False))
+        event, created = await self._in_flight.run(lambda: self._store.delete_asked(
+            self._ask(token, uri, seq, _may_delete, counted=False)))
         if created:
             self._chats.events.event_committed(event)
         return event
@@ -121,8 +125,8 @@ class TimelineService:
                     on: bool) -> Event | None:
         """Add (``on``) or take back the user's emoji on a message; None if that was so."""
         await self._checked(token, uri, lambda: check_emoji(emoji))
-        event: Event | None = await self._store.react_asked(
-            self._ask(token, uri, seq, _may_react, counted=True), emoji, on)
+        event: Event | None = await self._in_flight.run(lambda: self._store.react_asked(
+            self._ask(token, uri, seq, _may_react, counted=True), emoji, on))
         if event is not None:
             self._chats.events.event_committed(event)
         return event
