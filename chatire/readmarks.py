@@ -83,7 +83,7 @@ class ReadMarks:
             self._tell_timer = self._clock.callLater(TELL_EVERY, self._tell_owed)
 
     def _tell_owed(self) -> None:
-        """Tell the marks held back by TELL_EVERY; forget what was told long enough ago."""
+        """Tell the marks held back by TELL_EVERY (flush forgets what was told and written)."""
         self._tell_timer = None
         now = self._clock.seconds()
         owed = False
