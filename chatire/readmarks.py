@@ -71,8 +71,8 @@ class ReadMarks:
     def _tell_early(self, key: tuple[int, int], uri: str, user_id: int, seq: int,
                     origin: object) -> None:
         told = self._told.get(key)
-        if told is not None and seq <= told[0]:
-            return
+        if seq <= 0 or (told is not None and seq <= told[0]):
+            return  # nothing read yet (a socket sent nothing), or told already
         now = self._clock.seconds()
         if told is None or now - told[1] >= TELL_EVERY:
             self._told[key] = (seq, now, None)
