@@ -107,9 +107,10 @@ class Crowd:
 
 
 def published(dep: Deployment) -> float:
-    """Control events the daemons published on the bus so far (broker messages)."""
+    """Broker messages of control events the daemons published so far (a message carries
+    the events that came while the one before it waited for its confirm)."""
     return float(sum(v for d in dep.daemons for k, v in d.samples().items()
-                     if k.startswith("chatire_control_published_total{")))
+                     if k.startswith("chatire_control_messages_total{")))
 
 
 def store_queries(dep: Deployment) -> dict[str, float]:

@@ -75,8 +75,10 @@ class Watch:
                                           strict=True)]
 
 
-def start_profile(dep: Deployment, seconds: float) -> list[subprocess.Popen[bytes]]:
-    """With BENCH_PROFILE=PREFIX, py-spy records each daemon (collapsed stacks) for a while."""
+def start_profile(dep: Deployment, seconds: float,
+                  tag: str = "") -> list[subprocess.Popen[bytes]]:
+    """With BENCH_PROFILE=PREFIX, py-spy records each daemon (collapsed stacks) for a while,
+    to PREFIX[-TAG]-N.txt."""
     prefix = os.environ.get("BENCH_PROFILE")
     if not prefix:
         return []
@@ -84,7 +86,7 @@ def start_profile(dep: Deployment, seconds: float) -> list[subprocess.Popen[byte
     native = ["--native"] if os.environ.get("BENCH_PROFILE_NATIVE") else []  # the collector
     return [subprocess.Popen([spy, "record", "--pid", str(d.pid), "--duration",
                               str(round(seconds)), "--rate", "250", "--format", "raw", *native,
-                              "--output", f"{prefix}-{i}.txt"],
+                              "--output", f"{prefix}{'-' + tag if tag else ''}-{i}.txt"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for i, d in enumerate(dep.daemons)]
 

@@ -12,8 +12,6 @@ from twisted.logger import Logger
 
 from chatire.errors import ChatireError
 from chatire.frames import (
-    CONTROL,
-    EPHEMERAL,
     chats_event,
     deleted_event,
     leave_event,
@@ -23,6 +21,7 @@ from chatire.frames import (
 from chatire.interfaces import IBus, IStore
 from chatire.jsonin import encode
 from chatire.model import utc_from_timestamp
+from chatire.outbox import ControlOutbox
 
 if TYPE_CHECKING:
     from chatire.delivery import Hub
@@ -46,14 +45,11 @@ class NodeControl:
         self._bus = bus
         self._clock = clock
         self.node = node  # names this node's own events
-        self._publish_failed = publish_failed
+        self.outbox = ControlOutbox(bus, node, publish_failed)
         self._applied: dict[int, float] = {}  # events kept in the store, applied here
         self._read: float | None = None  # when the store's events were last read
         self._reads = 0
         self._handlers: dict[str, Callable[[dict[str, Any]], None]] = {}
-        #: Control events this node published on the bus (read marks, presence changes and
-        #: snapshots, leaves...): exported by chatire.metrics, counted by the benchmarks.
-        self.published = 0
 
     def handle(self, kind: str, handler: Callable[[dict[str, Any]], None]) -> None:
         """Let another part of the node act on one kind of event (never stored)."""
@@ -93,8 +89,7 @@ class NodeControl:
     # -- sending and keeping ----------------------------------------------------------------
 
     def _publish(self, event: bytes) -> None:
-        self.published += 1
-        self._bus.publish(CONTROL, EPHEMERAL, event).addErrback(self._publish_failed, CONTROL)
+        self.outbox.send(event)
 
     def _announce(self, event: bytes, origin: object = None, durable: bool = False) -> None:
         """Act on an event here at once, and tell the other nodes: on the bus, and
@@ -141,10 +136,29 @@ class NodeControl:
 
     # -- applying -----------------------------------------------------------------------------
 
+    def received(self, payload: bytes) -> None:
+        """A control message from the bus: a batch of events from a node (this node's own
+        batches are dropped unparsed: it acted on them already), or one event alone (as
+        ``chatire admin`` sends them)."""
+        if self.outbox.is_own(payload):
+            return
+        body = json.loads(payload)
+        events = body.get("events") if isinstance(body, dict) else None
+        if not isinstance(events, list):
+            self._act(body, None, from_bus=True)
+            return
+        for event in events:
+            try:
+                self._act(event, None, from_bus=True)
+            except Exception:
+                log.failure("bad control event in a batch from the bus")
+
     def apply(self, payload: bytes, origin: object = None, from_bus: bool = False) -> None:
         """Act on one event on this node's connections (``from_bus``: it came from the bus or
         the store, and may be this node's own)."""
-        event = json.loads(payload)
+        self._act(json.loads(payload), origin, from_bus)
+
+    def _act(self, event: dict[str, Any], origin: object, from_bus: bool) -> None:
         kind = event.get("kind")
         if from_bus and kind in ("read", "chats") and event.get("node") == self.node:
             return  # our own, back from the bus: its sockets were told already

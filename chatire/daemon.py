@@ -115,7 +115,8 @@ def _daemon(config: Config, reactor: Any, bus: IBus | None) -> ChatireService:
     metrics.watch(sockets=lambda: sockets.open_count,
                   subscriptions=hub.subscription_count,
                   gap_fills=lambda: hub.gap_fills,
-                  control_published=lambda: hub.control.published,
+                  control_published=lambda: hub.control.outbox.events,
+                  control_messages=lambda: hub.control.outbox.messages,
                   bus_connected=lambda: 1.0 if bus.connected else 0.0)
     readiness = Readiness(store, bus, reactor)
     web_root = FilePath(config.web_root) if config.web_root else default_web_root()

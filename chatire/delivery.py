@@ -305,7 +305,7 @@ class Hub:
                        ack: Callable[[], None]) -> None:
         try:
             if uri == CONTROL:
-                self.control.apply(payload, from_bus=True)
+                self.control.received(payload)
             elif seq == EPHEMERAL:
                 self._typed(uri, payload)
             else:

@@ -100,7 +100,8 @@ class Metrics:
 
     def watch(self, *, sockets: Callable[[], float], subscriptions: Callable[[], float],
               gap_fills: Callable[[], float], bus_connected: Callable[[], float],
-              control_published: Callable[[], float]) -> None:
+              control_published: Callable[[], float],
+              control_messages: Callable[[], float]) -> None:
         """Export values the daemon keeps anyway, read at scrape time (no hot-path cost)."""
         r = self.registry
         Gauge("chatire_open_sockets", "Open WebSocket connections",
@@ -116,6 +117,8 @@ class Metrics:
              "(a live gap, a sweep, or a resume with after)", gap_fills),
             ("chatire_control_published", "Control events published on the bus (read marks, "
              "presence changes and snapshots, leaves, sign-outs...)", control_published),
+            ("chatire_control_messages", "Bus messages that carried them (the events that "
+             "come while one waits for its confirm go together in the next)", control_messages),
         ]))
 
     # -- notifications (chatire.notify.dispatcher.Counters) ----------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import secrets
 import shutil
@@ -463,3 +464,32 @@ async def test_silent_broker_times_out_and_is_retried(nodes: Callable[..., Node]
         await node.bus.stop()
     finally:
         await port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_control_events_ride_in_batches_in_order(nodes: Callable[..., Node]) -> None:
+    """On the real broker the confirm takes a round trip: the events sent meanwhile go as
+    one message, the other node gets every event once and in order, and the sender knows
+    its own batches when they come back."""
+    from chatire.frames import CONTROL
+    from chatire.jsonin import encode
+    from chatire.outbox import ControlOutbox
+
+    a, b = nodes(), nodes()
+    for node in (a, b):
+        node.bus.follow(CONTROL)  # before the link is up: bound when it is
+    for node in (a, b):
+        await node.wait_reconnects(1)
+    outbox = ControlOutbox(a.bus, "node-a", lambda failure, uri: None)
+    for n in range(300):
+        outbox.send(encode({"kind": "read", "chat": "c", "user": 7, "seq": n}))
+    assert outbox.messages == 1  # the rest wait for the first one's confirm
+
+    def seqs(node: Node) -> list[int]:
+        return [e["seq"] for _, _, p, _ in node.received for e in json.loads(p)["events"]]
+
+    await eventually(lambda: len(seqs(b)) >= 300, "300 events at the other node")
+    assert seqs(b) == list(range(300))
+    assert outbox.messages == len(b.received) == 2
+    await eventually(lambda: len(a.received) == 2, "the sender's own copies")
+    assert all(outbox.is_own(p) for _, _, p, _ in a.received)

@@ -117,6 +117,10 @@ async def test_control_events_published_are_counted(make_daemon: Any) -> None:
     phone.send({"type": "read", "chat": uri, "seq": 1})
     assert (await laptop.next_of("read"))["seq"] == 1
     assert (await scrape(url))["chatire_control_published_total"] == online + 1
+    # Spaced out, each went alone: as many bus messages as events.
+    scraped = await scrape(url)
+    assert scraped["chatire_control_messages_total"] == scraped[
+        "chatire_control_published_total"] > 0
     await phone.close()
     await laptop.close()
 
