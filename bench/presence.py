@@ -13,7 +13,7 @@ from bench.crowd import crowd
 from bench.crowd_gen import Crowd, daemon_cpu, ms, published, spread
 from bench.crowd_worker import Device
 from bench.daemon import Deployment, deployment
-from bench.scenarios import Result, Watch, log
+from bench.scenarios import Result, Watch, end_profile, log, start_profile
 
 #: Seconds the views may take to agree with the truth after a wave's frames are due.
 SETTLE = 10.0
@@ -203,8 +203,11 @@ def _presence_cycle(dep: Deployment, gen: Crowd, truth: _Truth, waves: list[list
         # each at its close + grace: the CPU between is the offline changes'.
         time.sleep(max(0.0, last + 1.0 - time.monotonic()))
         cpu0, at = daemon_cpu(dep), time.monotonic()
+        spies = (start_profile(dep, grace, f"offline{number}")
+                 if cycle == 0 and number < len(waves) - 1 else [])
         time.sleep(max(0.0, last + grace + 1.0 - time.monotonic()))
         busy = daemon_cpu(dep) - cpu0 - idle * (time.monotonic() - at)
+        end_profile(spies)
         views, frames = _settled(gen, truth)
         left = {(devices[i].chats[0], devices[i].user): closed[i] for i in indices
                 if i in closed}
