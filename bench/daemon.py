@@ -24,7 +24,9 @@ BASE_OPTIONS: tuple[str, ...] = (
     "--send-rate", "0", *QUOTAS_OFF, "--max-connections", "100000", "--ping-interval", "30",
     "--slow-reader-bytes", str(16 * 1024 * 1024),
     # Few accounts hold thousands of sockets here: no per-user cap.
-    "--max-sockets-per-user", "0")
+    "--max-sockets-per-user", "0",
+    # Many senders share a token here and fire changes without waiting (mixed).
+    "--max-pending-changes", "0")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 

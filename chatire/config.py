@@ -45,6 +45,7 @@ class Config:
     web_root: str = ""
     max_sockets_per_user: int = 50
     max_subscriptions: int = 1000
+    max_pending_changes: int = 8
     typing_interval: float = 3.0
     presence_grace: float = 15.0
     smtp: str = ""
@@ -90,6 +91,8 @@ SCALAR_OPTIONS: tuple[tuple[str, type, str], ...] = (
      "past it 429 (or close 4029 after a first-frame auth); 0 turns it off"),
     ("max-subscriptions", int, "chats one socket may follow; past it a rate_limited "
      "error frame; 0 turns it off"),
+    ("max-pending-changes", int, "edits, deletes and reactions of one bearer token waiting "
+     "for the store or being written; past it 429 at once; 0 turns it off"),
     ("typing-interval", float, "seconds: at most one typing frame per user per chat is "
      "relayed in that time, the rest are dropped; 0 relays every one"),
     ("presence-grace", float, "seconds a user stays online in a chat after their last "

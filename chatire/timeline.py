@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -9,9 +10,14 @@ from twisted.internet.defer import Deferred, DeferredSemaphore
 from twisted.internet.interfaces import IReactorTime
 
 from chatire.chats import ChatService, is_chat_uri, token_refused
-from chatire.errors import ChatireError, Conflict, Forbidden, Invalid, NotFound
+from chatire.errors import ChatireError, Conflict, Forbidden, Invalid, NotFound, RateLimited
 from chatire.interfaces import IStore
-from chatire.limits import DEFAULT_EVENTS_LIMIT, MAX_EMOJI_CHARS, MAX_EVENTS_LIMIT, MAX_SEQ
+from chatire.limits import (
+    DEFAULT_EVENTS_LIMIT,
+    MAX_EMOJI_CHARS,
+    MAX_EVENTS_LIMIT,
+    MAX_SEQ,
+)
 from chatire.model import Ask, Event, Standing, Timeline, User
 from chatire.readmarks import ReadMarks
 from chatire.text import REFUSED, Text, check
@@ -70,6 +76,7 @@ class TimelineService:
         # pool): the rest wait here, and the appender's group commits keep the others.
         # A change is asked (its time, for the token's expiry) once it has its turn.
         self._in_flight = DeferredSemaphore(max(1, max_in_flight))
+        self._pending: Counter[str] = Counter()  # changes waiting or at the store, a token
         self.reads = ReadMarks(store, clock, chats.events.read_marked, read_window)
 
     def _ask(self, token: str, uri: str, seq: int, judge: Callable[[Standing], None],
@@ -91,6 +98,23 @@ class TimelineService:
         return Ask(self._chats.token_digest(token), uri, seq if 1 <= seq <= MAX_SEQ else 0,
                    self._chats.now(), rules, self._chats.take_send if counted else None)
 
+    async def _in_turn(self, token: str, change: Callable[[], Deferred[T]]) -> T:
+        """Run a change once it has its turn at the store; a token with
+        --max-pending-changes waiting or running already is refused at once (its burst does
+        not queue ahead of the other clients' changes)."""
+        key = self._chats.token_digest(token)
+        most = self._chats.config.max_pending_changes
+        if most and self._pending[key] >= most:
+            raise RateLimited(f"at most {most} changes at once; wait for their answers",
+                              retry_after=1)
+        self._pending[key] += 1
+        try:
+            return await self._in_flight.run(change)
+        finally:
+            self._pending[key] -= 1
+            if not self._pending[key]:
+                del self._pending[key]
+
     async def _checked(self, token: str, uri: str, check: Callable[[], T]) -> T:
         """What a change checks before the store is asked; a bad token is told first,
         as everywhere (only then is the token looked up on its own)."""
@@ -106,7 +130,7 @@ class TimelineService:
     async def edit(self, token: str, uri: str, seq: int, text: str) -> Event:
         """Replace the text of one's own message (not once it is deleted)."""
         text = await self._checked(token, uri, lambda: self._chats.clean_text(text))
-        event: Event = await self._in_flight.run(lambda: self._store.edit_asked(
+        event: Event = await self._in_turn(token, lambda: self._store.edit_asked(
             self._ask(token, uri, seq, _may_edit, counted=True), text))
         self._chats.events.event_committed(event)
         return event
@@ -115,7 +139,7 @@ class TimelineService:
         """Erase a message: its author, or an admin or the owner of the chat. Deleting it
         again answers with the first delete event."""
         await self._checked(token, uri, lambda: None)
-        event, created = await self._in_flight.run(lambda: self._store.delete_asked(
+        event, created = await self._in_turn(token, lambda: self._store.delete_asked(
             self._ask(token, uri, seq, _may_delete, counted=False)))
         if created:
             self._chats.events.event_committed(event)
@@ -125,7 +149,7 @@ class TimelineService:
                     on: bool) -> Event | None:
         """Add (``on``) or take back the user's emoji on a message; None if that was so."""
         await self._checked(token, uri, lambda: check_emoji(emoji))
-        event: Event | None = await self._in_flight.run(lambda: self._store.react_asked(
+        event: Event | None = await self._in_turn(token, lambda: self._store.react_asked(
             self._ask(token, uri, seq, _may_react, counted=True), emoji, on))
         if event is not None:
             self._chats.events.event_committed(event)

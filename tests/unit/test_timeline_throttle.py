@@ -53,3 +53,43 @@ def test_no_more_than_two_changes_reach_the_store_at_once_and_the_rest_follow() 
 
 async def _wait(d: Deferred[Event]) -> Event:
     return await d
+
+
+def test_one_sign_in_s_burst_is_refused_past_its_share_and_others_still_get_in() -> None:
+    """The attacker's test: a client firing changes without waiting for answers has at most
+    --max-pending-changes waiting or at the store; the rest get 429 at once (nothing queued,
+    nothing stored), and another user's change takes its turn behind that share only."""
+    from chatire.errors import RateLimited
+
+    clock = Clock()
+    node = Node(clock, MemoryBroker())
+    MAX_PENDING_CHANGES = node.chats.config.max_pending_changes  # noqa: N806
+    assert MAX_PENDING_CHANGES == 8  # the default
+    alice, bob = node.user("alice"), node.user("bob")
+    chat = node.chat(alice, bob)
+    token, _ = run(node.chats.sign_in("alice", "correct horse", "192.0.2.1"))
+    bob_token, _ = run(node.chats.sign_in("bob", "correct horse", "192.0.2.2"))
+    seq = run(node.chats.post(alice, chat.uri, "hello", None))[0].seq
+    bob_seq = run(node.chats.post(bob, chat.uri, "hi", None))[0].seq
+    gated = _Gated(node.store)
+    timeline = TimelineService(node.chats, gated, clock, max_in_flight=2)  # type: ignore[arg-type]
+    burst = [Deferred.fromCoroutine(timeline.edit(token, chat.uri, seq, f"edit {i}"))
+             for i in range(MAX_PENDING_CHANGES + 5)]
+    refused: list[Any] = []
+    for d in burst[MAX_PENDING_CHANGES:]:
+        d.addErrback(lambda f: refused.append(f.trap(RateLimited)))
+    assert len(refused) == 5  # at once, before any store work
+    bobs = Deferred.fromCoroutine(timeline.edit(bob_token, chat.uri, bob_seq, "bob's edit"))
+    turns = 0
+    while not bobs.called:
+        gated.waiting.pop(0).callback(None)
+        turns += 1
+    assert turns <= MAX_PENDING_CHANGES + 1  # behind alice's share at most, then his own
+    assert run(_wait(bobs)).fields["message"] == "bob's edit"
+    while gated.waiting:
+        gated.waiting.pop(0).callback(None)
+    assert all(run(_wait(d)).kind == "edit" for d in burst[:MAX_PENDING_CHANGES])
+    # Her share is free again once answered: the next change goes through.
+    later = Deferred.fromCoroutine(timeline.edit(token, chat.uri, seq, "later"))
+    gated.waiting.pop(0).callback(None)
+    assert run(_wait(later)).fields["message"] == "later"
