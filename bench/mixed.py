@@ -52,8 +52,8 @@ def mixed(setup: str, rooms: int, subscribers: int, rate: float, duration: float
                 for variant in (VARIANTS if run % 2 == 0 else VARIANTS[::-1]):
                     step_watch = Watch(dep)
                     queries0 = _query_totals(dep)
-                    # Both variants, and twice the sending time: the backlog too.
-                    spies = start_profile(dep, 2 * duration, variant) if run == 0 else []
+                    # Both variants, and four times the sending time: the backlog too.
+                    spies = start_profile(dep, 4 * duration, variant) if run == 0 else []
                     step = gen.step(duration, target=rate,
                                     mixed=share if variant == "mixed" else 0.0)
                     end_profile(spies)

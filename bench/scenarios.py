@@ -85,7 +85,8 @@ def start_profile(dep: Deployment, seconds: float,
     spy = str(Path(sys.executable).with_name("py-spy"))
     native = ["--native"] if os.environ.get("BENCH_PROFILE_NATIVE") else []  # the collector
     return [subprocess.Popen([spy, "record", "--pid", str(d.pid), "--duration",
-                              str(round(seconds)), "--rate", "250", "--format", "raw", *native,
+                              str(round(seconds)), "--rate", "250", "--nonblocking",
+                              "--format", "raw", *native,
                               "--output", f"{prefix}{'-' + tag if tag else ''}-{i}.txt"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for i, d in enumerate(dep.daemons)]
