@@ -43,11 +43,14 @@ async def new_id(cur: Cursor) -> int:
 
 async def append_event(cur: Cursor, chat: Chat, kind: str, user: User, now: datetime, *,
                        target: int | None = None, body: str | None = None,
-                       fields: dict[str, Any] | None = None, seq: int | None = None) -> Event:
-    """Store one event with the chat's next seq (or ``seq``, taken already with take_seq)."""
+                       fields: dict[str, Any] | None = None, seq: int | None = None,
+                       event_id: int | None = None) -> Event:
+    """Store one event with the chat's next seq (or ``seq``, taken already with take_seq)
+    and a fresh id (or ``event_id``, drawn already from the messages' sequence)."""
     if seq is None:
         seq = await take_seq(cur, chat.id)
-    event_id = await new_id(cur)
+    if event_id is None:
+        event_id = await new_id(cur)
     data = dict(fields or {})
     cur.queue(
         """INSERT INTO events (id, chat_id, seq, kind, user_id, target, body, data, created_at)

@@ -1,10 +1,12 @@
 """The timeline's transactions: history and events pages, edits, deletes, reactions, reads.
 
 An edit, delete or reaction asked with a bearer token (an Ask) is ONE transaction, in the
-style of Synapse's ``*_txn`` functions: the token, the chat, the asker's role and the
-message are read in one statement and judged by the Ask's rules, then the chat row is
-locked, the standing read and judged again under the lock (a removal or a delete that
-won the lock refuses the change), and the change is made.
+style of Synapse's ``*_txn`` functions: the chat row is locked first (only for a member
+with a live token), then the token, the chat, the asker's role and the message are read
+in a statement of their own, so they are what it is under the lock (a removal or a delete
+that won the lock refuses the change), and judged by the Ask's rules; then the change.
+On PostgreSQL the lock and the read are one round trip and the change rides with the
+COMMIT: two round trips for an edit or a delete, the chat row locked for one.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ from chatire.store.queries import (
 
 #: Judges a standing (raising a refusal), as an Ask's rules do.
 Judge = Callable[[Standing | None], None]
+#: The chat's seq taken under its row lock, and whether the message is deleted (None: no
+#: such message): what _locked_state finds, or what an asked change read with its lock.
+Locked = tuple[int, bool | None]
 
 #: The reactors a message lists per emoji (the count is always exact): a hot message's
 #: frame stays the same size however many react.
@@ -180,12 +185,32 @@ async def _locked_state(cur: Cursor, chat: Chat, seq: int, user: User,
     return int(taken), None if author is None else bool(deleted)
 
 
-async def _standing(cur: Cursor, ask: Ask) -> tuple[Chat, User]:
-    """Read and judge who asks (a live token), the chat, their role and the message in
-    one statement; then count the change against the asker's rate."""
+#: Whether the statement before took the chat's row lock (its UPDATE of last_seq), and
+#: an id for the change's event (PostgreSQL draws it here, saving a round trip).
+_LOCKED_AND_ID = {
+    # The trigger of migration 9 stamps the row with the writing transaction's id.
+    "postgresql": """c.changed = pg_current_xact_id_if_assigned()::text::bigint,
+                     nextval(pg_get_serial_sequence('messages', 'id'))""",
+    "sqlite": "changes() > 0, NULL",  # BEGIN IMMEDIATE: nobody else writes meanwhile
+}
+
+
+async def _standing(cur: Cursor, ask: Ask) -> tuple[Chat, User, Locked | None, int | None]:
+    """Lock the chat's row (taking its next seq) if the token is a member's and live; read
+    who asks, the chat, their role and the message after it (on PostgreSQL in the same
+    round trip), judge them and count the change against the asker's rate. Also what was
+    locked (None: not, if a join committed between the two statements) and the event's
+    id, if drawn already."""
+    cur.queue(
+        """UPDATE chats SET last_seq = last_seq + 1
+            WHERE uri = %s AND EXISTS (
+                SELECT 1 FROM tokens t JOIN members m ON m.user_id = t.user_id
+                 WHERE t.token_hash = %s AND t.expires_at > %s AND m.chat_id = chats.id)""",
+        (ask.uri, ask.token_hash, ask.now),
+    )
     await cur.execute(
         f"""SELECT u.id, u.username, u.display_name, {CHAT_COLUMNS},
-                   m.role, x.user_id, x.deleted
+                   m.role, x.user_id, x.deleted, c.last_seq, {_LOCKED_AND_ID[cur.dialect]}
             FROM tokens t JOIN users u ON u.id = t.user_id
             LEFT JOIN chats c ON c.uri = %s
             LEFT JOIN users o ON o.id = c.owner_id
@@ -200,19 +225,22 @@ async def _standing(cur: Cursor, ask: Ask) -> tuple[Chat, User]:
         raise AssertionError("the judge let a dead token by")
     user = User(int(row[0]), row[1], row[2])
     chat = None if row[3] is None else chat_row(cur, row[3:3 + CHAT_WIDTH])
-    role, author, deleted = row[3 + CHAT_WIDTH:]
+    role, author, deleted, taken, locked, event_id = row[3 + CHAT_WIDTH:]
     ask.judge(Standing(user, chat, role, None if author is None else int(author),
                        bool(deleted)))
     assert chat is not None, "the judge let a missing chat by"
     if ask.gate is not None:
         ask.gate(user)
-    return chat, user
+    state = (int(taken), None if author is None else bool(deleted)) if locked else None
+    return chat, user, state, None if event_id is None else int(event_id)
 
 
 async def edit_message(cur: Cursor, chat: Chat, seq: int, user: User, text: str,
-                       now: datetime, judge: Judge | None = None) -> Event:
-    """Replace a message's text; Conflict if it was deleted meanwhile."""
-    taken, state = await _locked_state(cur, chat, seq, user, judge)
+                       now: datetime, judge: Judge | None = None, locked: Locked | None = None,
+                       event_id: int | None = None) -> Event:
+    """Replace a message's text; Conflict if it was deleted meanwhile. ``locked``: the
+    chat row is locked already (and this was read under the lock)."""
+    taken, state = locked or await _locked_state(cur, chat, seq, user, judge)
     if state is not False:
         raise Conflict("the message was deleted")
     cur.queue(
@@ -220,14 +248,16 @@ async def edit_message(cur: Cursor, chat: Chat, seq: int, user: User, text: str,
         (text, now, chat.id, seq),
     )
     return await append_event(cur, chat, "edit", user, now, target=seq, body=text,
-                              fields={"edited_at": iso(now)}, seq=taken)
+                              fields={"edited_at": iso(now)}, seq=taken, event_id=event_id)
 
 
 async def delete_message(cur: Cursor, chat: Chat, seq: int, user: User,
-                         now: datetime, judge: Judge | None = None) -> tuple[Event, bool]:
+                         now: datetime, judge: Judge | None = None,
+                         locked: Locked | None = None,
+                         event_id: int | None = None) -> tuple[Event, bool]:
     """Erase a message's text and its edits' (gone, not hidden) and its reactions; the
     delete event and True, or the first delete event and False if it was deleted."""
-    taken, state = await _locked_state(cur, chat, seq, user, judge)
+    taken, state = locked or await _locked_state(cur, chat, seq, user, judge)
     if state is None:
         raise Conflict("no such message")  # ChatService looked first: it cannot vanish
     if state:
@@ -249,15 +279,17 @@ async def delete_message(cur: Cursor, chat: Chat, seq: int, user: User,
         (chat.id, seq),
     )
     cur.queue("DELETE FROM reactions WHERE chat_id = %s AND target = %s", (chat.id, seq))
-    event = await append_event(cur, chat, "delete", user, now, target=seq, seq=taken)
+    event = await append_event(cur, chat, "delete", user, now, target=seq, seq=taken,
+                               event_id=event_id)
     return event, True
 
 
 async def react(cur: Cursor, chat: Chat, seq: int, user: User, emoji: str, on: bool,
-                now: datetime, judge: Judge | None = None) -> Event | None:
+                now: datetime, judge: Judge | None = None, locked: Locked | None = None,
+                event_id: int | None = None) -> Event | None:
     """Add (``on``) or take back one user's emoji on a message; the event, or None when
     that changed nothing. Conflict on a deleted message or past MAX_EMOJI_KINDS."""
-    taken, state = await _locked_state(cur, chat, seq, user, judge)
+    taken, state = locked or await _locked_state(cur, chat, seq, user, judge)
     if state is None:
         raise Conflict("no such message")
     if state:
@@ -292,25 +324,29 @@ async def react(cur: Cursor, chat: Chat, seq: int, user: User, emoji: str, on: b
     row = cur.fetchone()
     count = int(row[0]) if row else 0
     return await append_event(cur, chat, "react" if on else "unreact", user, now,
-                              target=seq, fields={"emoji": emoji, "count": count}, seq=taken)
+                              target=seq, fields={"emoji": emoji, "count": count}, seq=taken,
+                              event_id=event_id)
 
 
 async def edit_asked(cur: Cursor, ask: Ask, text: str) -> Event:
     """edit_message asked with a token: the whole of it one transaction."""
-    chat, user = await _standing(cur, ask)
-    return await edit_message(cur, chat, ask.seq, user, text, ask.now, ask.judge)
+    chat, user, locked, event_id = await _standing(cur, ask)
+    return await edit_message(cur, chat, ask.seq, user, text, ask.now, ask.judge, locked,
+                              event_id)
 
 
 async def delete_asked(cur: Cursor, ask: Ask) -> tuple[Event, bool]:
     """delete_message asked with a token: the whole of it one transaction."""
-    chat, user = await _standing(cur, ask)
-    return await delete_message(cur, chat, ask.seq, user, ask.now, ask.judge)
+    chat, user, locked, event_id = await _standing(cur, ask)
+    return await delete_message(cur, chat, ask.seq, user, ask.now, ask.judge, locked,
+                                event_id)
 
 
 async def react_asked(cur: Cursor, ask: Ask, emoji: str, on: bool) -> Event | None:
     """react asked with a token: the whole of it one transaction."""
-    chat, user = await _standing(cur, ask)
-    return await react(cur, chat, ask.seq, user, emoji, on, ask.now, ask.judge)
+    chat, user, locked, event_id = await _standing(cur, ask)
+    return await react(cur, chat, ask.seq, user, emoji, on, ask.now, ask.judge, locked,
+                       event_id)
 
 
 async def mark_read(cur: Cursor, marks: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:

@@ -8,7 +8,10 @@ from collections import Counter
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 import pytest_twisted
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
 
 from tests.support.client import Api
 
@@ -131,3 +134,63 @@ async def test_the_send_rate_counts_changes_the_rules_let_by(make_daemon: Any,
     shown = {m["seq"]: m for m in page["messages"]}
     assert [r["emoji"] for r in shown[theirs]["reactions"]] == ["ok"]
     assert shown[mine]["deleted"] and shown[theirs]["message"] == "bob's"
+
+
+@pytest_twisted.ensureDeferred
+async def test_on_postgresql_the_row_lock_is_a_member_s_and_held_for_one_round_trip(
+        make_daemon: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chat row is locked first, in the round trip that reads the standing, and only
+    for a member with a live token: an outsider's change is refused without waiting for
+    (or taking) the chat's lock, a member's waits for it; an edit or a delete is then two
+    round trips in all (the change rides with the COMMIT), a reaction five."""
+    import psycopg2
+    from twisted.internet import reactor
+
+    from chatire.store.postgres import PostgresCursor, split_url
+    from tests.support.services import fresh_database
+
+    with fresh_database() as url:
+        daemon = await make_daemon(db=url)
+        api = Api(daemon.base_url)
+        alice, eve = await api.user(), await api.user()
+        uri = await alice.new_chat()
+        seq = (await alice.post(uri, "hello"))["seq"]
+        path = f"/api/chats/{uri}/messages/{seq}"
+
+        trips: list[str] = []
+        execute, finish = PostgresCursor.execute, PostgresCursor.finish
+
+        async def counted_execute(self: Any, sql: str, *args: Any, **kw: Any) -> None:
+            trips.append(sql)
+            await execute(self, sql, *args, **kw)
+
+        def counted_finish(self: Any, verb: str) -> Any:
+            trips.append(verb)
+            return finish(self, verb)
+
+        monkeypatch.setattr(PostgresCursor, "execute", counted_execute)
+        monkeypatch.setattr(PostgresCursor, "finish", counted_finish)
+        for method, target, body, expected in (
+                ("PATCH", path, {"message": "hello!"}, 2),
+                ("PUT", f"{path}/reactions/{quote(THUMBS, safe='')}", None, 5),
+                ("DELETE", path, None, 2)):
+            seq = (await alice.post(uri, "again"))["seq"] if method == "DELETE" else seq
+            target = f"/api/chats/{uri}/messages/{seq}" if method == "DELETE" else target
+            del trips[:]
+            assert (await alice.call(method, target, body))[0] == 200
+            assert len(trips) == expected, (method, trips)
+
+        holder = psycopg2.connect(split_url(url)[0])
+        try:
+            with holder.cursor() as cur:  # another session holds the chat's row
+                cur.execute("SELECT 1 FROM chats WHERE uri = %s FOR UPDATE", (uri,))
+            refused = Deferred.fromCoroutine(eve.call("PATCH", path, {"message": "x"}))
+            refused.addTimeout(10, reactor)
+            assert (await refused)[0] == 403  # at once: she never asked for the lock
+            edit = Deferred.fromCoroutine(alice.call("PATCH", path, {"message": "later"}))
+            await deferLater(reactor, 0.5, lambda: None)
+            assert not edit.called  # a member's change waits for the lock...
+        finally:
+            holder.rollback()
+            holder.close()
+        assert (await edit)[0] == 200  # ...and goes through once it is free
