@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import attrs
-from klein import Klein
 from klein.resource import KleinResource
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -16,45 +15,25 @@ from twisted.web.resource import IResource
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.exceptions import NotFound as RouteNotFound
 
-from chatire import jsonin, openapi
+from chatire import openapi
 from chatire.chats import ChatService
-from chatire.clientaddr import Network, client_address
-from chatire.errors import ChatireError, Invalid, NotFound, TooLarge, Unauthenticated
+from chatire.clientaddr import Network
+from chatire.errors import ChatireError, Invalid, NotFound
 from chatire.health import LIVE, Readiness
 from chatire.limits import public_config
-from chatire.model import Event, User, item_json
+from chatire.model import Event, item_json
 from chatire.moderation import Moderation
 from chatire.notify.preferences import Preferences
 from chatire.presence import Presence
 from chatire.ratelimit import whole_seconds
-from chatire.schemas import validate
+from chatire.routes.base import Routes, bearer_token, respond
+from chatire.routes.moderation import ModerationRoutes
+from chatire.routes.notifications import NotificationRoutes
 from chatire.timeline import TimelineService
 from chatire.webfiles import UIFiles
 
 log = Logger()
 T = TypeVar("T")
-
-_JSON = b"application/json; charset=utf-8"
-
-
-def _respond(request: IRequest, status: int, body: Any | None) -> bytes:
-    request.setResponseCode(status)
-    request.setHeader(b"Cache-Control", b"no-store")
-    if body is None:
-        return b""
-    request.setHeader(b"Content-Type", _JSON)
-    return jsonin.encode(body)
-
-
-def bearer_token(request: IRequest) -> str | None:
-    """The token of an ``Authorization: Bearer`` header, if there is one."""
-    header = request.getHeader(b"authorization")
-    if not header:
-        return None
-    scheme, _, token = header.decode("latin-1").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
-    return token.strip()
 
 
 def _int_arg(request: IRequest, name: str) -> int | None:
@@ -78,8 +57,12 @@ def _str_arg(request: IRequest, name: str) -> str | None:
 
 
 @attrs.define
-class ChatireAPI:
-    """The HTTP API, the UI's static files and the /ws upgrade, on one Klein router."""
+class ChatireAPI(ModerationRoutes, NotificationRoutes, Routes):
+    """The HTTP API, the UI's static files and the /ws upgrade, on one Klein router.
+
+    Accounts, chats, the timeline and the service's own paths are here; running a chat
+    and notifications are route groups of their own (chatire.routes).
+    """
 
     chats: ChatService
     readiness: Readiness
@@ -93,7 +76,7 @@ class ChatireAPI:
     presence: Presence | None = None
     notifications: Preferences | None = None
     public_url: str = ""  # --public-url: the base of invite links (else the request's)
-    router = Klein()
+    router = Routes.router
 
     def __attrs_post_init__(self) -> None:
         if self.timeline is None:  # a stand-alone API (tests): its own timeline rules
@@ -102,45 +85,12 @@ class ChatireAPI:
             self.moderation = Moderation(self.chats, self.chats.store)
 
     @property
-    def _rules(self) -> Moderation:
-        assert self.moderation is not None
-        return self.moderation
-
-    @property
-    def _notify(self) -> Preferences:
-        if self.notifications is None:
-            raise NotFound("notifications are not served here")
-        return self.notifications
-
-    @property
     def _timeline(self) -> TimelineService:
         assert self.timeline is not None
         return self.timeline
 
     def resource(self) -> KleinResource:
         return self.router.resource()
-
-    # -- helpers ----------------------------------------------------------------
-
-    def _body(self, request: IRequest, schema: str) -> dict[str, Any]:
-        if getattr(request, "too_large", False):
-            raise TooLarge(f"request body over {self.max_body_bytes} bytes")
-        raw = request.content.read(self.max_body_bytes + 1) if request.content else b""
-        if len(raw) > self.max_body_bytes:
-            raise TooLarge(f"request body over {self.max_body_bytes} bytes")
-        if not raw:  # no body at all is {}; white space alone is not JSON
-            raw = b"{}"
-        return validate(schema, jsonin.loads(raw))
-
-    def _base(self, request: IRequest) -> str:
-        """The base of links handed out: --public-url, else what the client used."""
-        return self.public_url.rstrip("/") or _origin(request)
-
-    def _client(self, request: IRequest) -> str:
-        return client_address(request, self.trusted_proxies)
-
-    async def _user(self, request: IRequest) -> User:
-        return await self.chats.authenticate(bearer_token(request) or "")
 
     # -- errors -----------------------------------------------------------------
 
@@ -152,27 +102,27 @@ class ChatireAPI:
             request.setHeader(b"Retry-After", str(whole_seconds(error.retry_after)).encode())
         if error.status == 401:
             request.setHeader(b"WWW-Authenticate", b'Bearer realm="chatire"')
-        return _respond(request, error.status,
+        return respond(request, error.status,
                         {"error": {"code": error.code, "message": error.message}})
 
     @router.handle_errors(HTTPException)
     def routing(self, request: IRequest, failure: Failure) -> bytes:
         if failure.check(MethodNotAllowed):
-            return _respond(request, 405, {"error": {
+            return respond(request, 405, {"error": {
                 "code": "invalid", "message": "method not allowed on this path"}})
         if failure.check(RouteNotFound):
-            return _respond(request, 404, {"error": {"code": "not_found",
+            return respond(request, 404, {"error": {"code": "not_found",
                                                      "message": "no such path"}})
         error = failure.value
         assert isinstance(error, HTTPException)
-        return _respond(request, error.code or 400,
+        return respond(request, error.code or 400,
                         {"error": {"code": "invalid", "message": error.description or ""}})
 
     @router.handle_errors(Exception)
     def bug(self, request: IRequest, failure: Failure) -> bytes:
         log.failure("unhandled error in {method} {path}", failure,
                     method=request.method.decode(), path=request.path.decode())
-        return _respond(request, 500, {"error": {"code": "internal",
+        return respond(request, 500, {"error": {"code": "internal",
                                                  "message": "internal error"}})
 
     # -- accounts -------------------------------------------------------------
@@ -182,26 +132,26 @@ class ChatireAPI:
         body = self._body(request, "Register")
         user = await self.chats.register(body["username"], body["password"],
                                          body.get("display_name"), self._client(request))
-        return _respond(request, 201, {"user": user.to_json()})
+        return respond(request, 201, {"user": user.to_json()})
 
     @router.route("/api/auth/token", methods=["POST"])
     async def sign_in(self, request: IRequest) -> bytes:
         body = self._body(request, "Credentials")
         token, user = await self.chats.sign_in(body["username"], body["password"],
                                                self._client(request))
-        return _respond(request, 200, {"token": token, "user": user.to_json()})
+        return respond(request, 200, {"token": token, "user": user.to_json()})
 
     @router.route("/api/auth/token", methods=["DELETE"])
     async def sign_out(self, request: IRequest) -> bytes:
         token = bearer_token(request) or ""
         await self.chats.authenticate(token)
         await self.chats.sign_out(token)
-        return _respond(request, 204, None)
+        return respond(request, 204, None)
 
     @router.route("/api/me", methods=["GET"])
     async def me(self, request: IRequest) -> bytes:
         user = await self._user(request)
-        return _respond(request, 200, {"user": user.to_json()})
+        return respond(request, 200, {"user": user.to_json()})
 
     # -- chats ------------------------------------------------------------------
 
@@ -210,14 +160,14 @@ class ChatireAPI:
         user = await self._user(request)
         body = self._body(request, "NewChat")
         chat = await self.chats.create_chat(user, body.get("title"))
-        return _respond(request, 201, {"chat": chat.to_json()})
+        return respond(request, 201, {"chat": chat.to_json()})
 
     @router.route("/api/chats", methods=["GET"])
     async def list_chats(self, request: IRequest) -> bytes:
         user = await self._user(request)
         chats, after = await self.chats.list_chats(user, _int_arg(request, "limit"),
                                                    _str_arg(request, "cursor"))
-        return _respond(request, 200, {"chats": [chat.to_list_json() for chat in chats],
+        return respond(request, 200, {"chats": [chat.to_list_json() for chat in chats],
                                        "next": after})
 
     @router.route("/api/chats/<string:uri>", methods=["GET"])
@@ -227,14 +177,14 @@ class ChatireAPI:
         if self.presence is not None:
             online = set(self.presence.online(uri))
             members = [attrs.evolve(m, online=m.user.id in online) for m in members]
-        return _respond(request, 200, {"chat": chat.to_json(),
+        return respond(request, 200, {"chat": chat.to_json(),
                                        "members": [m.to_json() for m in members]})
 
     @router.route("/api/chats/<string:uri>/members", methods=["POST"])
     async def join(self, request: IRequest, uri: str) -> bytes:
         user = await self._user(request)
         chat = await self.chats.join(user, uri)
-        return _respond(request, 200, {"chat": chat.to_json()})
+        return respond(request, 200, {"chat": chat.to_json()})
 
     @router.route("/api/chats/<string:uri>/messages", methods=["POST"])
     async def post(self, request: IRequest, uri: str) -> bytes:
@@ -242,7 +192,7 @@ class ChatireAPI:
         body = self._body(request, "NewMessage")
         message, created = await self.chats.post(user, uri, body["message"],
                                                  body.get("client_id"), body.get("reply_to"))
-        return _respond(request, 201 if created else 200, {"message": message.to_json()})
+        return respond(request, 201 if created else 200, {"message": message.to_json()})
 
     @router.route("/api/chats/<string:uri>/messages", methods=["GET"])
     async def history(self, request: IRequest, uri: str) -> bytes:
@@ -250,87 +200,8 @@ class ChatireAPI:
         page = await self.chats.history(user, uri, _int_arg(request, "after"),
                                         _int_arg(request, "before"),
                                         _int_arg(request, "limit"))
-        return _respond(request, 200, {"messages": [m.to_json() for m in page.messages],
+        return respond(request, 200, {"messages": [m.to_json() for m in page.messages],
                                        "has_more": page.has_more})
-
-    # -- running a chat: settings, roles, removals, invites, direct chats --------------
-
-    @router.route("/api/chats/<string:uri>", methods=["PATCH"])
-    async def change_chat(self, request: IRequest, uri: str) -> bytes:
-        user = await self._user(request)
-        body = self._body(request, "ChatSettings")
-        chat = await self._rules.change(user, uri, body.get("title"), body.get("join"))
-        return _respond(request, 200, {"chat": chat.to_json()})
-
-    @router.route("/api/chats/<string:uri>", methods=["DELETE"])
-    async def delete_chat(self, request: IRequest, uri: str) -> bytes:
-        user = await self._user(request)
-        await self._rules.delete(user, uri)
-        return _respond(request, 204, None)
-
-    @router.route("/api/chats/<string:uri>/members/<string:user_id>", methods=["DELETE"])
-    async def remove_member(self, request: IRequest, uri: str, user_id: str) -> bytes:
-        user = await self._user(request)
-        if user_id == "me":
-            await self.chats.leave(user, uri)
-        else:
-            ban = request.args.get(b"ban", [b"0"])[0] in (b"1", b"true")
-            await self._rules.remove(user, uri, _id(user_id), ban)
-        return _respond(request, 204, None)
-
-    @router.route("/api/chats/<string:uri>/bans/<string:user_id>", methods=["DELETE"])
-    async def unban(self, request: IRequest, uri: str, user_id: str) -> bytes:
-        user = await self._user(request)
-        await self._rules.unban(user, uri, _id(user_id))
-        return _respond(request, 204, None)
-
-    @router.route("/api/chats/<string:uri>/members/<string:user_id>/role", methods=["PUT"])
-    async def set_role(self, request: IRequest, uri: str, user_id: str) -> bytes:
-        user = await self._user(request)
-        body = self._body(request, "NewRole")
-        member = await self._rules.set_role(user, uri, _id(user_id), body["role"])
-        return _respond(request, 200, {"member": member.to_json()})
-
-    @router.route("/api/chats/<string:uri>/invites", methods=["POST"])
-    async def create_invite(self, request: IRequest, uri: str) -> bytes:
-        user = await self._user(request)
-        body = self._body(request, "NewInvite")
-        invite = await self._rules.create_invite(user, uri, body.get("expires_in"),
-                                                 body.get("max_uses"))
-        return _respond(request, 201, {"invite": invite.to_json(self._base(request))})
-
-    @router.route("/api/chats/<string:uri>/invites", methods=["GET"])
-    async def list_invites(self, request: IRequest, uri: str) -> bytes:
-        user = await self._user(request)
-        found = await self._rules.invites(user, uri)
-        base = self._base(request)
-        return _respond(request, 200, {"invites": [i.to_json(base) for i in found]})
-
-    @router.route("/api/chats/<string:uri>/invites/<string:code>", methods=["DELETE"])
-    async def revoke_invite(self, request: IRequest, uri: str, code: str) -> bytes:
-        user = await self._user(request)
-        await self._rules.revoke_invite(user, uri, code)
-        return _respond(request, 204, None)
-
-    @router.route("/api/invites/<string:code>", methods=["GET"])
-    async def invite(self, request: IRequest, code: str) -> bytes:
-        await self._user(request)
-        chat, by = await self._rules.invite_chat(code)
-        return _respond(request, 200, {"chat": {"title": chat.title, "kind": chat.kind},
-                                       "invited_by": by.to_json()})
-
-    @router.route("/api/invites/<string:code>", methods=["POST"])
-    async def use_invite(self, request: IRequest, code: str) -> bytes:
-        user = await self._user(request)
-        chat = await self._rules.use_invite(user, code)
-        return _respond(request, 200, {"chat": chat.to_json()})
-
-    @router.route("/api/direct", methods=["POST"])
-    async def direct(self, request: IRequest) -> bytes:
-        user = await self._user(request)
-        body = self._body(request, "DirectChat")
-        chat, created = await self._rules.direct(user, body["username"])
-        return _respond(request, 201 if created else 200, {"chat": chat.to_json()})
 
     # -- the timeline ---------------------------------------------------------------
 
@@ -372,7 +243,7 @@ class ChatireAPI:
         user = await self._user(request)
         page = await self._timeline.events(user, uri, _int_arg(request, "after"),
                                            _int_arg(request, "limit"))
-        return _respond(request, 200, {"events": [item_json(item) for item in page.items],
+        return respond(request, 200, {"events": [item_json(item) for item in page.items],
                                        "has_more": page.has_more})
 
     @router.route("/api/chats/<string:uri>/read", methods=["PUT"])
@@ -380,60 +251,26 @@ class ChatireAPI:
         user = await self._user(request)
         body = self._body(request, "ReadMark")
         await self._timeline.mark_read(user, uri, body["seq"])
-        return _respond(request, 204, None)
-
-    # -- notifications ----------------------------------------------------------------
-
-    @router.route("/api/me/notifications", methods=["GET"])
-    async def notify_settings(self, request: IRequest) -> bytes:
-        user = await self._user(request)
-        settings = await self._notify.get(user)
-        return _respond(request, 200, {"notifications": settings.to_json(),
-                                       "email_enabled": self._notify.email_enabled})
-
-    @router.route("/api/me/notifications", methods=["PUT"])
-    async def change_notify_settings(self, request: IRequest) -> bytes:
-        user = await self._user(request)
-        body = self._body(request, "NotifySettings")
-        settings = await self._notify.put(user, body)
-        return _respond(request, 200, {"notifications": settings.to_json(),
-                                       "email_enabled": self._notify.email_enabled})
-
-    @router.route("/api/me/notifications/test", methods=["POST"])
-    async def test_notification(self, request: IRequest) -> bytes:
-        user = await self._user(request)
-        return _respond(request, 200, {"results": await self._notify.test(user)})
-
-    @router.route("/api/chats/<string:uri>/notifications", methods=["GET"])
-    async def chat_notify_level(self, request: IRequest, uri: str) -> bytes:
-        user = await self._user(request)
-        return _respond(request, 200, {"level": await self._notify.chat_level(user, uri)})
-
-    @router.route("/api/chats/<string:uri>/notifications", methods=["PUT"])
-    async def set_chat_notify_level(self, request: IRequest, uri: str) -> bytes:
-        user = await self._user(request)
-        body = self._body(request, "ChatNotifyLevel")
-        level = await self._notify.set_chat_level(user, uri, body["level"])
-        return _respond(request, 200, {"level": level})
+        return respond(request, 204, None)
 
     # -- service ------------------------------------------------------------------
 
     @router.route("/api/config", methods=["GET"])
     def public_config(self, request: IRequest) -> bytes:
-        return _respond(request, 200, public_config(self.chats.config))
+        return respond(request, 200, public_config(self.chats.config))
 
     @router.route("/api/openapi.json", methods=["GET"])
     def openapi_json(self, request: IRequest) -> bytes:
-        return _respond(request, 200, openapi.build())
+        return respond(request, 200, openapi.build())
 
     @router.route("/healthz", methods=["GET"])
     async def healthz(self, request: IRequest) -> bytes:
         status, body = await self.readiness.check()
-        return _respond(request, status, body)
+        return respond(request, status, body)
 
     @router.route("/livez", methods=["GET"])
     def livez(self, request: IRequest) -> bytes:
-        return _respond(request, 200, LIVE)
+        return respond(request, 200, LIVE)
 
     @router.route("/ws", methods=["GET"])
     def websocket_upgrade(self, request: IRequest) -> IResource:
@@ -469,19 +306,6 @@ class ChatireAPI:
         return self.ui_files.resource(found)
 
 
-def _id(text: str) -> int:
-    """A user id in a path: digits, or no such user (404)."""
-    if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise NotFound("no such user")
-    return int(text)
-
-
-def _origin(request: IRequest) -> str:
-    """The scheme and host the client used: the base of links the daemon hands out."""
-    host = (request.getHeader(b"host") or b"localhost").decode("latin-1")
-    return ("https://" if request.isSecure() else "http://") + host
-
-
 def _seq(text: str) -> int:
     """A message's seq in a path: digits, or no such message (404, as any other path)."""
     if not (text.isascii() and text.isdigit()) or len(text) > 19:
@@ -490,7 +314,7 @@ def _seq(text: str) -> int:
 
 
 def _event(request: IRequest, event: Event | None) -> bytes:
-    return _respond(request, 200, {"event": None if event is None else event.to_json()})
+    return respond(request, 200, {"event": None if event is None else event.to_json()})
 
 
 _UI_HEADERS = {

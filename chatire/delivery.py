@@ -12,39 +12,39 @@ from __future__ import annotations
 import json
 import secrets
 import weakref
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from chatire.control import NodeControl
-from chatire.errors import ChatireError, Forbidden, Invalid, RateLimited
+from chatire.errors import Forbidden, Invalid, RateLimited
 from chatire.frames import (
     CONTROL,
     EPHEMERAL,
     EVENT_PREFIX,
     event_payload,
-    item_payload,
     message_payload,
 )
 from chatire.interfaces import IBus, IStore
 from chatire.jsonin import encode
-from chatire.model import Chat, Event, Message, Timeline, User
+from chatire.model import Chat, Event, Message, User
+from chatire.ordering import Ordering
 from chatire.presence import LastSeen, Presence
 from chatire.subscription import Ack, PendingCheck, Subscriber, Subscription
 from chatire.sweep import Sweep
 from chatire.typing_gate import TypingGate
-from chatire.waiters import Waiters
 
 log = Logger()
 
 
-class Hub:
-    """Delivers every committed message to every local subscriber once, in seq order."""
+class Hub(Ordering):
+    """Delivers every committed message to every local subscriber once, in seq order.
+
+    The order of each subscription, its gap fill and the frame cache are chatire.ordering's.
+    """
 
     def __init__(self, store: IStore, bus: IBus, clock: IReactorTime,
                  prepare: Callable[[bytes], Any], *, sweep_interval: float = 2.0,
@@ -55,7 +55,7 @@ class Hub:
         self.bus = bus
         self._clock = clock
         self._prepare = prepare
-        self._page_size = page_size
+        super().__init__(page_size, frame_cache)
         self._subs: dict[str, dict[Subscriber, Subscription]] = {}
         self._conns: dict[Subscriber, dict[str, Subscription]] = {}
         self._chat_rows: dict[str, Chat] = {}
@@ -67,13 +67,9 @@ class Hub:
         self._checks: dict[tuple[str, int], list[PendingCheck]] = {}
         self._max_subscriptions = max_subscriptions
         self._typing = TypingGate(clock, typing_interval)
-        self._frames: OrderedDict[tuple[str, int], Any] = OrderedDict()
-        self._frame_cache = frame_cache
-        self._fetching: dict[tuple[str, int], Waiters[Timeline]] = {}
         self._sweep = Sweep(store, clock, sweep_interval, lambda: self._subs, self._behind,
                             self._before_sweep)
         self.publish_failures = 0
-        self.gap_fills = 0  # fills from the store started (exported by chatire.metrics)
         self._last_failure_log = float("-inf")
         node = secrets.token_hex(8)  # names this node's own control events
         self.control = NodeControl(self, store, bus, clock, node, self._publish_failed)
@@ -324,109 +320,7 @@ class Hub:
         self._sweep.check_all()
         self.sweep()
 
-    def _dispatch(self, uri: str, seq: int, payload: bytes, ack: Ack | None) -> None:
-        subs = self._subs.get(uri)
-        if not subs:
-            return
-        frame: Any = None
-        for sub in list(subs.values()):
-            if seq <= sub.last_sent or seq in sub.pending:
-                continue
-            if sub.filling or seq != sub.last_sent + 1:
-                sub.pending[seq] = (payload, ack.hold() if ack is not None else None)
-                self._catch_up(sub)
-                continue
-            if frame is None:
-                frame = self._frame(uri, seq, payload)
-            sub.last_sent = seq
-            sub.conn.deliver(frame)
-            if sub.pending:
-                self._drain(sub)
-
-    # -- ordering and gap fill -------------------------------------------------------------
-
-    def _frame(self, uri: str, seq: int, payload: bytes) -> Any:
-        key = (uri, seq)
-        frame = self._frames.get(key)
-        if frame is None:
-            frame = self._remember(uri, seq, payload)
-        return frame
-
-    def _remember(self, uri: str, seq: int, payload: bytes) -> Any:
-        frame = self._prepare(payload)
-        self._frames[(uri, seq)] = frame
-        if len(self._frames) > self._frame_cache:
-            self._frames.popitem(last=False)
-        return frame
-
-    def _drain(self, sub: Subscription) -> None:
-        """Send what waits in order; drop what was sent already."""
-        while sub.live and sub.pending:
-            first = min(sub.pending)
-            if first > sub.last_sent + 1:
-                return
-            payload, ack = sub.pending.pop(first)
-            if first == sub.last_sent + 1:
-                sub.last_sent = first
-                sub.conn.deliver(self._frame(sub.chat, first, payload))
-            if ack is not None:
-                ack.release()
-
-    def _catch_up(self, sub: Subscription) -> None:
-        """Fill from the store whatever lies between last_sent and what is known."""
-        if sub.filling or not sub.live:
-            return
-        self._drain(sub)
-        wanted = max(sub.target, max(sub.pending, default=0))
-        if sub.last_sent >= wanted:
-            return
-        sub.filling = True
-        self.gap_fills += 1
-        Deferred.fromCoroutine(self._fill(sub)).addErrback(
-            lambda f: log.failure("gap fill failed", f))
-
-    async def _fill(self, sub: Subscription) -> None:
-        try:
-            while sub.live:
-                self._drain(sub)
-                wanted = max(sub.target, max(sub.pending, default=0))
-                if sub.last_sent >= wanted:
-                    return
-                before = sub.last_sent
-                page = await self._fetch(sub.chat, before)
-                for item in page.items:
-                    if sub.live and item.seq == sub.last_sent + 1:
-                        sub.last_sent = item.seq
-                        frame = self._frames.get((sub.chat, item.seq))
-                        if frame is None:  # encode once; the others reuse the frame
-                            frame = self._remember(sub.chat, item.seq, item_payload(item))
-                        sub.conn.deliver(frame)
-                if sub.last_sent == before:
-                    self._sweep.check(sub.chat)  # nothing newer yet: the next sweep retries
-                    return
-        except ChatireError as e:
-            self._sweep.check(sub.chat)
-            log.warn("gap fill of a chat deferred to the next sweep: {error}", error=e.message)
-        finally:
-            sub.filling = False
-        if sub.live and sub.pending:
-            self._drain(sub)
-
-    def _fetch(self, uri: str, after: int) -> Deferred[Timeline]:
-        """The timeline after a seq; subscribers at the same point share one query."""
-        key = (uri, after)
-        waiters = self._fetching.get(key)
-        if waiters is not None:
-            return waiters.wait()
-        waiters = self._fetching[key] = Waiters()
-        mine = waiters.wait()
-
-        def fan_out(result: Timeline | Failure) -> None:
-            del self._fetching[key]
-            waiters.fire(result)
-
-        self.store.events(self._chat_rows[uri], after, self._page_size).addBoth(fan_out)
-        return mine
+    # -- the sweep (chatire.sweep) -------------------------------------------------------
 
     def sweep(self) -> Deferred[None]:
         """Compare the followed chats that changed with the store; fill whoever is behind."""
@@ -435,13 +329,6 @@ class Hub:
     def _before_sweep(self) -> Deferred[None]:
         self._typing.forget_old()
         return Deferred.fromCoroutine(self.control.replay())
-
-    def _behind(self, uri: str, last_seq: int) -> None:
-        """The store has the chat up to last_seq: fill the subscribers behind it."""
-        for sub in list(self._subs.get(uri, {}).values()):
-            if sub.last_sent < last_seq:
-                sub.target = max(sub.target, last_seq)
-                self._catch_up(sub)
 
     # -- control: what ChatService tells the node, applied by chatire.control ------------
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Any, Protocol
 
-from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.twisted.websocket import WebSocketServerFactory
 from autobahn.websocket.protocol import PreparedMessage
 from autobahn.websocket.types import ConnectionDeny, ConnectionRequest
 from twisted.internet.defer import Deferred
@@ -17,8 +17,8 @@ from twisted.python.failure import Failure
 
 from chatire import jsonin
 from chatire._internals import autobahn
-from chatire._internals.twisted import unsent_bytes
 from chatire.auth import token_hash
+from chatire.backpressure import CLOSE_SLOW_READER, Backpressure
 from chatire.chats import ChatService
 from chatire.config import Config
 from chatire.delivery import Hub
@@ -35,16 +35,9 @@ log = Logger()
 MAX_QUEUED_FRAMES = 64
 
 CLOSE_UNAUTHENTICATED = 4001
-CLOSE_SLOW_READER = 4008
 #: A first-frame authentication past --max-sockets-per-user (a header one gets 429).
 CLOSE_TOO_MANY_SOCKETS = 4029
 CLOSE_GOING_AWAY = 1001
-
-
-#: Seconds between looks at a closing slow reader's unsent bytes.
-STALL_CHECK = 0.5
-#: How long a closing slow reader may read nothing when pings are off.
-STALL_WAIT_DEFAULT = 10.0
 
 
 class SocketMeter(Protocol):
@@ -55,7 +48,7 @@ class SocketMeter(Protocol):
     def slow_reader_closed(self) -> None: ...
 
 
-class ChatSocket(WebSocketServerProtocol):
+class ChatSocket(Backpressure):
     """One client's socket: authenticates, then turns frames into Hub and ChatService calls."""
 
     factory: ChatSocketFactory
@@ -68,13 +61,10 @@ class ChatSocket(WebSocketServerProtocol):
         self._header_auth: tuple[User, datetime] | ChatireError | None = None
         self._auth_timer: IDelayedCall | None = None
         self._expiry_timer: IDelayedCall | None = None
-        self._stall_timer: IDelayedCall | None = None
         self._counted: int | None = None  # the user id this socket counts for
         self._lost = False
         self._opened = False
         self._gone = False
-        self._paused = False
-        self._backlog = 0
         self._queued = 0
         self._tail: Deferred[None] = Deferred()
         self._tail.callback(None)
@@ -152,25 +142,6 @@ class ChatSocket(WebSocketServerProtocol):
         else:
             self._auth_timer = self.factory.clock.callLater(
                 self.factory.config.auth_timeout, self._auth_timed_out)
-
-    def _watch_backlog(self) -> None:
-        """Be the transport's producer: it tells us when its buffer is full."""
-        transport: Any = self.transport
-        if transport is None or not hasattr(transport, "registerProducer"):
-            return
-        if getattr(transport, "producer", None) is not None:
-            transport.unregisterProducer()  # the HTTP channel's, from before the upgrade
-        transport.registerProducer(self, True)
-
-    def pauseProducing(self) -> None:
-        self._paused = True
-
-    def resumeProducing(self) -> None:
-        self._paused = False
-        self._backlog = 0
-
-    def stopProducing(self) -> None:
-        self._paused = True
 
     def _auth_timed_out(self) -> None:
         self._auth_timer = None
@@ -322,11 +293,7 @@ class ChatSocket(WebSocketServerProtocol):
         meter = self.factory.meter
         if meter is not None:
             meter.frame_delivered(frame)
-        if self._paused:
-            self._backlog += len(frame.payload)
-            if self._backlog > self.factory.config.slow_reader_bytes:
-                log.info("closing a slow reader", user_id=self.user.id if self.user else None)
-                self.close(CLOSE_SLOW_READER, "reading too slowly; reconnect and resume")
+        self._count_held(frame)
 
     def send_json(self, body: dict[str, Any]) -> None:
         if not self._gone and self.state == self.STATE_OPEN:
@@ -346,36 +313,14 @@ class ChatSocket(WebSocketServerProtocol):
         if code == CLOSE_SLOW_READER and self.factory.meter is not None:
             self.factory.meter.slow_reader_closed()
         self.factory.hub.connection_closed(self)
-        if code == CLOSE_SLOW_READER and unsent_bytes(self.transport) is not None:
-            # The close frame waits behind everything the reader has not read yet, which
-            # may take it longer than the close handshake's 2 s: drop the connection only
-            # once it has read nothing for --ping-timeout (nothing more is queued for it).
-            self.closeHandshakeTimeout = 0
-            self._watch_stall(None, 0.0)
+        if code == CLOSE_SLOW_READER:
+            self._let_slow_reader_drain()
         # sendClose refuses 1001 (going away), which PROTOCOL.md uses at shutdown.
         self.sendCloseFrame(code=code, reasonUtf8=reason.encode("utf-8")[:123], isReply=False)
 
-    def _watch_stall(self, last: int | None, still: float) -> None:
-        """Drop a closing slow reader after --ping-timeout without reading a byte."""
-        self._stall_timer = None
-        if self.state == self.STATE_CLOSED:
-            return
-        unsent = unsent_bytes(self.transport)
-        if last is not None and unsent is not None and unsent >= last:
-            still += STALL_CHECK
-            if still >= (self.factory.config.ping_timeout or STALL_WAIT_DEFAULT):
-                self.dropConnection(abort=True)
-                return
-        else:
-            still = 0.0
-        self._stall_timer = self.factory.clock.callLater(
-            STALL_CHECK, self._watch_stall, unsent, still)
-
     def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._lost = True
-        if self._stall_timer is not None and self._stall_timer.active():
-            self._stall_timer.cancel()
-        self._stall_timer = None
+        self._stop_stall_watch()
         super().connectionLost(reason)
         self._release_slot()  # onClose did, unless the handshake never finished
         # Autobahn resolves is_closed with the protocol itself: a cycle that only a

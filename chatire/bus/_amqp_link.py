@@ -50,6 +50,11 @@ def exchange_name(chat_uri: str) -> str:
     return EXCHANGE_PREFIX + chat_uri
 
 
+def short_name(name: str) -> str:
+    """A chat uri (or its exchange) cut short for logs: knowing a uri is the invitation."""
+    return name.removeprefix(EXCHANGE_PREFIX)[:6] + "..."
+
+
 def parse_url(url: str) -> tuple[Any, bool]:
     """``(pika.URLParameters, use_tls)`` for an ``amqp://`` or ``amqps://`` URL.
 

@@ -22,7 +22,6 @@ from zope.interface import implementer
 
 from chatire.bus._amqp_binds import Binder
 from chatire.bus._amqp_link import (
-    EXCHANGE_PREFIX,
     Link,
     LinkFactory,
     Nodes,
@@ -30,7 +29,9 @@ from chatire.bus._amqp_link import (
     Outbox,
     Pending,
     exchange_name,
+    short_name,
 )
+from chatire.bus._amqp_receive import consume, deliver
 from chatire.interfaces import BusHandler, IBus
 
 #: Connection close codes of a broker that refuses us for good: retrying will not help
@@ -53,11 +54,6 @@ class OutboxOverflowError(Exception):
 
 class BusStoppedError(Exception):
     """A publish was dropped unsent: the bus was stopped before the link came back."""
-
-
-def _short(name: str) -> str:
-    """A chat uri (or its exchange) cut short for logs: knowing a uri is the invitation."""
-    return name.removeprefix(EXCHANGE_PREFIX)[:6] + "..."
 
 
 def _fire(result: None, waiter: Deferred[None]) -> None:
@@ -339,50 +335,15 @@ class AMQPBus:
         for item in self._outbox.take_all():
             item.done.errback(BusStoppedError("bus stopped before the publish was sent"))
 
-    # -- receiving ------------------------------------------------------------
+    # -- receiving (chatire.bus._amqp_receive) -------------------------------
 
     async def _consume(self, link: Link, queue_obj: Any) -> None:
         channel = link.chan
-        while True:
-            try:
-                message = await queue_obj.get()
-            except Exception as e:  # consumer cancelled, channel or connection closed
-                self._link_broken(link, f"consumer ended: {e!r}")
-                return
-            self._deliver(channel, message)
-
-    def _deliver(self, channel: Any, message: Any) -> None:
-        tag = message.method.delivery_tag
-        acked = False
-
-        def ack() -> None:
-            nonlocal acked
-            if acked:
-                return
-            acked = True
-            # A closed channel took its exclusive queue along: nothing to ack;
-            # the Hub sweeps the store after the reconnect.
-            if channel.is_open:
-                channel.basic_ack(delivery_tag=tag)
-
-        headers = message.properties.headers
-        chat = headers.get("chat") if isinstance(headers, dict) else None
-        seq = headers.get("seq") if isinstance(headers, dict) else None
-        if not isinstance(chat, str) or type(seq) is not int or seq < 0:
-            self.log.warn(
-                "AMQP bus: dropped a message without valid chat/seq headers from {exchange}",
-                exchange=_short(message.method.exchange), delivery_tag=tag,
-            )
-            ack()
-            return
-        if chat not in self._followed or self._on_message is None:
-            ack()  # unfollowed, the binding is going lazily
-            return
-        try:
-            self._on_message(chat, seq, message.body, ack)
-        except Exception:
-            self.log.failure("AMQP bus: message handler failed", chat=_short(chat), seq=seq)
-            ack()
+        await consume(
+            queue_obj,
+            lambda message: deliver(channel, message, self._followed, self._on_message, self.log),
+            lambda why: self._link_broken(link, why),
+        )
 
     # -- publishing and binding -----------------------------------------------
 
@@ -395,7 +356,7 @@ class AMQPBus:
             self.log.warn(
                 "AMQP bus: outbox full ({limit}), dropped the oldest publish ({count} so far)",
                 limit=self._outbox.limit, count=self._outbox.dropped,
-                chat=_short(dropped.chat_uri), seq=dropped.seq,
+                chat=short_name(dropped.chat_uri), seq=dropped.seq,
             )
         dropped.done.errback(OutboxOverflowError(f"outbox full, dropped seq {dropped.seq}"))
 
@@ -404,7 +365,7 @@ class AMQPBus:
         self.nacks += 1
         self.log.warn(
             "AMQP bus: broker refused a publish ({count} so far)",
-            count=self.nacks, chat=_short(item.chat_uri), seq=item.seq,
+            count=self.nacks, chat=short_name(item.chat_uri), seq=item.seq,
         )
         item.done.errback(failure)
 
@@ -418,5 +379,5 @@ class AMQPBus:
     def _log_rpc_failure(self, failure: Failure, what: str, uri: str) -> None:
         self.log.warn(
             "AMQP bus: {what} for a chat failed ({reason})",
-            what=what, reason=failure.getErrorMessage(), chat=_short(uri),
+            what=what, reason=failure.getErrorMessage(), chat=short_name(uri),
         )

@@ -1,0 +1,1 @@
+"""The HTTP API's route groups, mixed into chatire.api.ChatireAPI on one Klein router."""
