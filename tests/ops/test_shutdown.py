@@ -47,9 +47,10 @@ async def _send_until_closed(socket: Socket, uri: str) -> tuple[dict[str, int], 
     return sent, errors
 
 
-async def _post_until_refused(api: Api, token: str, uri: str) -> dict[str, int]:
-    """POST one message after another until the daemon stops answering; the 201s."""
-    created: dict[str, int] = {}
+async def _post_until_refused(api: Api, token: str, uri: str,
+                              created: dict[str, int]) -> dict[str, int]:
+    """POST one message after another until the daemon stops answering; the 201s (also
+    in ``created`` as they come)."""
     for i in range(2000):
         try:
             status, body = await api.call("POST", f"/api/chats/{uri}/messages",
@@ -82,8 +83,13 @@ async def test_sigterm_drains_posts_closes_1001_and_loses_nothing(
         sender = await Socket.open(a.base_url, alice.token)
 
         sending = defer.ensureDeferred(_send_until_closed(sender, uri))
-        posting = defer.ensureDeferred(_post_until_refused(api, alice.token, uri))
+        created: dict[str, int] = {}
+        posting = defer.ensureDeferred(_post_until_refused(api, alice.token, uri, created))
         await sleep(0.7)
+        for _ in range(100):  # a loaded machine answers slowly: stop amid the posts
+            if len(created) >= 5:
+                break
+            await sleep(0.1)
         signalled = time.monotonic()
         code = await a.stop(signal.SIGTERM, timeout=DEADLINE + 5)  # SIGKILL after that
         took = time.monotonic() - signalled
