@@ -237,7 +237,7 @@ def build() -> Spec:
                 errors=("403", "404", "409", "429"), params=[_URI, _SEQ]),
             "delete": _operation(
                 "Delete a message (its author, an admin or the owner); again: the first "
-                "delete event", {"200": _json(_EVENT)}, errors=("403", "404"),
+                "delete event", {"200": _json(_EVENT)}, errors=("403", "404", "429"),
                 params=[_URI, _SEQ]),
         },
         "/api/chats/{uri}/messages/{seq}/reactions/{emoji}": {

@@ -103,3 +103,21 @@ def test_the_memory_bus_confirms_at_once_so_each_event_goes_alone() -> None:
     for n in range(3):
         outbox.send(event(n))
     assert (outbox.events, outbox.messages) == (3, 3)
+
+
+def test_a_bad_event_in_a_batch_does_not_stop_the_others_and_a_lone_event_still_works() -> None:
+    """What another node (or `chatire admin`) sends is applied event by event: a garbled
+    one is logged and skipped, the rest of its batch still reaches the sockets."""
+    from chatire.bus.memory import MemoryBroker
+    from tests.unit.harness import FakeConn, Node, run
+
+    node = Node(Clock(), MemoryBroker())
+    alice = node.user("alice")
+    chat = node.chat(alice)
+    phone = FakeConn(alice)
+    run(node.subscribe(phone, alice, chat.uri, None))
+    read = {"kind": "read", "chat": chat.uri, "user": alice.id, "node": "other"}
+    batch = encode({"node": "other", "events": [{"kind": "read"}, {**read, "seq": 1}]})
+    node.hub.control.received(batch)
+    node.hub.control.received(encode({**read, "seq": 2}))
+    assert [f["seq"] for f in phone.control if f["type"] == "read"] == [1, 2]
