@@ -48,7 +48,7 @@ test: $(STAMP) services browser tools
 
 bench: $(STAMP) services
 	$(PY) -m pip install -q -r bench/requirements.txt
-	timeout 2400 $(PY) -m bench all --short
+	timeout 3600 $(PY) -m bench all --short
 
 # Refresh docs/screenshot.png from the browser suite's two-person chat (make test never
 # writes into the tree).

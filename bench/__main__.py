@@ -41,12 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=3.0)
     p.add_argument("--p99-limit", type=float, default=250.0, help="milliseconds")
     p.add_argument("--max-steps", type=int, default=10)
+    p.add_argument("--searches", type=int, default=3, help="searches on the same daemons")
 
     p = sub.add_parser("idle", help="C subscribed sockets held open")
     _common(p)
     p.add_argument("--connections", type=int, default=5000)
     p.add_argument("--rooms", type=int, default=100)
-    p.add_argument("--cycles", type=int, default=2, help="open and close this many times")
+    p.add_argument("--cycles", type=int, default=3, help="open and close this many times")
 
     p = sub.add_parser("ingest", help="messages committed a second on the socket path")
     _common(p)
@@ -83,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=5.0)
     p.add_argument("--runs", type=int, default=3, help="runs of each planning variant")
     p.add_argument("--due", type=int, default=2000, help="due rows the dispatch sends")
+    p.add_argument("--dispatch-runs", type=int, default=3, help="dispatches of --due rows")
     p.add_argument("--explain-rows", type=int, default=100_000,
                    help="rows present when the claim is EXPLAINed (0: not done)")
 
@@ -109,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sockets", type=int, default=19_900)
     p.add_argument("--chats", type=int, default=2000)
     p.add_argument("--per-socket", type=int, default=5, help="subscriptions a socket")
+    p.add_argument("--cycles", type=int, default=3, help="open and close this many times")
     p = sub.add_parser("sweep", help="one sweep's query: the full check against the changed")
     _common(p)
     p.add_argument("--chats", type=int, default=20_000, help="chats the daemon follows")
@@ -151,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.scenario == "max":
         result = scenarios.max_rate(args.setup, args.rooms, args.subscribers, args.start_rate,
                                     args.duration, args.workers, args.p99_limit,
-                                    args.max_steps)
+                                    args.max_steps, searches=args.searches)
     elif args.scenario == "idle":
         result = scenarios.idle(args.setup, args.connections, args.rooms, args.workers,
                                 args.cycles)
@@ -171,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                                 args.duration, args.runs, args.workers)
         else:
             result = subs.subscriptions(args.setup, args.sockets, args.chats,
-                                        args.per_socket, args.workers)
+                                        args.per_socket, args.workers, args.cycles)
     elif args.scenario == "timeline":
         result = scenarios.timeline(args.setup, args.events, args.repeats, args.runs)
     elif args.scenario == "sweep":
@@ -187,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                                            args.duration, args.runs, args.workers))
         if args.part in ("dispatch", "both"):
             results.append(notify.dispatch(args.setup, args.due,
-                                           explain_rows=args.explain_rows))
+                                           explain_rows=args.explain_rows,
+                                           runs=args.dispatch_runs))
         if args.part == "rate":
             from bench import notify_rate
 

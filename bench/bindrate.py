@@ -87,7 +87,7 @@ async def bind_all(url: str, pairs: list[tuple[str, str]], channels: int,
         conn.close()
 
 
-async def measure(url: str, chats: int, rounds: int) -> dict[str, float]:
+async def measure(url: str, chats: int, rounds: int) -> dict[str, Any]:
     uris = [secrets.token_urlsafe(16) for _ in range(chats)]
     perchat = [("chatire.chat." + uri, "") for uri in uris]
     sharded = [(shard(uri), uri) for uri in uris]
@@ -111,7 +111,8 @@ async def measure(url: str, chats: int, rounds: int) -> dict[str, float]:
     for round_ in range(rounds):
         for label, run in (runs if round_ % 2 == 0 else runs[::-1]):
             seconds[label].append(await run())
-    return {label: round(statistics.median(values), 2) for label, values in seconds.items()}
+    return {**{label: round(statistics.median(values), 2) for label, values in seconds.items()},
+            "runs": {label: [round(v, 2) for v in values] for label, values in seconds.items()}}
 
 
 def main(argv: list[str]) -> int:

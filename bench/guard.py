@@ -69,14 +69,24 @@ FIGURES: dict[str, list[tuple[str, _Reader, bool]]] = {
     "ingest": [("msg/s", _steps("commit_rate"), True),
                ("send→sent p99 ms", _steps("rtt_p99"), False)],
     "timeline": [("resume frames/s", _steps("frames_per_s"), True)],
-    "idle": [("KiB per socket", lambda r: [r["summary"]["kib_per_connection"]], False)],
+    "idle": [("KiB per socket", lambda r: r["summary"].get("kib_per_connection_runs")
+              or [r["summary"]["kib_per_connection"]], False)],
     "presence": [("daemon us a change", _steps("us_per_change",
                                               lambda s: s.get("phase") == "offline"), False),
-                 ("broker messages a change", lambda r: [r["summary"]["broker_per_change"]],
-                  False)],
+                 ("broker messages a change", lambda r: _steps("broker_per_change")(r)
+                  or [r["summary"]["broker_per_change"]], False)],
     "read": [("p99 ms", lambda r: [s["latency"]["p99"] for s in r.get("steps", [])], False),
              ("daemon us a mark", _steps("us_per_mark"), False)],
-    "subs": [("KiB per socket", lambda r: [r["summary"]["kib_per_socket"]], False)],
+    "subs": [("KiB per socket", lambda r: r["summary"].get("kib_per_socket_runs")
+              or [r["summary"]["kib_per_socket"]], False)],
+    "sweep": [("full check ms", lambda r: r["summary"]["full_runs"], False),
+              ("changed chats ms", lambda r: r["summary"]["changed_runs"], False)],
+    "rebind": [("s until bound again", lambda r: [v for v in r["summary"]["bus_ok_s_runs"]
+                                                  if v is not None], False)],
+    "owncopy": [("daemon us a post with the own copy",
+                 lambda r: r["summary"]["with_daemon_us_runs"], False),
+                ("daemon us a post without", lambda r: r["summary"]["without_daemon_us_runs"],
+                 False)],
     "mixed": [("plain deliveries/s", _steps("rate", _variant("plain")), True),
               ("mixed deliveries/s", _steps("rate", _variant("mixed")), True),
               ("mixed / plain", lambda r: r["summary"].get("ratio_runs", []), True)],
@@ -84,8 +94,9 @@ FIGURES: dict[str, list[tuple[str, _Reader, bool]]] = {
 _NOTIFY: dict[str, list[tuple[str, _Reader, bool]]] = {
     "planning": [("reachable msg/s", _steps("commit_rate", _variant("reachable")), True),
                  ("unreachable msg/s", _steps("commit_rate", _variant("unreachable")), True)],
-    "dispatch": [("notifications/s", lambda r: [r["summary"]["per_s"]]
-                  if r["summary"].get("per_s") else [], True)],
+    "dispatch": [("notifications/s", lambda r: [s["per_s"] for s in r.get("steps", [])
+                                                 if s.get("per_s")]
+                  or ([r["summary"]["per_s"]] if r["summary"].get("per_s") else []), True)],
     "rate": [("sent/s", _steps("sent_per_s"), True),
              ("p99 due→arrival s", _steps("p99_s"), False)],
 }
@@ -98,8 +109,15 @@ def figures(results: list[dict[str, Any]]) -> dict[str, Figure]:
         if "error" in r.get("summary", {}) or "label" not in r:
             continue
         scenario = r["scenario"]
+        if scenario == "max" and len(r["summary"].get("max_rates", [])) >= 2:
+            out[f"{r['label']}: max deliveries/s"] = _figure(r["summary"]["max_rates"], True)
+            continue
+        if scenario == "bindrate":
+            for way, values in r["summary"].get("runs", {}).items():
+                out[f"{r['label']}: {way} s"] = _figure(values, False)
+            continue
         if scenario == "max":
-            # Measured once; its resolution is one step of the search (x factor).
+            # Searched once (an older run): its resolution is one step (x factor).
             value = float(r["summary"].get("max_rate", 0))
             factor = float(r.get("params", {}).get("factor", 1.3))
             if value:
@@ -205,8 +223,8 @@ def section(compared: list[Comparison], baseline: dict[str, Any]) -> list[str]:
     out = ["## Against the previous run", "",
            f"Previous run: {baseline.get('date') or '?'}, commit {baseline.get('commit') or '?'}. "
            "A figure **fell** when it moved the worse way by more than the spread (max - min) "
-           "of its own runs in this run; a figure measured once is not judged (the max "
-           "search: by one step of it).", ""]
+           "of its own runs in this run (each scenario runs at least three times: runs, "
+           "cycles, waves, searches or rounds); a figure measured once is not judged.", ""]
     if fell:
         out += ["**Regressions:** " + "; ".join(
             f"`{c.key}` {_n(c.before)} → {_n(c.now.value)} (spread {_n(c.now.spread)})"

@@ -129,7 +129,10 @@ async def measure(url: str, posts: int, rounds: int) -> dict[str, Any]:
 
     return {"posts": posts, "rounds": rounds, "broker_measured": beam is not None,
             **{f"{way}_{name}": per_post(way, i) for way in ("with", "without")
-               for i, name in enumerate(("daemon_us", "broker_us", "wall_us"))}}
+               for i, name in enumerate(("daemon_us", "broker_us", "wall_us"))},
+            # each round's daemon CPU a post (the regression guard's runs)
+            **{f"{way}_daemon_us_runs": [round(1e6 * f[0] / posts, 1) for f in figures[way]]
+               for way in ("with", "without")}}
 
 
 def main(argv: list[str]) -> int:

@@ -165,11 +165,14 @@ def _presence_cycle(dep: Deployment, gen: Crowd, truth: _Truth, waves: list[list
     devices = truth.devices
     pending: list[tuple[dict[str, Any], list[int]]] = []
     for number, indices in enumerate(waves):
+        sent0 = published(dep)
         cpu0 = daemon_cpu(dep)
         opened = gen.open(indices)
         cpu = daemon_cpu(dep) - cpu0
+        messages = published(dep) - sent0  # (a late event of the wave counts in the next)
         truth.open.update(indices)
         step = {"cycle": cycle, "wave": number, "phase": "online", "changes": len(indices),
+                "broker_per_change": round(messages / max(1, len(indices)), 3),
                 "failed": opened["failed"], "first_error": opened["first_error"],
                 "open_per_s": round(opened["opened"] / max(opened["seconds"], 1e-9)),
                 # connect, authenticate, subscribe and the change: CPU of a joining socket
@@ -196,6 +199,7 @@ def _presence_cycle(dep: Deployment, gen: Crowd, truth: _Truth, waves: list[list
     time.sleep(2.0)
     idle = (daemon_cpu(dep) - cpu0) / (time.monotonic() - at)
     for number, indices in enumerate(waves):
+        sent0 = published(dep)
         closed = gen.close(indices)
         truth.closed(indices)
         last = max(closed.values())
@@ -207,6 +211,7 @@ def _presence_cycle(dep: Deployment, gen: Crowd, truth: _Truth, waves: list[list
                  if cycle == 0 and number < len(waves) - 1 else [])
         time.sleep(max(0.0, last + grace + 1.0 - time.monotonic()))
         busy = daemon_cpu(dep) - cpu0 - idle * (time.monotonic() - at)
+        messages = published(dep) - sent0
         end_profile(spies)
         views, frames = _settled(gen, truth)
         left = {(devices[i].chats[0], devices[i].user): closed[i] for i in indices
@@ -217,6 +222,7 @@ def _presence_cycle(dep: Deployment, gen: Crowd, truth: _Truth, waves: list[list
         check["wrong"] += sum(1 for f in frames if f[3])  # nobody came during the closes
         steps.append({"cycle": cycle, "wave": number, "phase": "offline",
                       "changes": len(indices), "frames": len(late), "latency": ms(late),
+                      "broker_per_change": round(messages / max(1, len(indices)), 3),
                       "us_per_change": round(max(0.0, busy) * 1e6 / max(1, len(indices)), 1),
                       "check": check})
     return steps

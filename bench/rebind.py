@@ -5,12 +5,14 @@ Set-up: production-2 (PostgreSQL, RabbitMQ, two daemons in a vhost of their own)
 chats and one member are written into the store directly, 16 sockets on daemon0
 subscribe to them. Then daemon0's AMQP connection, and only that one, is closed from the
 broker's side (``rabbitmqctl close_connection``; the machine's RabbitMQ is never
-restarted). ``/healthz`` of daemon0 is polled every 50 ms throughout: the bus is seen
-down (time 0), then "ok" again once every chat is bound (the slowest answer shows
-whether the reactor stalled meanwhile); daemon1 posts to the last chat (in uri order,
-the order of the rebind) every half second until one of those posts reaches its socket
-within 200 ms (through the bus, or a periodic sweep that came just then: the Hub sweeps
-every 2 s); every probe must have arrived 2.5 s after the bus is ok.
+restarted), three times one after another: the figures are the median cut's (by the time
+to "ok"), each cut's in brackets. ``/healthz`` of daemon0 is polled every 50 ms
+throughout: the bus is seen down (time 0), then "ok" again once every chat is bound (the
+slowest answer shows whether the reactor stalled meanwhile); daemon1 posts to the last
+chat (in uri order, the order of the rebind) every half second until one of those posts
+reaches its socket within 200 ms (through the bus, or a periodic sweep that came just
+then: the Hub sweeps every 2 s); every probe must have arrived 2.5 s after the bus is
+ok.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ WINDOW = 48
 SOCKETS = 16
 POLL = 0.05
 BUS_MS = 200
+#: Times daemon0's broker connection is cut in one run (the figures: the median cut's).
+CUTS = 3
 
 
 def rabbitmqctl(*args: str) -> list[list[str]]:
@@ -213,50 +217,71 @@ async def _measure(dep: Any, vhost: str, uris: list[str], token: str,
         out["first_bind_s"] = round(time.monotonic() - t, 2)  # (to within a poll)
 
         api = Api(session, d1.base_url)
-        last = uris[-1]
-        cpu0 = d0.cpu()
-        health = Health(session, d0.base_url)
-        await asyncio.sleep(0.5)
-        called = time.monotonic()
-        await asyncio.to_thread(close_connection_of, d0, vhost)
-        out["close_call_s"] = round(time.monotonic() - called, 2)
-        deadline = called + timeout
-        # Probes go on until one reaches the socket through the bus (within BUS_MS of
-        # its post; the Hub's sweep every 2 s heals the others from the store).
-        posted: list[tuple[int, float]] = []
-        while time.monotonic() < deadline and "probe_via_bus_s" not in out:
-            status, body = await api.call("POST", f"/api/chats/{last}/messages",
-                                          {"message": f"probe {len(posted)}"}, token)
-            if status != 201:
-                raise RuntimeError(f"probe post: {status} {body}")
-            posted.append((body["message"]["seq"], time.monotonic()))
-            await asyncio.sleep(0.5)
-            for seq, when in posted:
-                arrival = sock.arrivals.get((last, seq))
-                if arrival is not None and arrival - when < BUS_MS / 1000 and health.down:
-                    out["probe_via_bus_s"] = round(arrival - health.down, 2)
-                    break
-        try:
-            await asyncio.wait_for(health.task, max(0.1, deadline - time.monotonic()))
-        except TimeoutError:
-            pass
-        await asyncio.sleep(2.5)  # past the next sweep: every probe has arrived by now
-        out["probes_posted"] = len(posted)
-        out["probes_arrived"] = sum(1 for seq, _ in posted if (last, seq) in sock.arrivals)
-        if health.down is not None and health.up is not None:
-            out["bus_ok_s"] = round(health.up - health.down, 2)
-        out["slowest_healthz_ms"] = round(1000 * health.slowest, 1)
-        out["daemon_cpu_s"] = round(d0.cpu() - cpu0, 2)
-        out["bindings_after"] = chat_bindings(vhost, prefix)
+        cuts = [await _cut(d0, vhost, prefix, api, sock, uris[-1], token, session, timeout)
+                for _ in range(CUTS)]
+        # The figures are the median cut's (by the time to /healthz up), with each cut's.
+        ordered = sorted(range(len(cuts)), key=lambda i: cuts[i].get("bus_ok_s", timeout))
+        out.update(cuts[ordered[len(ordered) // 2]])
+        out["bus_ok_s_runs"] = [c.get("bus_ok_s") for c in cuts]
+        out["probes_posted"] = sum(c["probes_posted"] for c in cuts)
+        out["probes_arrived"] = sum(c["probes_arrived"] for c in cuts)
+        out["bindings_after"] = min(c["bindings_after"] for c in cuts)
         for each in socks:
             await each.ws.close()
     return out
 
 
+async def _cut(d0: Any, vhost: str, prefix: str, api: Api, sock: Socket, last: str,
+               token: str, session: aiohttp.ClientSession, timeout: float) -> dict[str, Any]:
+    """Close daemon0's broker connection once; time its way back, probing through the bus."""
+    out: dict[str, Any] = {}
+    cpu0 = d0.cpu()
+    health = Health(session, d0.base_url)
+    await asyncio.sleep(0.5)
+    called = time.monotonic()
+    await asyncio.to_thread(close_connection_of, d0, vhost)
+    out["close_call_s"] = round(time.monotonic() - called, 2)
+    deadline = called + timeout
+    # Probes go on until one reaches the socket through the bus (within BUS_MS of
+    # its post; the Hub's sweep every 2 s heals the others from the store).
+    posted: list[tuple[int, float]] = []
+    while time.monotonic() < deadline and "probe_via_bus_s" not in out:
+        status, body = await api.call("POST", f"/api/chats/{last}/messages",
+                                      {"message": f"probe {len(posted)}"}, token)
+        if status != 201:
+            raise RuntimeError(f"probe post: {status} {body}")
+        posted.append((body["message"]["seq"], time.monotonic()))
+        await asyncio.sleep(0.5)
+        for seq, when in posted:
+            arrival = sock.arrivals.get((last, seq))
+            if arrival is not None and arrival - when < BUS_MS / 1000 and health.down:
+                out["probe_via_bus_s"] = round(arrival - health.down, 2)
+                break
+    try:
+        await asyncio.wait_for(health.task, max(0.1, deadline - time.monotonic()))
+    except TimeoutError:
+        pass
+    await asyncio.sleep(2.5)  # past the next sweep: every probe has arrived by now
+    out["probes_posted"] = len(posted)
+    out["probes_arrived"] = sum(1 for seq, _ in posted if (last, seq) in sock.arrivals)
+    if health.down is not None and health.up is not None:
+        out["bus_ok_s"] = round(health.up - health.down, 2)
+    out["slowest_healthz_ms"] = round(1000 * health.slowest, 1)
+    out["daemon_cpu_s"] = round(d0.cpu() - cpu0, 2)
+    out["bindings_after"] = chat_bindings(vhost, prefix)
+    return out
+
+
 def _bound_in(logfile: Path) -> float | None:
     """The daemon's own figure: "bound in X s" of its last bus-up line."""
-    found = re.findall(r"chats followed \(bound in ([0-9.]+) s\)", logfile.read_text())
-    return float(found[-1]) if found else None
+    found = _bound_each(logfile)
+    return found[-1] if found else None
+
+
+def _bound_each(logfile: Path) -> list[float]:
+    """Every "bound in X s" of the daemon's bus-up lines, in order."""
+    return [float(f) for f in re.findall(r"chats followed \(bound in ([0-9.]+) s\)",
+                                         logfile.read_text())]
 
 
 def rebind(chats: int, timeout: float = 300.0) -> Result:
@@ -277,6 +302,8 @@ def rebind(chats: int, timeout: float = 300.0) -> Result:
         uris = load_chats(dep.db, user.user_id, chats)
         summary = asyncio.run(_measure(dep, vhost, uris, user.token, timeout))
         summary["daemon_bound_in_s"] = _bound_in(dep.daemons[0].log)
+        # The first is the start's; then one a cut.
+        summary["daemon_bound_in_s_runs"] = _bound_each(dep.daemons[0].log)[1:]
         summary["lost"] = summary["probes_posted"] - summary["probes_arrived"]
         summary["all_bound"] = summary["bindings_after"] == chats
         result.summary = summary
@@ -306,6 +333,11 @@ def own_copy(posts: int, rounds: int) -> Result:
                   {"posts": posts, "rounds": rounds})
 
 
+def _each(values: list[Any] | None) -> str:
+    """" (a / b / c)": each cut's figure, after the median cut's."""
+    return f" ({' / '.join(str(v) for v in values)})" if values and len(values) > 1 else ""
+
+
 def tables(results: list[dict[str, Any]]) -> list[str]:
     """The docs/benchmarks.md section of these items."""
     out: list[str] = []
@@ -321,8 +353,10 @@ def tables(results: list[dict[str, Any]]) -> list[str]:
                     "daemon CPU s | bindings after | probes arrived |",
                     "|---|---|---|---|---|---|---|---|---|---|---|---|",
                     f"| `{r['label']}` | {r['params']['chats']:,} | {s['subscribe_s']} | "
-                    f"{s['first_bind_s']} | {s['close_call_s']} | {s.get('bus_ok_s', '—')} | "
-                    f"{s.get('daemon_bound_in_s', '—')} | {s.get('probe_via_bus_s', '—')} | "
+                    f"{s['first_bind_s']} | {s['close_call_s']} | {s.get('bus_ok_s', '—')}"
+                    f"{_each(s.get('bus_ok_s_runs'))} | {s.get('daemon_bound_in_s', '—')}"
+                    f"{_each(s.get('daemon_bound_in_s_runs'))} | "
+                    f"{s.get('probe_via_bus_s', '—')} | "
                     f"{s['slowest_healthz_ms']} | {s['daemon_cpu_s']} | "
                     f"{s['bindings_after']:,} | {s['probes_arrived']}/{s['probes_posted']} |"]
         elif r["scenario"] == "owncopy" and "error" not in s:
@@ -336,6 +370,10 @@ def tables(results: list[dict[str, Any]]) -> list[str]:
             out += ["", f"Binding one fresh queue to {r['params']['chats']:,} chats, each "
                     "way (`bench/bindrate.py`, seconds, median of "
                     f"{r['params'].get('rounds', 1)} rounds; `xK`: over K channels):", "",
-                    "| " + " | ".join(s) + " |", "|" + "---|" * len(s),
-                    "| " + " | ".join(f"{v:.2f}" for v in s.values()) + " |"]
+                    "| " + " | ".join(k for k in s if k != "runs") + " |",
+                    "|" + "---|" * sum(1 for k in s if k != "runs"),
+                    "| " + " | ".join(f"{v:.2f}" + (
+                        f" ({' / '.join(f'{x:.2f}' for x in s['runs'][k])})"
+                        if k in s.get("runs", {}) else "")
+                        for k, v in s.items() if k != "runs") + " |"]
     return out

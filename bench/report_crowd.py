@@ -75,7 +75,7 @@ def target_rows(results: list[dict[str, Any]]) -> list[str]:
             verdict = "**not met**"
         rows.append(f"| {target} | `{r['label']}` | {s['opened']:,} sockets, "
                     f"{s['subscriptions']:,} subscriptions, {s['kib_per_socket']:.1f} KiB a "
-                    f"socket | {verdict} |")
+                    f"socket{_cycles(s)} | {verdict} |")
     return rows
 
 
@@ -156,7 +156,9 @@ def tables(results: list[dict[str, Any]]) -> list[str]:
                 "Idle sockets, each of its own user and subscribed to 5 chats (socket i to "
                 "chats 5i .. 5i + 4 mod the chats), presence on (the default grace): each "
                 "newcomer is a presence change its chats' earlier subscribers are told of. "
-                "KiB a socket = (RSS held - RSS before) / sockets per daemon.", "",
+                "KiB a socket = (RSS held - RSS before the first cycle) / sockets per "
+                "daemon; the row is the median cycle's (each cycle: open them all, hold, "
+                "close them all, wait out the grace), each cycle's KiB in brackets.", "",
                 "| run | sockets | subscriptions | failed | set-up /s | presence frames | "
                 "broker messages | KiB a socket | KiB a subscription | RSS MiB before / "
                 "held / after the close |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -170,6 +172,15 @@ def tables(results: list[dict[str, Any]]) -> list[str]:
                                                s["rss_after_close_kib"], strict=True))
             out.append(f"| `{r['label']}` | {s['opened']:,} | {s['subscriptions']:,} | "
                        f"{s['failed']} | {_num(s['setup_per_s'])} | {s['frames']:,} | "
-                       f"{s['broker_messages']:,} | {s['kib_per_socket']:.1f} | "
+                       f"{s['broker_messages']:,} | {s['kib_per_socket']:.1f}"
+                       f"{_cycles(s).replace('the median of ', '')} | "
                        f"{s['kib_per_subscription']:.1f} | {rss} |")
     return out
+
+
+def _cycles(s: dict[str, Any]) -> str:
+    """" (median of the cycles: a / b / c)" when the run had several."""
+    runs = s.get("kib_per_socket_runs", [])
+    if len(runs) < 2:
+        return ""
+    return f" (the median of {len(runs)} cycles: {' / '.join(f'{k:.1f}' for k in runs)})"

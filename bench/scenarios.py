@@ -167,17 +167,23 @@ def fanout(setup: str, rooms: int, subscribers: int, rate: float, duration: floa
 
 def max_rate(setup: str, rooms: int, subscribers: int, start_rate: float, duration: float,
              workers: int, p99_limit: float = 250.0, max_steps: int = 10,
-             factor: float = 1.3, pinning: Pinning | None = None) -> Result:
+             factor: float = 1.3, pinning: Pinning | None = None,
+             searches: int = 3) -> Result:
     """Raise the rate step by step until p99 passes the limit or anything is lost.
+
+    The search runs ``searches`` times on the same daemons (the result is their median,
+    their spread the noise): the first from ``start_rate``, the others from two steps
+    below what the first sustained, on the same grid of rates.
 
     ``pinning``: the daemons and the generator confined to CPUs of their own (taskset)."""
     params: dict[str, Any] = {"rooms": rooms, "subscribers": subscribers,
                               "start_rate": start_rate, "duration": duration,
-                              "p99_limit_ms": p99_limit}
+                              "p99_limit_ms": p99_limit, "factor": factor,
+                              "searches": searches}
     if pinning is not None:
         params["pinning"] = pinning.describe()
     result = Result("max", setup, params)
-    best = 0.0
+    bests: list[float] = []
     with deployment(setup) as dep:
         accounts, uris = _populate(dep, rooms)
         receivers, senders = _fanout_clients(dep, accounts, uris, subscribers,
@@ -190,48 +196,68 @@ def max_rate(setup: str, rooms: int, subscribers: int, start_rate: float, durati
                 pin((p.pid for p in gen.procs), pinning.generator)
             gen.step(1.0, scale=0.2, target=start_rate * 0.2)
             watch = Watch(dep)
-            scale = 1.0
-            retried = False
-            for _ in range(max_steps):
-                step_watch = Watch(dep)
-                step = gen.step(duration, scale=scale, target=start_rate * scale)
-                row = _step_row(step, step_watch.cpu_percent())
-                result.steps.append(row)
-                # Sustained: nothing lost, p99 within the limit, and the load was really
-                # offered (90 % of the messages the rate asks for, less one a sender for
-                # the pacing's rounding down).
-                wanted = step.target / subscribers * duration
-                ok = (step.clean and step.p99 <= p99_limit
-                      and step.committed >= 0.9 * wanted - rooms)
-                log(f"  max {setup} {rooms}x{subscribers} @{step.target:,.0f}/s: "
-                    + _describe(step, row) + ("" if ok else "  <- limit"))
-                if not ok:
-                    if retried:
-                        break
-                    # The machine is shared: a step fails only if it fails twice.
-                    retried = True
-                    row["retried"] = True
-                    continue
-                retried = False
-                best = max(best, step.rate)
-                scale *= factor
+            first_scale = 1.0
+            for search in range(max(1, searches)):
+                best, best_scale = _search(
+                    result, gen, dep, setup, rooms, subscribers, start_rate, duration,
+                    p99_limit, first_scale, factor, max_steps, search)
+                bests.append(best)
+                if search == 0 and best:
+                    first_scale = max(1.0, best_scale / factor ** 2)
             result.daemons = watch.figures()
         finally:
             gen.close()
-    result.summary = {"max_rate": round(best)}
+    result.summary = {"max_rate": round(statistics.median(bests)),
+                      "max_rates": [round(b) for b in bests]}
     return result
 
 
-def idle(setup: str, connections: int, rooms: int, workers: int, cycles: int = 2) -> Result:
+def _search(result: Result, gen: Generator, dep: Deployment, setup: str, rooms: int,
+            subscribers: int, start_rate: float, duration: float, p99_limit: float,
+            scale: float, factor: float, max_steps: int, search: int) -> tuple[float, float]:
+    """One search from ``scale``: the best rate a passing step delivered, and its scale."""
+    best, best_scale = 0.0, 0.0
+    retried = False
+    for _ in range(max_steps):
+        step_watch = Watch(dep)
+        step = gen.step(duration, scale=scale, target=start_rate * scale)
+        row = _step_row(step, step_watch.cpu_percent())
+        row["search"] = search
+        result.steps.append(row)
+        # Sustained: nothing lost, p99 within the limit, and the load was really
+        # offered (90 % of the messages the rate asks for, less one a sender for
+        # the pacing's rounding down).
+        wanted = step.target / subscribers * duration
+        ok = (step.clean and step.p99 <= p99_limit
+              and step.committed >= 0.9 * wanted - rooms)
+        log(f"  max {setup} {rooms}x{subscribers} search {search + 1} @{step.target:,.0f}/s: "
+            + _describe(step, row) + ("" if ok else "  <- limit"))
+        if not ok:
+            if retried:
+                break
+            # The machine is shared: a step fails only if it fails twice.
+            retried = True
+            row["retried"] = True
+            continue
+        retried = False
+        if step.rate > best:
+            best, best_scale = step.rate, scale
+        scale *= factor
+    return best, best_scale
+
+
+def idle(setup: str, connections: int, rooms: int, workers: int, cycles: int = 3) -> Result:
     """Hold ``connections`` subscribed sockets: RSS per connection, connection set-up rate.
 
     Done ``cycles`` times on the same daemons: RSS after each close shows whether
-    closed connections leave anything behind.
+    closed connections leave anything behind, and each cycle's RSS held over the RSS
+    before the first is a run of the KiB-per-connection figure (their median).
     """
     result = Result("idle", setup, {"connections": connections, "rooms": rooms,
                                     "cycles": cycles})
     workers = max(workers, -(-connections // 4000))
     after_close: list[list[int]] = []
+    held_each: list[list[int]] = []
     with deployment(setup) as dep:
         accounts, uris = _populate(dep, rooms, users=20)
         daemons = dep.daemons
@@ -247,8 +273,9 @@ def idle(setup: str, connections: int, rooms: int, workers: int, cycles: int = 2
                 opened = gen.receivers
                 seconds = time.monotonic() - started
                 time.sleep(2.0)
+                held_each.append([d.rss_kib() for d in daemons])
                 if cycle == 0:
-                    held = [d.rss_kib() for d in daemons]
+                    held = held_each[0]
                     open_now = gen.open_count()
                     step = gen.step(2.0, target=0.0)  # are they all still there?
                     first = (opened, seconds, gen.connect_failures, gen.first_error)
@@ -259,20 +286,23 @@ def idle(setup: str, connections: int, rooms: int, workers: int, cycles: int = 2
         result.daemons = watch.figures()
     opened, seconds, failed, first_error = first
     per_daemon = max(1, opened // len(daemons))
-    per_conn = [(h - f.rss_before_kib) / per_daemon for h, f in zip(held, result.daemons,
-                                                                    strict=True)]
+    per_cycle = [max((h - f.rss_before_kib) / per_daemon
+                     for h, f in zip(cycle_held, result.daemons, strict=True))
+                 for cycle_held in held_each]
     result.summary = {
         "opened": opened, "failed": failed, "first_error": first_error,
         "open_after_2s": open_now, "closed_during": step.closed,
         "setup_per_s": round(opened / seconds), "setup_seconds": round(seconds, 2),
-        "rss_held_kib": held, "kib_per_connection": round(max(per_conn), 2),
-        "rss_after_each_close_kib": after_close,
+        "rss_held_kib": held, "kib_per_connection": round(statistics.median(per_cycle), 2),
+        "kib_per_connection_runs": [round(k, 2) for k in per_cycle],
+        "rss_held_each_cycle_kib": held_each, "rss_after_each_close_kib": after_close,
     }
     log(f"  idle {setup} {connections}: opened {opened} ({failed} failed) in "
         f"{seconds:.1f} s = {opened / seconds:,.0f}/s; RSS "
         f"{[f.rss_before_kib for f in result.daemons]} -> {held} KiB held -> "
         f"{after_close} KiB after each of {cycles} close(s); "
-        f"{result.summary['kib_per_connection']} KiB/conn"
+        f"{result.summary['kib_per_connection']} KiB/conn (cycles "
+        f"{result.summary['kib_per_connection_runs']})"
         + (f"; first error {first_error}" if first_error else ""))
     return result
 

@@ -4,25 +4,32 @@ socket its own user, presence on: RSS per socket and per subscription, set-up ra
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from bench.crowd import crowd
 from bench.crowd_gen import Crowd, published
 from bench.crowd_worker import Device
-from bench.daemon import deployment
+from bench.daemon import Deployment, deployment
 from bench.scenarios import Result, Watch, log
 
 #: Sockets one generator process holds at most (its own open-file limit).
 PER_WORKER = 4000
+#: The daemon's --presence-grace (its default): a closed socket's user is offline after it.
+GRACE = 15.0
 
 
 def subscriptions(setup: str, sockets: int, chats: int, per_socket: int,
-                  workers: int) -> Result:
+                  workers: int, cycles: int = 3) -> Result:
     """``sockets`` sockets, socket i of user i subscribed to chats 5i .. 5i + 4 (mod
-    ``chats``), opened once (each waits for all its `subscribed` replies; every newcomer
-    is a presence change its chats' earlier subscribers are told of), held, closed."""
+    ``chats``), opened (each waits for all its `subscribed` replies; every newcomer is a
+    presence change its chats' earlier subscribers are told of), held, closed; ``cycles``
+    times on the same daemon, each after the presence grace of the last (so each cycle
+    tells the same). KiB a socket: RSS held over the RSS before the first cycle, per
+    socket; the figure is the median cycle's."""
     result = Result("subs", setup, {"sockets": sockets, "chats": chats,
-                                    "per_socket": per_socket})
+                                    "per_socket": per_socket, "cycles": cycles})
     workers = max(workers, -(-sockets // PER_WORKER))
+    runs: list[dict[str, Any]] = []
     with deployment(setup, metrics=True) as dep:
         mine = [tuple((i * per_socket + k) % chats for k in range(per_socket))
                 for i in range(sockets)]
@@ -36,24 +43,45 @@ def subscriptions(setup: str, sockets: int, chats: int, per_socket: int,
         try:
             time.sleep(0.5)
             watch = Watch(dep)
-            published0 = published(dep)
-            opened = gen.open(list(range(sockets)))
-            time.sleep(2.0)
-            held = [d.rss_kib() for d in daemons]
-            views, _ = gen.state()
-            open_now = gen.open_count()
-            messages = published(dep) - published0
-            gen.close(list(range(sockets)))
-            time.sleep(3.0)
-            after = [d.rss_kib() for d in daemons]
+            before = [d.rss_kib() for d in daemons]
+            for cycle in range(max(1, cycles)):
+                if cycle:
+                    time.sleep(GRACE + 2.0)  # every user offline again before the next
+                runs.append(_cycle(dep, gen, sockets, per_socket, before))
+                log(f"  subs {setup} cycle {cycle + 1}: {_line(runs[-1])}")
             result.daemons = watch.figures()
         finally:
             gen.quit()
+    result.steps = runs
+    ordered = sorted(range(len(runs)), key=lambda i: runs[i]["kib_per_socket"])
+    result.summary = dict(runs[ordered[len(ordered) // 2]])
+    result.summary["kib_per_socket_runs"] = [r["kib_per_socket"] for r in runs]
+    for key in ("failed", "duplicate", "wrong", "errors"):
+        result.summary[key] = sum(r[key] for r in runs)
+    s = result.summary
+    log(f"  subs {setup} {sockets} x {per_socket}, the median of {len(runs)} cycles "
+        f"{s['kib_per_socket_runs']} KiB a socket: {_line(s)}; RSS "
+        f"{[f.rss_before_kib for f in result.daemons]} before the first")
+    return result
+
+
+def _cycle(dep: Deployment, gen: Crowd, sockets: int, per_socket: int,
+           before: list[int]) -> dict[str, Any]:
+    """Open every socket, hold, measure, close them all."""
+    daemons = dep.daemons
+    published0 = published(dep)
+    opened = gen.open(list(range(sockets)))
+    time.sleep(2.0)
+    held = [d.rss_kib() for d in daemons]
+    views, _ = gen.state()
+    open_now = gen.open_count()
+    messages = published(dep) - published0
+    gen.close(list(range(sockets)))
+    time.sleep(3.0)
+    after = [d.rss_kib() for d in daemons]
     per_daemon = max(1, opened["opened"] // len(daemons))
-    per_socket_kib = max((h - f.rss_before_kib) / per_daemon
-                         for h, f in zip(held, result.daemons, strict=True))
-    frames = sum(v["frames"] for v in views.values())
-    result.summary = {
+    per_socket_kib = max((h - b) / per_daemon for h, b in zip(held, before, strict=True))
+    return {
         "opened": opened["opened"], "failed": opened["failed"],
         "first_error": opened["first_error"], "open_after_2s": open_now,
         "subscriptions": opened["opened"] * per_socket,
@@ -61,16 +89,17 @@ def subscriptions(setup: str, sockets: int, chats: int, per_socket: int,
         "setup_seconds": round(opened["seconds"], 1), "rss_held_kib": held,
         "rss_after_close_kib": after, "kib_per_socket": round(per_socket_kib, 2),
         "kib_per_subscription": round(per_socket_kib / per_socket, 2),
-        "frames": frames, "broker_messages": int(messages),
+        "frames": sum(v["frames"] for v in views.values()), "broker_messages": int(messages),
         "duplicate": sum(v["duplicate"] for v in views.values()),
         "wrong": sum(v["wrong"] for v in views.values()),
         "errors": sum(v["errors"] for v in views.values()),
     }
-    s = result.summary
-    log(f"  subs {setup} {sockets} x {per_socket}: opened {s['opened']:,} ({s['failed']} failed"
-        f"{'; ' + s['first_error'] if s['first_error'] else ''}) in {s['setup_seconds']} s = "
-        f"{s['setup_per_s']:,}/s; {s['frames']:,} frames received (presence), broker "
-        f"{s['broker_messages']:,} messages; RSS {[f.rss_before_kib for f in result.daemons]} "
-        f"-> {held} -> {after} KiB after the close; {s['kib_per_socket']} KiB a socket, "
-        f"{s['kib_per_subscription']} KiB a subscription")
-    return result
+
+
+def _line(s: dict[str, Any]) -> str:
+    return (f"opened {s['opened']:,} ({s['failed']} failed"
+            f"{'; ' + s['first_error'] if s['first_error'] else ''}) in {s['setup_seconds']} s "
+            f"= {s['setup_per_s']:,}/s; {s['frames']:,} frames received (presence), broker "
+            f"{s['broker_messages']:,} messages; RSS held {s['rss_held_kib']} -> "
+            f"{s['rss_after_close_kib']} KiB after the close; {s['kib_per_socket']} KiB a "
+            f"socket, {s['kib_per_subscription']} KiB a subscription")

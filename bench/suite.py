@@ -58,17 +58,17 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
     # The 20,000-socket target on one daemon (19,900: the hard open-file limit here is
     # 20,000 a process); the others open and close twice (leak check).
     items.append(("idle production 19900",
-                  lambda: scenarios.idle("production", 19_900, 100, workers, 1)))
+                  lambda: scenarios.idle("production", 19_900, 100, workers, 3)))
     for setup in ("embedded", "production-2"):
         items.append((f"idle {setup} {idle_conns}",
-                      lambda s=setup: scenarios.idle(s, idle_conns, 100, workers, 2)))  # type: ignore[misc]
+                      lambda s=setup: scenarios.idle(s, idle_conns, 100, workers, 3)))  # type: ignore[misc]
     for setup in ("embedded", "production", "production-2"):
         items.append((f"ingest {setup}",
                       lambda s=setup: scenarios.ingest(s, 100, 1, 8, duration, 3, workers)))  # type: ignore[misc]
     # Issue #12: one chat of 100,000 mixed entries (and a fifth of it: the daemon's
     # growth during a resume must not follow the chat's length).
     repeats = 20 if short else 100
-    resumes = 1 if short else 3
+    resumes = 3
     sizes = [("embedded", 20_000), ("embedded", 100_000), ("production", 100_000)]
     if not short:
         sizes.insert(2, ("production", 20_000))
@@ -111,7 +111,7 @@ def plan(short: bool, workers: int) -> list[tuple[str, Callable[[], Result]]]:
     # the broker's side, that connection only); the ways of binding that many; what the
     # daemon's own copy of its posts costs.
     items.append(("rebind production-2 20000", lambda: rebind.rebind(20_000)))
-    items.append(("bindrate rabbitmq 5000", lambda: rebind.bind_ways(5000, 2)))
+    items.append(("bindrate rabbitmq 5000", lambda: rebind.bind_ways(5000, 3)))
     items.append(("owncopy rabbitmq 10000x3", lambda: rebind.own_copy(10_000, 3)))
     return items
 

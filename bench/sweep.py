@@ -139,6 +139,9 @@ def sweep(setup: str = "production", chats: int = 20_000, active: int = 10,
         after = _explain(raw, cur)
         conn.close()
     result.summary = {"full_ms": _ms(full), "changed_ms": _ms(changed), "idle_ms": _ms(idle),
+                      "full_runs": [round(v, 2) for v in full],
+                      "changed_runs": [round(v, 2) for v in changed],
+                      "idle_runs": [round(v, 2) for v in idle],
                       "found": max(found), "idle_rows": max(stale), "full_plan": before,
                       "changed_plan": after}
     log(f"  full {result.summary['full_ms']} ms, changed {result.summary['changed_ms']} ms, "

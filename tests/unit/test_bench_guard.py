@@ -88,3 +88,51 @@ def test_without_last_run_json_the_previous_docs_tables_are_read(tmp_path: Path)
         baseline))
     assert "**Regressions:** `fanout production 1x1000 @25k: deliveries/s` 24,678 → 20,100" \
         in section
+
+
+def test_every_scenario_is_judged_by_the_spread_of_its_own_runs() -> None:
+    """Searches, cycles, waves, runs and rounds: each repeated figure has a spread."""
+    results = [
+        {"scenario": "max", "label": "max m", "params": {},
+         "summary": {"max_rate": 20_000, "max_rates": [20_000, 18_000, 21_000]}, "steps": []},
+        {"scenario": "idle", "label": "idle i", "params": {},
+         "summary": {"kib_per_connection": 12.0, "kib_per_connection_runs": [12.0, 11.5, 12.4]},
+         "steps": []},
+        {"scenario": "subs", "label": "subs s", "params": {},
+         "summary": {"kib_per_socket": 15.0, "kib_per_socket_runs": [15.0, 14.8, 15.3]},
+         "steps": []},
+        {"scenario": "presence", "label": "presence p", "params": {},
+         "summary": {"broker_per_change": 0.3},
+         "steps": [{"phase": "offline", "us_per_change": u, "broker_per_change": b}
+                   for u, b in ((130, 0.25), (150, 0.3), (170, 0.35))]},
+        {"scenario": "notify", "label": "notify d", "params": {"part": "dispatch"},
+         "summary": {"per_s": 1_000}, "steps": [{"per_s": v} for v in (900, 1_000, 1_100)]},
+        {"scenario": "sweep", "label": "sweep w", "params": {},
+         "summary": {"full_runs": [80, 84, 90], "changed_runs": [1.0, 1.1, 1.3]}, "steps": []},
+        {"scenario": "rebind", "label": "rebind r", "params": {},
+         "summary": {"bus_ok_s_runs": [4.5, 5.0, None, 4.0]}, "steps": []},
+        {"scenario": "owncopy", "label": "owncopy o", "params": {},
+         "summary": {"with_daemon_us_runs": [40, 42, 44], "without_daemon_us_runs": [1, 2, 3]},
+         "steps": []},
+        {"scenario": "bindrate", "label": "bindrate b", "params": {},
+         "summary": {"perchat bind x4": 2.9, "runs": {"perchat bind x4": [2.8, 2.9, 3.1]}},
+         "steps": []},
+    ]
+    now = guard.figures(results)
+    assert now["max m: max deliveries/s"] == guard.Figure(20_000, 3_000, 3, True)
+    assert now["idle i: KiB per socket"] == guard.Figure(12.0, 0.9, 3, False)
+    assert now["subs s: KiB per socket"].runs == 3
+    assert now["presence p: broker messages a change"] == guard.Figure(0.3, 0.1, 3, False)
+    assert now["notify d: notifications/s"] == guard.Figure(1_000, 200, 3, True)
+    assert now["sweep w: changed chats ms"] == guard.Figure(1.1, 0.3, 3, False)
+    assert now["rebind r: s until bound again"] == guard.Figure(4.5, 1.0, 3, False)
+    assert now["owncopy o: daemon us a post with the own copy"].runs == 3
+    assert now["bindrate b: perchat bind x4 s"] == guard.Figure(2.9, 0.3, 3, False)
+    assert all(f.spread is not None for f in now.values())
+    verdicts = {c.key: c.verdict for c in guard.compare({
+        "max m: max deliveries/s": 23_500,  # the median fell by 3,500 > 3,000
+        "idle i: KiB per socket": 11.5,  # rose by 0.5 <= 0.9: noise
+        "rebind r: s until bound again": 3.0,  # 1.5 s slower > 1.0
+    }, now) if c.before is not None}
+    assert verdicts == {"max m: max deliveries/s": "fell", "idle i: KiB per socket": "within",
+                        "rebind r: s until bound again": "fell"}
