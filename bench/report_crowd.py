@@ -156,9 +156,9 @@ def tables(results: list[dict[str, Any]]) -> list[str]:
                 "Idle sockets, each of its own user and subscribed to 5 chats (socket i to "
                 "chats 5i .. 5i + 4 mod the chats), presence on (the default grace): each "
                 "newcomer is a presence change its chats' earlier subscribers are told of. "
-                "KiB a socket = (RSS held - RSS before the first cycle) / sockets per "
-                "daemon; the row is the median cycle's (each cycle: open them all, hold, "
-                "close them all, wait out the grace), each cycle's KiB in brackets.", "",
+                "KiB a socket = (RSS held - RSS before) / sockets per daemon; three runs, "
+                "each on fresh daemons and a fresh store: the row is the median run's, each "
+                "run's KiB in brackets.", "",
                 "| run | sockets | subscriptions | failed | set-up /s | presence frames | "
                 "broker messages | KiB a socket | KiB a subscription | RSS MiB before / "
                 "held / after the close |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -179,8 +179,8 @@ def tables(results: list[dict[str, Any]]) -> list[str]:
 
 
 def _cycles(s: dict[str, Any]) -> str:
-    """" (median of the cycles: a / b / c)" when the run had several."""
+    """" (the median of N runs: a / b / c)" when there were several."""
     runs = s.get("kib_per_socket_runs", [])
     if len(runs) < 2:
         return ""
-    return f" (the median of {len(runs)} cycles: {' / '.join(f'{k:.1f}' for k in runs)})"
+    return f" (the median of {len(runs)} runs: {' / '.join(f'{k:.1f}' for k in runs)})"
