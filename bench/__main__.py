@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sockets", type=int, default=19_900)
     p.add_argument("--chats", type=int, default=2000)
     p.add_argument("--per-socket", type=int, default=5, help="subscriptions a socket")
-    p.add_argument("--cycles", type=int, default=3, help="open and close this many times")
+    p.add_argument("--runs", type=int, default=3, help="runs, each on fresh daemons")
     p = sub.add_parser("sweep", help="one sweep's query: the full check against the changed")
     _common(p)
     p.add_argument("--chats", type=int, default=20_000, help="chats the daemon follows")
@@ -174,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
                                 args.duration, args.runs, args.workers)
         else:
             result = subs.subscriptions(args.setup, args.sockets, args.chats,
-                                        args.per_socket, args.workers, args.cycles)
+                                        args.per_socket, args.workers, args.runs)
     elif args.scenario == "timeline":
         result = scenarios.timeline(args.setup, args.events, args.repeats, args.runs)
     elif args.scenario == "sweep":

@@ -75,7 +75,7 @@ def target_rows(results: list[dict[str, Any]]) -> list[str]:
             verdict = "**not met**"
         rows.append(f"| {target} | `{r['label']}` | {s['opened']:,} sockets, "
                     f"{s['subscriptions']:,} subscriptions, {s['kib_per_socket']:.1f} KiB a "
-                    f"socket{_cycles(s)} | {verdict} |")
+                    f"socket{_runs(s)} | {verdict} |")
     return rows
 
 
@@ -173,12 +173,12 @@ def tables(results: list[dict[str, Any]]) -> list[str]:
             out.append(f"| `{r['label']}` | {s['opened']:,} | {s['subscriptions']:,} | "
                        f"{s['failed']} | {_num(s['setup_per_s'])} | {s['frames']:,} | "
                        f"{s['broker_messages']:,} | {s['kib_per_socket']:.1f}"
-                       f"{_cycles(s).replace('the median of ', '')} | "
+                       f"{_runs(s).replace('the median of ', '')} | "
                        f"{s['kib_per_subscription']:.1f} | {rss} |")
     return out
 
 
-def _cycles(s: dict[str, Any]) -> str:
+def _runs(s: dict[str, Any]) -> str:
     """" (the median of N runs: a / b / c)" when there were several."""
     runs = s.get("kib_per_socket_runs", [])
     if len(runs) < 2:

@@ -17,19 +17,19 @@ PER_WORKER = 4000
 
 
 def subscriptions(setup: str, sockets: int, chats: int, per_socket: int,
-                  workers: int, cycles: int = 3) -> Result:
+                  workers: int, runs: int = 3) -> Result:
     """``sockets`` sockets, socket i of user i subscribed to chats 5i .. 5i + 4 (mod
     ``chats``), opened (each waits for all its `subscribed` replies; every newcomer is a
-    presence change its chats' earlier subscribers are told of), held, closed; ``cycles``
-    runs, each on fresh daemons and a fresh store (a second fill of the same daemon holds
+    presence change its chats' earlier subscribers are told of), held, closed; ``runs``
+    times, each on fresh daemons and a fresh store (a second fill of the same daemon holds
     what the allocator kept from the first: that is the leak check's question, not this
     figure's). KiB a socket: RSS held over the RSS before, per socket; the figure is the
     median run's."""
     result = Result("subs", setup, {"sockets": sockets, "chats": chats,
-                                    "per_socket": per_socket, "cycles": cycles})
+                                    "per_socket": per_socket, "runs": runs})
     workers = max(workers, -(-sockets // PER_WORKER))
-    runs: list[tuple[dict[str, Any], list[DaemonFigures]]] = []
-    for cycle in range(max(1, cycles)):
+    done: list[tuple[dict[str, Any], list[DaemonFigures]]] = []
+    for number in range(max(1, runs)):
         with deployment(setup, metrics=True) as dep:
             mine = [tuple((i * per_socket + k) % chats for k in range(per_socket))
                     for i in range(sockets)]
@@ -44,26 +44,26 @@ def subscriptions(setup: str, sockets: int, chats: int, per_socket: int,
                 time.sleep(0.5)
                 watch = Watch(dep)
                 before = [d.rss_kib() for d in daemons]
-                run = _cycle(dep, gen, sockets, per_socket, before)
-                runs.append((run, watch.figures()))
+                run = _fill(dep, gen, sockets, per_socket, before)
+                done.append((run, watch.figures()))
             finally:
                 gen.quit()
-        log(f"  subs {setup} run {cycle + 1}: {_line(run)}")
-    ordered = sorted(range(len(runs)), key=lambda i: runs[i][0]["kib_per_socket"])
-    median, result.daemons = runs[ordered[len(ordered) // 2]]
-    result.steps = [run for run, _ in runs]
+        log(f"  subs {setup} run {number + 1}: {_line(run)}")
+    ordered = sorted(range(len(done)), key=lambda i: done[i][0]["kib_per_socket"])
+    median, result.daemons = done[ordered[len(ordered) // 2]]
+    result.steps = [run for run, _ in done]
     result.summary = dict(median)
     result.summary["kib_per_socket_runs"] = [run["kib_per_socket"] for run in result.steps]
     for key in ("failed", "duplicate", "wrong", "errors"):
         result.summary[key] = sum(run[key] for run in result.steps)
     s = result.summary
-    log(f"  subs {setup} {sockets} x {per_socket}, the median of {len(runs)} runs "
+    log(f"  subs {setup} {sockets} x {per_socket}, the median of {len(done)} runs "
         f"{s['kib_per_socket_runs']} KiB a socket: {_line(s)}; RSS "
         f"{[f.rss_before_kib for f in result.daemons]} before")
     return result
 
 
-def _cycle(dep: Deployment, gen: Crowd, sockets: int, per_socket: int,
+def _fill(dep: Deployment, gen: Crowd, sockets: int, per_socket: int,
            before: list[int]) -> dict[str, Any]:
     """Open every socket, hold, measure, close them all."""
     daemons = dep.daemons
